@@ -1,0 +1,39 @@
+// The machine-readable result of a run (--json) and writing it safely.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "gcn/dataset.hpp"
+#include "gcn/trainer.hpp"
+
+namespace gcn {
+
+struct RunReport {
+  const Dataset* dataset = nullptr;
+  TrainConfig config;
+  std::string dataset_arg;  // as given on the command line
+  std::string data_root;
+  std::string device_arg;   // as given: cpu, cuda, cuda:N, auto
+  std::string device;       // what ran: Backend::describe()
+  int threads = 0;
+  bool normalize_features = true;
+  double load_s = 0;
+  const TrainResult* result = nullptr;
+};
+
+// {dataset, config, device, history, final, timing}; see README.md.
+nlohmann::json to_json(const RunReport& report);
+
+// Writes atomically: a temporary file beside the target, flushed and fsynced,
+// then renamed over it. A failure leaves any previous file untouched and
+// throws gcn::Error naming the path and the reason.
+void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
+
+// Throws gcn::UsageError when `path` cannot be written (missing or unwritable
+// directory), so a long run does not fail only at its end.
+void check_writable(const std::filesystem::path& path, const char* option);
+
+}  // namespace gcn

@@ -1,0 +1,251 @@
+// The CPU backend: the reference every CUDA op is tested against, and the
+// fallback. Rows are spread over OpenMP threads; every reduction runs in a
+// fixed order (double accumulators), so results do not depend on the thread
+// count.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "gcn/backend.hpp"
+#include "gcn/devices.hpp"
+#include "gcn/error.hpp"
+#include "gcn/rng.hpp"
+
+namespace gcn {
+namespace {
+
+// Below this many elements a parallel region costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 14;
+
+void require(bool ok, const char* op, const std::string& detail) {
+  if (!ok) throw Error(fmt::format("{}: {}", op, detail));
+}
+
+std::string shape(ConstMatRef m) { return fmt::format("({}, {})", m.rows, m.cols); }
+
+class CpuSparse final : public SparseMatrix {
+ public:
+  explicit CpuSparse(CsrMatrix m) : SparseMatrix(m.n_rows, m.n_cols, m.nnz()), csr(std::move(m)) {}
+  CsrMatrix csr;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()) {}
+
+  DeviceKind kind() const override { return DeviceKind::kCpu; }
+  std::string describe() const override {
+    return fmt::format("cpu ({} thread{})", n_threads_, n_threads_ == 1 ? "" : "s");
+  }
+
+  void* allocate(std::size_t bytes) override {
+    // 64-byte alignment for vector loads; aligned_alloc needs a multiple of it.
+    const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) {
+      throw DeviceError(fmt::format("cpu: out of memory allocating {} bytes", bytes));
+    }
+    return p;
+  }
+  void deallocate(void* ptr) noexcept override { std::free(ptr); }
+  void upload(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void fill_zero(void* dst, std::size_t bytes) override { std::memset(dst, 0, bytes); }
+  void synchronize() override {}
+
+  std::unique_ptr<SparseMatrix> upload_csr(const CsrMatrix& host) override {
+    host.validate("upload_csr");
+    return std::make_unique<CpuSparse>(host);
+  }
+
+  void spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c) override {
+    const auto* a = dynamic_cast<const CpuSparse*>(&a_base);
+    require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
+    require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
+            fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)));
+    const CsrMatrix& m = a->csr;
+    const int64_t n = b.cols;
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (a->nnz() * n > kParallelMin)
+    for (int64_t i = 0; i < m.n_rows; ++i) {
+      float* out = c.data + i * n;
+      std::fill(out, out + n, 0.0f);
+      for (int32_t e = m.indptr[i]; e < m.indptr[i + 1]; ++e) {
+        const float w = m.values[e];
+        const float* row = b.data + static_cast<int64_t>(m.indices[e]) * n;
+        for (int64_t j = 0; j < n; ++j) out[j] += w * row[j];
+      }
+    }
+  }
+
+  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
+    const int64_t m = trans_a ? a.cols : a.rows;
+    const int64_t k = trans_a ? a.rows : a.cols;
+    const int64_t kb = trans_b ? b.cols : b.rows;
+    const int64_t n = trans_b ? b.rows : b.cols;
+    require(k == kb && c.rows == m && c.cols == n, "gemm",
+            fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b),
+                        shape(c), trans_a, trans_b));
+#pragma omp parallel num_threads(n_threads_) if (m * n * k > kParallelMin)
+    {
+      std::vector<double> acc(static_cast<std::size_t>(n));
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < m; ++i) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t p = 0; p < k; ++p) {
+          const double aip = trans_a ? a.data[p * a.cols + i] : a.data[i * a.cols + p];
+          if (aip == 0.0) continue;
+          if (!trans_b) {
+            const float* row = b.data + p * b.cols;
+            for (int64_t j = 0; j < n; ++j) acc[j] += aip * row[j];
+          } else {
+            for (int64_t j = 0; j < n; ++j) acc[j] += aip * b.data[j * b.cols + p];
+          }
+        }
+        for (int64_t j = 0; j < n; ++j) c.data[i * n + j] = static_cast<float>(acc[j]);
+      }
+    }
+  }
+
+  void add_bias(MatRef x, const float* bias) override {
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (x.size() > kParallelMin)
+    for (int64_t i = 0; i < x.rows; ++i) {
+      float* row = x.data + i * x.cols;
+      for (int64_t j = 0; j < x.cols; ++j) row[j] += bias[j];
+    }
+  }
+
+  void column_sum(ConstMatRef x, float* out) override {
+    std::vector<double> acc(static_cast<std::size_t>(x.cols), 0.0);
+    for (int64_t i = 0; i < x.rows; ++i) {
+      const float* row = x.data + i * x.cols;
+      for (int64_t j = 0; j < x.cols; ++j) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < x.cols; ++j) out[j] = static_cast<float>(acc[j]);
+  }
+
+  void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed, uint64_t stream) override {
+    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", shape(x) + " -> " + shape(y));
+    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", fmt::format("p = {} outside [0, 1)", p));
+    const int64_t n = x.size();
+    const float scale = 1.0f / (1.0f - p);
+    const bool drop = p > 0.0f;
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x.data[i];
+      const bool keep = !drop || dropout_keep(seed, stream, static_cast<uint64_t>(i), p);
+      y.data[i] = (v > 0.0f && keep) ? v * scale : 0.0f;
+    }
+  }
+
+  void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) override {
+    require(dy.size() == y.size() && dx.size() == y.size(), "relu_dropout_backward",
+            shape(dy) + ", " + shape(y) + " -> " + shape(dx));
+    const int64_t n = y.size();
+    const float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) dx.data[i] = y.data[i] > 0.0f ? dy.data[i] * scale : 0.0f;
+  }
+
+  void log_softmax(ConstMatRef x, MatRef y) override {
+    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", shape(x) + " -> " + shape(y));
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (x.size() > kParallelMin)
+    for (int64_t i = 0; i < x.rows; ++i) {
+      const float* in = x.data + i * x.cols;
+      const float lse = row_logsumexp(in, x.cols);
+      float* out = y.data + i * x.cols;
+      for (int64_t j = 0; j < x.cols; ++j) out[j] = in[j] - lse;
+    }
+  }
+
+  void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split,
+                       uint8_t mask_bit, int64_t n_masked, float* loss_out, float* grad) override {
+    const int64_t n_rows = logits.rows;
+    const int64_t n_cls = logits.cols;
+    const double inv_count = n_masked > 0 ? 1.0 / static_cast<double>(n_masked) : 0.0;
+    // Per-row terms first, summed afterwards in row order: the same total for any thread count.
+    std::vector<double> terms(static_cast<std::size_t>(n_rows), 0.0);
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (logits.size() > kParallelMin)
+    for (int64_t i = 0; i < n_rows; ++i) {
+      const float* in = logits.data + i * n_cls;
+      float* g = grad != nullptr ? grad + i * n_cls : nullptr;
+      if ((split[i] & mask_bit) == 0) {
+        if (g != nullptr) std::fill(g, g + n_cls, 0.0f);
+        continue;
+      }
+      const int32_t label = labels[i];
+      const float lse = row_logsumexp(in, n_cls);
+      terms[i] = -(static_cast<double>(in[label]) - lse);
+      if (g != nullptr) {
+        for (int64_t j = 0; j < n_cls; ++j) {
+          const float prob = std::exp(in[j] - lse);
+          g[j] = static_cast<float>(((j == label ? prob - 1.0f : prob)) * inv_count);
+        }
+      }
+    }
+    double total = 0.0;
+    for (int64_t i = 0; i < n_rows; ++i) total += terms[i];
+    *loss_out = static_cast<float>(total * inv_count);
+  }
+
+  void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* pred,
+                      int32_t* correct_out) override {
+    int32_t correct[3] = {0, 0, 0};
+    for (int64_t i = 0; i < logits.rows; ++i) {
+      const float* in = logits.data + i * logits.cols;
+      int32_t best = 0;
+      for (int64_t j = 1; j < logits.cols; ++j) {
+        if (in[j] > in[best]) best = static_cast<int32_t>(j);
+      }
+      if (pred != nullptr) pred[i] = best;
+      if (best == labels[i]) {
+        for (int bit = 0; bit < 3; ++bit) correct[bit] += (split[i] >> bit) & 1;
+      }
+    }
+    std::copy(correct, correct + 3, correct_out);
+  }
+
+  void adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
+                 const AdamConfig& cfg, int64_t step) override {
+    // As torch.optim.Adam (single-tensor path): the bias corrections are Python
+    // floats (double), the element-wise update runs in float32.
+    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
+    const float step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
+    const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+    const float one_minus_b1 = 1.0f - cfg.beta1;
+    const float one_minus_b2 = 1.0f - cfg.beta2;
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = grads[i] + cfg.weight_decay * params[i];
+      m[i] = m[i] * cfg.beta1 + one_minus_b1 * g;
+      v[i] = v[i] * cfg.beta2 + one_minus_b2 * g * g;
+      const float denom = std::sqrt(v[i]) / bc2_sqrt + cfg.eps;
+      params[i] -= step_size * (m[i] / denom);
+    }
+  }
+
+ private:
+  static float row_logsumexp(const float* in, int64_t n) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, in[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(static_cast<double>(in[j] - mx));
+    return mx + static_cast<float>(std::log(sum));
+  }
+
+  int n_threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace gcn
