@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The one command a GPU session runs, from the project root, after
+# `source .gpu/env.sh`:
+#   versions -> CUDA build for the present GPU -> ctest (GCN_REQUIRE_GPU=1)
+#   -> compute-sanitizer memcheck + racecheck on test_cuda_ops, memcheck on a
+#   short training run -> Cora on cuda and cpu with --json (accuracy, ms/epoch)
+# Every step is time-bounded, and the whole script stays under a 6-minute
+# budget (later steps get what is left). It goes on past failures, writes a
+# summary (to $OUT/summary.txt when $OUT is set, with logs under $OUT/logs),
+# and exits non-zero if anything failed.
+set -u -o pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+
+BUDGET_S=${GCN_CHECK_BUDGET_S:-350}
+RESULTS=${OUT:-$PWD/out/gpu-check}
+LOGS=$RESULTS/logs
+BUILD=${GCN_CHECK_BUILD_DIR:-build-gpu}
+mkdir -p "$LOGS"
+# A GPU session: the CUDA tests must run, not skip.
+export GCN_REQUIRE_GPU=1
+SUMMARY=$RESULTS/summary.txt
+: >"$SUMMARY"
+
+failures=()
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+# run_step NAME LIMIT_S CMD...: runs CMD with its output in $LOGS/NAME.log,
+# bounded by LIMIT_S and by what is left of the budget. Returns CMD's status.
+run_step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((BUDGET_S - SECONDS - 5))
+  if ((left < 10)); then
+    note "[skip] $name: out of time (budget ${BUDGET_S}s)"
+    return 124
+  fi
+  ((limit > left)) && limit=$left
+  local start=$SECONDS
+  echo "== $name (limit ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@" >"$LOGS/$name.log" 2>&1
+  local rc=$?
+  local took=$((SECONDS - start))
+  if ((rc == 124 || rc == 137)); then
+    echo "   TIMED OUT after ${took}s (log: $LOGS/$name.log)"
+  else
+    echo "   rc=$rc in ${took}s (log: $LOGS/$name.log)"
+  fi
+  return $rc
+}
+
+fail() {
+  failures+=("$1")
+  note "[FAIL] $1"
+}
+
+# ---- versions (informational; failures tolerated) ---------------------------
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "--- nvcc"; nvcc --version 2>&1 | tail -n 2
+  echo "--- cmake"; cmake --version 2>&1 | head -n 1
+  echo "--- nvidia-smi"; timeout 20 nvidia-smi 2>&1 | head -n 20
+  echo "--- python"
+  python3 --version 2>&1
+  timeout 60 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -n 1
+  timeout 60 python3 -c 'import torch_geometric; print("torch_geometric", torch_geometric.__version__)' 2>&1 | tail -n 1
+} >"$LOGS/versions.log" 2>&1
+cat "$LOGS/versions.log"
+
+gpu_name=$(timeout 20 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+arch=$(timeout 20 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '. \r')
+if [[ ! $arch =~ ^[0-9]+$ ]]; then
+  note "[warn] could not read compute_cap from nvidia-smi; building for sm_90"
+  arch=90
+fi
+note "gpu: ${gpu_name:-unknown} (sm_$arch)"
+
+# ---- build -------------------------------------------------------------------
+built=0
+if run_step configure 90 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGCN_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch"; then
+  if run_step build 200 cmake --build "$BUILD" -j "$(nproc)"; then
+    built=1
+    note "[ok] build (sm_$arch)"
+  else
+    fail "build (see $LOGS/build.log)"
+    tail -n 30 "$LOGS/build.log"
+  fi
+else
+  fail "configure (see $LOGS/configure.log)"
+  tail -n 30 "$LOGS/configure.log"
+fi
+
+TEST_BIN=$BUILD/tests/test_cuda_ops
+TRAIN_BIN=$BUILD/src/gcn-train
+SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+
+if ((built)); then
+  # ---- tests -----------------------------------------------------------------
+  run_step ctest 90 ctest --test-dir "$BUILD" --output-on-failure -j 4
+  rc=$?
+  tests_line=$(grep -E 'tests passed|tests failed' "$LOGS/ctest.log" | tail -n 1)
+  if ((rc == 0)); then
+    note "[ok] ctest: ${tests_line:-passed}"
+  else
+    fail "ctest (rc=$rc): ${tests_line:-no summary line}"
+    grep -E '^\s+[0-9]+ - ' "$LOGS/ctest.log" | head -n 20 | tee -a "$SUMMARY"
+  fi
+
+  # ---- sanitizers ------------------------------------------------------------
+  # sanitize NAME TOOL CMD...: counts the errors compute-sanitizer reports.
+  sanitize() {
+    local name=$1 tool=$2
+    shift 2
+    if [[ ! -x $SANITIZER ]]; then
+      fail "$name: compute-sanitizer not found"
+      return
+    fi
+    run_step "$name" 75 "$SANITIZER" --tool "$tool" --error-exitcode 99 "$@"
+    local rc=$?
+    local summary
+    summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOGS/$name.log" | tail -n 1 | sed 's/^=* *//')
+    if ((rc == 0)); then
+      note "[ok] $name: ${summary:-no summary line}"
+    else
+      fail "$name (rc=$rc): ${summary:-no summary line}"
+    fi
+  }
+  sanitize memcheck-tests memcheck "$TEST_BIN"
+  sanitize racecheck-tests racecheck "$TEST_BIN"
+  sanitize memcheck-train memcheck "$TRAIN_BIN" --dataset cora --device cuda --epochs 20 --quiet
+
+  # ---- Cora on both devices --------------------------------------------------
+  for device in cuda cpu; do
+    json=$RESULTS/cora-$device.json
+    rm -f "$json"
+    if run_step "train-$device" 90 "$TRAIN_BIN" --dataset cora --device "$device" --seed 0 --json "$json" --quiet; then
+      # The keys are searched for anywhere in the report, so a change in its
+      # nesting does not break the summary.
+      line=$(python3 - "$json" <<'PY' 2>&1
+import json, sys
+def walk(node, path=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from walk(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk(v, f"{path}[{i}]")
+    else:
+        yield path, node
+with open(sys.argv[1]) as f:
+    report = json.load(f)
+found = [(p, v) for p, v in walk(report)
+         if isinstance(v, (int, float)) and ("acc" in p.split(".")[-1] or p.split(".")[-1] == "epoch_ms_median")]
+print(", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in found) or "no accuracy/epoch_ms_median keys")
+PY
+      )
+      note "[ok] cora --device $device: $line"
+    else
+      fail "cora --device $device (see $LOGS/train-$device.log)"
+      tail -n 5 "$LOGS/train-$device.log" | tee -a "$SUMMARY"
+    fi
+  done
+fi
+
+note "elapsed: ${SECONDS}s of ${BUDGET_S}s"
+if ((${#failures[@]} > 0)); then
+  note "RESULT: FAILED (${#failures[@]}): ${failures[*]}"
+  exit 1
+fi
+note "RESULT: all checks passed"

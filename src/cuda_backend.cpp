@@ -1,0 +1,436 @@
+// The CUDA backend's host side: the device, its stream, cuBLAS and cuSPARSE
+// handles bound to that stream, device memory, and the launchers of the
+// hand-written kernels (kernels/). Every op is enqueued on the backend's own
+// non-blocking stream (nothing on the legacy default stream), and no op
+// allocates once its workspaces have grown to the run's sizes, so an epoch can
+// later be captured into a CUDA graph.
+//
+// Compiled by the host compiler: only the C runtime API and the library
+// headers, no CUDA C++.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cusparse.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "adam.hpp"
+#include "check.hpp"
+#include "classifier.hpp"
+#include "elementwise.hpp"
+#include "gcn/backend.hpp"
+#include "gcn/devices.hpp"
+#include "gcn/error.hpp"
+#include "reduce.hpp"
+
+#define CUBLAS_CHECK(call) \
+  GCN_CHECK_STATUS("cuBLAS", call, cublasStatus_t, CUBLAS_STATUS_SUCCESS, cublasGetStatusString)
+#define CUSPARSE_CHECK(call) \
+  GCN_CHECK_STATUS("cuSPARSE", call, cusparseStatus_t, CUSPARSE_STATUS_SUCCESS, cusparseGetErrorString)
+
+namespace gcn {
+namespace {
+
+void require(bool ok, const char* op, const std::string& detail) {
+  if (!ok) throw Error(fmt::format("{}: {}", op, detail));
+}
+
+std::string shape(ConstMatRef m) { return fmt::format("({}, {})", m.rows, m.cols); }
+
+// ---- RAII wrappers (move-only; destructors log, never throw) ---------------
+
+template <class T, class Destroy>
+struct HandleDeleter {
+  void operator()(T* p) const noexcept {
+    if (p != nullptr) Destroy{}(p);
+  }
+};
+
+struct DestroyStream {
+  void operator()(CUstream_st* s) const noexcept {
+    if (cudaStreamDestroy(s) != cudaSuccess) spdlog::warn("cudaStreamDestroy failed");
+  }
+};
+struct DestroyCublas {
+  void operator()(cublasContext* h) const noexcept {
+    if (cublasDestroy(h) != CUBLAS_STATUS_SUCCESS) spdlog::warn("cublasDestroy failed");
+  }
+};
+struct DestroyCusparse {
+  void operator()(cusparseContext* h) const noexcept {
+    if (cusparseDestroy(h) != CUSPARSE_STATUS_SUCCESS) spdlog::warn("cusparseDestroy failed");
+  }
+};
+struct DestroySpMat {
+  void operator()(cusparseSpMatDescr* d) const noexcept {
+    if (cusparseDestroySpMat(d) != CUSPARSE_STATUS_SUCCESS) spdlog::warn("cusparseDestroySpMat failed");
+  }
+};
+struct DestroyDnMat {
+  void operator()(const cusparseDnMatDescr* d) const noexcept {
+    if (cusparseDestroyDnMat(d) != CUSPARSE_STATUS_SUCCESS) spdlog::warn("cusparseDestroyDnMat failed");
+  }
+};
+
+using StreamPtr = std::unique_ptr<CUstream_st, HandleDeleter<CUstream_st, DestroyStream>>;
+using CublasPtr = std::unique_ptr<cublasContext, HandleDeleter<cublasContext, DestroyCublas>>;
+using CusparsePtr = std::unique_ptr<cusparseContext, HandleDeleter<cusparseContext, DestroyCusparse>>;
+using SpMatPtr = std::unique_ptr<cusparseSpMatDescr, HandleDeleter<cusparseSpMatDescr, DestroySpMat>>;
+using DnMatPtr = std::unique_ptr<const cusparseDnMatDescr, HandleDeleter<const cusparseDnMatDescr, DestroyDnMat>>;
+
+void* device_malloc(std::size_t bytes, int device) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, std::max<std::size_t>(bytes, 1));
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // an allocation failure is not sticky: clear it for the next check
+    std::size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+    constexpr double kMiB = 1024.0 * 1024.0;
+    throw DeviceError(fmt::format(
+        "cuda:{}: cannot allocate {} bytes ({:.1f} MiB) of device memory: {} ({:.1f} MiB free of {:.1f} MiB)",
+        device, bytes, static_cast<double>(bytes) / kMiB, cudaGetErrorString(err),
+        static_cast<double>(free_bytes) / kMiB, static_cast<double>(total_bytes) / kMiB));
+  }
+  return p;
+}
+
+void device_free(void* p) noexcept {
+  if (p == nullptr) return;
+  const cudaError_t err = cudaFree(p);
+  if (err != cudaSuccess) spdlog::warn("cudaFree failed: {}", cudaGetErrorString(err));
+}
+
+// Owning device memory.
+class DeviceMemory {
+ public:
+  DeviceMemory() = default;
+  DeviceMemory(std::size_t bytes, int device) : ptr_(device_malloc(bytes, device)), bytes_(bytes) {}
+  ~DeviceMemory() { device_free(ptr_); }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  DeviceMemory(DeviceMemory&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  DeviceMemory& operator=(DeviceMemory&& o) noexcept {
+    if (this != &o) {
+      device_free(ptr_);
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  void* get() const { return ptr_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+// A CSR matrix on the device with its cuSPARSE descriptor. The descriptor
+// holds raw pointers into the three arrays, which live exactly as long.
+class CudaSparse final : public SparseMatrix {
+ public:
+  CudaSparse(const CsrMatrix& host, int device, cudaStream_t stream)
+      : SparseMatrix(host.n_rows, host.n_cols, host.nnz()),
+        indptr_(host.indptr.size() * sizeof(int32_t), device),
+        indices_(host.indices.size() * sizeof(int32_t), device),
+        values_(host.values.size() * sizeof(float), device) {
+    copy(indptr_, host.indptr.data(), host.indptr.size() * sizeof(int32_t), stream);
+    copy(indices_, host.indices.data(), host.indices.size() * sizeof(int32_t), stream);
+    copy(values_, host.values.data(), host.values.size() * sizeof(float), stream);
+    CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vectors may go once we return
+    // No descriptor for an empty product: spmm writes zeros itself.
+    if (rows() > 0 && cols() > 0 && nnz() > 0) {
+      cusparseSpMatDescr_t d = nullptr;
+      CUSPARSE_CHECK(cusparseCreateCsr(&d, rows(), cols(), nnz(), indptr_.get(), indices_.get(), values_.get(),
+                                       CUSPARSE_INDEX_32I, CUSPARSE_INDEX_32I, CUSPARSE_INDEX_BASE_ZERO,
+                                       CUDA_R_32F));
+      descr_.reset(d);
+    }
+  }
+  cusparseSpMatDescr_t descr() const { return descr_.get(); }
+
+ private:
+  static void copy(const DeviceMemory& dst, const void* src, std::size_t bytes, cudaStream_t stream) {
+    if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst.get(), src, bytes, cudaMemcpyHostToDevice, stream));
+  }
+
+  DeviceMemory indptr_;   // (rows + 1) int32
+  DeviceMemory indices_;  // (nnz) int32
+  DeviceMemory values_;   // (nnz) float
+  SpMatPtr descr_;
+};
+
+// cuBLAS wants a workspace of its own under graph capture (it would otherwise
+// allocate); 32 MiB is NVIDIA's recommendation for Hopper.
+constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    name_ = prop.name;
+    n_sms_ = prop.multiProcessorCount;
+    total_bytes_ = prop.totalGlobalMem;
+
+    cudaStream_t s = nullptr;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    stream_.reset(s);
+
+    cublasHandle_t cb = nullptr;
+    CUBLAS_CHECK(cublasCreate(&cb));
+    cublas_.reset(cb);
+    CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream_.get()));
+    // Plain FP32 (no TF32): the results must match the CPU's float math.
+    CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
+    cublas_workspace_ = DeviceMemory(kCublasWorkspaceBytes, device_);
+    CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_workspace_.get(), cublas_workspace_.bytes()));
+
+    cusparseHandle_t sp = nullptr;
+    CUSPARSE_CHECK(cusparseCreate(&sp));
+    cusparse_.reset(sp);
+    CUSPARSE_CHECK(cusparseSetStream(cusparse_.get(), stream_.get()));
+  }
+
+  ~CudaBackend() override {
+    // Queued work may still use the workspaces freed below.
+    if (stream_ && cudaStreamSynchronize(stream_.get()) != cudaSuccess) {
+      spdlog::warn("cuda:{}: stream synchronisation failed at shutdown", device_);
+    }
+  }
+
+  DeviceKind kind() const override { return DeviceKind::kCuda; }
+  std::string describe() const override {
+    return fmt::format("cuda:{} {} ({} SMs, {:.1f} GiB)", device_, name_, n_sms_,
+                       static_cast<double>(total_bytes_) / (1024.0 * 1024.0 * 1024.0));
+  }
+
+  // ---- memory ---------------------------------------------------------------
+  void* allocate(std::size_t bytes) override { return device_malloc(bytes, device_); }
+  void deallocate(void* ptr) noexcept override { device_free(ptr); }
+  void upload(void* dst, const void* host_src, std::size_t bytes) override {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_.get()));
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // host_src may be freed once we return
+  }
+  void download(void* host_dst, const void* src, std::size_t bytes) override {
+    if (bytes == 0) {
+      synchronize();
+      return;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_.get()));
+    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  }
+  void fill_zero(void* dst, std::size_t bytes) override {
+    if (bytes > 0) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_.get()));
+  }
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
+
+  // ---- sparse ---------------------------------------------------------------
+  std::unique_ptr<SparseMatrix> upload_csr(const CsrMatrix& host) override {
+    host.validate("upload_csr");
+    return std::make_unique<CudaSparse>(host, device_, stream_.get());
+  }
+
+  void spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c) override {
+    const auto* a = dynamic_cast<const CudaSparse*>(&a_base);
+    require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
+    require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
+            fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)));
+    if (c.size() == 0) return;
+    // cuSPARSE documents beta == 0 as overwriting C, but zeroing first costs
+    // one memset and makes sure no stale NaN in C can leak through 0 * NaN.
+    fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
+    if (a->descr() == nullptr) return;  // no non-zeros: C = 0
+
+    cusparseConstDnMatDescr_t b_raw = nullptr;
+    CUSPARSE_CHECK(cusparseCreateConstDnMat(&b_raw, b.rows, b.cols, b.cols, b.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
+    const DnMatPtr b_descr(b_raw);
+    cusparseDnMatDescr_t c_raw = nullptr;
+    CUSPARSE_CHECK(cusparseCreateDnMat(&c_raw, c.rows, c.cols, c.cols, c.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
+    const DnMatPtr c_descr(c_raw);
+
+    // CSR_ALG2: cuSPARSE documents it as the fast choice for row-major dense
+    // operands (DGL moved to it for that) and as bit-wise deterministic run to
+    // run for a non-transposed A; only op(A) = Aᵀ is documented as possibly
+    // non-deterministic, and we never transpose A (Âᵀ = Â; Xᵀ is stored as its
+    // own CSR). CSR_ALG1 is avoided on sm_89 by PyTorch (illegal memory access
+    // reports); CSR_ALG3 gains only with preprocessing.
+    // If a shape is ever refused (NOT_SUPPORTED), fall back to CSR_ALG1, also
+    // deterministic for a non-transposed A, rather than fail the run.
+    const float alpha = 1.0f, beta = 0.0f;
+    cusparseSpMMAlg_t alg = CUSPARSE_SPMM_CSR_ALG2;
+    std::size_t needed = 0;
+    auto buffer_size = [&] {
+      return cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                     CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a->descr(), b_descr.get(), &beta,
+                                     c_raw, CUDA_R_32F, alg, &needed);
+    };
+    if (buffer_size() == CUSPARSE_STATUS_NOT_SUPPORTED) {
+      spdlog::warn("cuSPARSE SpMM CSR_ALG2 does not support a ({}, {}) x ({}, {}) product; using CSR_ALG1",
+                   a->rows(), a->cols(), b.rows, b.cols);
+      alg = CUSPARSE_SPMM_CSR_ALG1;
+    }
+    CUSPARSE_CHECK(buffer_size());
+    void* workspace = grow(spmm_workspace_, needed);
+    CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                &alpha, a->descr(), b_descr.get(), &beta, c_raw, CUDA_R_32F, alg, workspace));
+  }
+
+  // ---- dense ----------------------------------------------------------------
+  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
+    const int64_t m = trans_a ? a.cols : a.rows;
+    const int64_t k = trans_a ? a.rows : a.cols;
+    const int64_t kb = trans_b ? b.cols : b.rows;
+    const int64_t n = trans_b ? b.rows : b.cols;
+    require(k == kb && c.rows == m && c.cols == n, "gemm",
+            fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b), shape(c),
+                        trans_a, trans_b));
+    require(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.cols <= INT_MAX && b.cols <= INT_MAX, "gemm",
+            "dimensions beyond 32-bit cuBLAS sizes");
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
+      return;
+    }
+    // cuBLAS is column-major and a row-major matrix is its column-major
+    // transpose, so compute Cᵀ (n, m) = op(B)ᵀ · op(A)ᵀ: B comes first, each
+    // operand keeps its own transpose flag, and every leading dimension is
+    // the stored row length (cols).
+    const float alpha = 1.0f, beta = 0.0f;
+    CUBLAS_CHECK(cublasSgemm(cublas_.get(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b.data,
+                             static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta, c.data,
+                             static_cast<int>(n)));
+  }
+
+  void add_bias(MatRef x, const float* bias) override {
+    kernels::launch_add_bias(x.data, bias, x.rows, x.cols, stream_.get());
+  }
+
+  void column_sum(ConstMatRef x, float* out) override {
+    const int64_t n_partial = kernels::column_sum_scratch(x.rows, x.cols);
+    auto* partial = static_cast<double*>(grow(scratch_, static_cast<std::size_t>(n_partial) * sizeof(double)));
+    kernels::launch_column_sum(x.data, x.rows, x.cols, out, partial, stream_.get());
+  }
+
+  void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed, uint64_t stream) override {
+    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", shape(x) + " -> " + shape(y));
+    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", fmt::format("p = {} outside [0, 1)", p));
+    kernels::launch_relu_dropout_forward(x.data, y.data, x.size(), p, seed, stream, stream_.get());
+  }
+
+  void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) override {
+    require(dy.size() == y.size() && dx.size() == y.size(), "relu_dropout_backward",
+            shape(dy) + ", " + shape(y) + " -> " + shape(dx));
+    require(p >= 0.0f && p < 1.0f, "relu_dropout_backward", fmt::format("p = {} outside [0, 1)", p));
+    kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, y.size(), p, stream_.get());
+  }
+
+  // ---- classifier -----------------------------------------------------------
+  void log_softmax(ConstMatRef x, MatRef y) override {
+    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", shape(x) + " -> " + shape(y));
+    kernels::launch_log_softmax(x.data, y.data, x.rows, x.cols, stream_.get());
+  }
+
+  void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                       int64_t n_masked, float* loss_out, float* grad) override {
+    require(n_masked >= 0 && n_masked <= logits.rows, "log_softmax_nll",
+            fmt::format("n_masked = {} for {} rows", n_masked, logits.rows));
+    auto* row_loss = static_cast<float*>(grow(scratch_, static_cast<std::size_t>(logits.rows) * sizeof(float)));
+    kernels::launch_log_softmax_nll(logits.data, labels, split, mask_bit, n_masked, logits.rows, logits.cols,
+                                    row_loss, loss_out, grad, stream_.get());
+  }
+
+  void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* pred,
+                      int32_t* correct_out) override {
+    require(logits.cols <= INT_MAX, "argmax_correct", "more columns than int32 indices");
+    kernels::launch_argmax_correct(logits.data, labels, split, logits.rows, logits.cols, pred, correct_out,
+                                   stream_.get());
+  }
+
+  // ---- optimizer ------------------------------------------------------------
+  void adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
+                 int64_t step) override {
+    require(step >= 1, "adam_step", fmt::format("step = {} (counts from 1)", step));
+    // As the CPU reference and torch.optim.Adam: bias corrections in double.
+    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
+    kernels::AdamStepParams hp{};
+    hp.beta1 = cfg.beta1;
+    hp.beta2 = cfg.beta2;
+    hp.eps = cfg.eps;
+    hp.weight_decay = cfg.weight_decay;
+    hp.step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
+    hp.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+    kernels::launch_adam_step(params, grads, m, v, n, hp, stream_.get());
+  }
+
+ private:
+  // A workspace that only grows. Growing waits for the stream, since queued
+  // work may still use the old buffer; at steady state nothing is allocated
+  // (which CUDA graph capture requires).
+  void* grow(DeviceMemory& buffer, std::size_t bytes) {
+    if (bytes > buffer.bytes()) {
+      synchronize();
+      buffer = DeviceMemory();  // free first: the old and new buffers need not coexist
+      buffer = DeviceMemory(bytes, device_);
+    }
+    return buffer.get();
+  }
+
+  int device_;
+  std::string name_;
+  int n_sms_ = 0;
+  std::size_t total_bytes_ = 0;
+  // Declared first so they are destroyed last, after the memory that queued work used.
+  StreamPtr stream_;
+  DeviceMemory cublas_workspace_;  // outlives the cuBLAS handle that uses it
+  CublasPtr cublas_;
+  CusparsePtr cusparse_;
+  DeviceMemory spmm_workspace_;  // cusparseSpMM external buffer
+  DeviceMemory scratch_;         // per-row loss terms, column-sum partials
+};
+
+}  // namespace
+
+bool cuda_compiled() { return true; }
+
+int cuda_device_count(std::string* why) {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (why != nullptr) *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(err);
+    return 0;
+  }
+  if (n <= 0) {
+    if (why != nullptr) *why = "cudaGetDeviceCount: no CUDA device found";
+    return 0;
+  }
+  return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device_index) {
+  std::string why;
+  const int n = cuda_device_count(&why);
+  if (n == 0) {
+    throw DeviceError(fmt::format("--device cuda: no usable CUDA GPU ({}); use --device cpu or --device auto", why));
+  }
+  if (device_index < 0 || device_index >= n) {
+    throw DeviceError(fmt::format("--device cuda:{}: no such GPU ({} CUDA device{} visible, cuda:0..cuda:{})",
+                                  device_index, n, n == 1 ? "" : "s", n - 1));
+  }
+  return std::make_unique<CudaBackend>(device_index);
+}
+
+}  // namespace gcn
