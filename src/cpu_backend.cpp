@@ -159,9 +159,9 @@ class CpuBackend final : public Backend {
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (x.size() > kParallelMin)
     for (int64_t i = 0; i < x.rows; ++i) {
       const float* in = x.data + i * x.cols;
-      const float lse = row_logsumexp(in, x.cols);
+      const RowStats st = row_stats(in, x.cols);
       float* out = y.data + i * x.cols;
-      for (int64_t j = 0; j < x.cols; ++j) out[j] = in[j] - lse;
+      for (int64_t j = 0; j < x.cols; ++j) out[j] = (in[j] - st.max) - st.log_sum;
     }
   }
 
@@ -181,11 +181,11 @@ class CpuBackend final : public Backend {
         continue;
       }
       const int32_t label = labels[i];
-      const float lse = row_logsumexp(in, n_cls);
-      terms[i] = -(static_cast<double>(in[label]) - lse);
+      const RowStats st = row_stats(in, n_cls);
+      terms[i] = -(static_cast<double>(in[label] - st.max) - st.log_sum);
       if (g != nullptr) {
         for (int64_t j = 0; j < n_cls; ++j) {
-          const float prob = std::exp(in[j] - lse);
+          const float prob = std::exp((in[j] - st.max) - st.log_sum);
           g[j] = static_cast<float>(((j == label ? prob - 1.0f : prob)) * inv_count);
         }
       }
@@ -233,12 +233,18 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  static float row_logsumexp(const float* in, int64_t n) {
+  // log_softmax(x)_j = (x_j - max) - log_sum: subtracting the max first keeps
+  // the shift exact even when |max| is so large that max + log_sum == max.
+  struct RowStats {
+    float max;
+    float log_sum;
+  };
+  static RowStats row_stats(const float* in, int64_t n) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, in[j]);
     double sum = 0.0;
     for (int64_t j = 0; j < n; ++j) sum += std::exp(static_cast<double>(in[j] - mx));
-    return mx + static_cast<float>(std::log(sum));
+    return {mx, static_cast<float>(std::log(sum))};
   }
 
   int n_threads_;

@@ -137,6 +137,13 @@ TEST_F(CpuOps, LossIsFiniteForExtremeLogits) {
   EXPECT_NEAR(loss / 1e30f, 2.0f / 3.0f, 1e-3);
 }
 
+// All-equal huge logits: log_softmax is exactly -log C, not 0.
+TEST_F(CpuOps, LogSoftmaxOfHugeUniformRowsIsMinusLogC) {
+  std::vector<float> x(8, 1e30f), y(8);
+  be->log_softmax(mat(x, 2, 4), mat(y, 2, 4));
+  for (float v : y) EXPECT_NEAR(v, -std::log(4.0f), 1e-6);
+}
+
 TEST_F(CpuOps, SpmmSmallByHand) {
   // a = [[1, 0, 2], [0, 0, 0], [0, 3, 0]]
   CsrMatrix a;

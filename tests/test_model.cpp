@@ -14,7 +14,7 @@
 #include "gcn/model.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/trainer.hpp"
-#include "test_data.hpp"
+#include "test_util.hpp"
 
 namespace gcn {
 namespace {
