@@ -18,6 +18,7 @@
 // atomics, which are exact in any order.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <type_traits>
@@ -185,6 +186,30 @@ static __global__ void argmax_correct_kernel(const float* __restrict__ logits,  
   if (threadIdx.x < 3 && block_correct[threadIdx.x] != 0) atomicAdd(&correct[threadIdx.x], block_correct[threadIdx.x]);
 }
 
+// The unfused baseline's second half: one thread per element of the log-probs,
+// the row's first column also writing the row's loss term.
+static __global__ void nll_loss_kernel(const float* __restrict__ log_probs,  // (rows, cols)
+                                       const int32_t* __restrict__ labels,   // (rows)
+                                       const uint8_t* __restrict__ split,    // (rows)
+                                       uint8_t mask_bit, float inv_n, int64_t rows, int64_t cols,
+                                       float* __restrict__ row_loss,  // (rows)
+                                       float* __restrict__ grad) {    // (rows, cols) or null
+  const int64_t n = rows * cols;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = idx / cols;
+    const int64_t col = idx - row * cols;
+    const bool masked = (split[row] & mask_bit) != 0;
+    const int64_t label = labels[row];
+    if (col == 0) {
+      float term = 0.0f;
+      if (masked) term = (label >= 0 && label < cols) ? -log_probs[row * cols + label] : NAN;
+      row_loss[row] = term;
+    }
+    if (grad != nullptr) grad[idx] = masked ? (expf(log_probs[idx]) - (col == label ? 1.0f : 0.0f)) * inv_n : 0.0f;
+  }
+}
+
 int group_size(int64_t cols) {
   if (cols <= 1) return 1;
   if (cols <= 2) return 2;
@@ -236,6 +261,20 @@ void launch_log_softmax_nll(const float* logits, const int32_t* labels, const ui
     });
   }
   // Launched also for empty input: it writes the 0 loss.
+  masked_mean_kernel<<<1, kReduceBlock, 0, stream>>>(row_loss, cols > 0 ? rows : 0, n_masked, loss_out);
+  GCN_CHECK_LAUNCH("masked_mean_kernel");
+}
+
+void launch_nll_loss(const float* log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                     int64_t n_masked, int64_t rows, int64_t cols, float* row_loss, float* loss_out, float* grad,
+                     cudaStream_t stream) {
+  if (rows > 0 && cols > 0) {
+    const float inv_n = n_masked > 0 ? static_cast<float>(1.0 / static_cast<double>(n_masked)) : 0.0f;
+    const int64_t blocks = std::min<int64_t>((rows * cols + kRowBlock - 1) / kRowBlock, int64_t{1} << 20);
+    nll_loss_kernel<<<static_cast<unsigned>(blocks), kRowBlock, 0, stream>>>(log_probs, labels, split, mask_bit,
+                                                                            inv_n, rows, cols, row_loss, grad);
+    GCN_CHECK_LAUNCH("nll_loss_kernel");
+  }
   masked_mean_kernel<<<1, kReduceBlock, 0, stream>>>(row_loss, cols > 0 ? rows : 0, n_masked, loss_out);
   GCN_CHECK_LAUNCH("masked_mean_kernel");
 }

@@ -22,6 +22,12 @@ void launch_log_softmax_nll(const float* logits, const int32_t* labels, const ui
                             uint8_t mask_bit, int64_t n_masked, int64_t rows, int64_t cols,
                             float* row_loss, float* loss_out, float* grad, cudaStream_t stream);
 
+// The unfused baseline: the same loss and gradient as launch_log_softmax_nll,
+// from log_probs = log_softmax(logits) instead of the logits.
+void launch_nll_loss(const float* log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                     int64_t n_masked, int64_t rows, int64_t cols, float* row_loss, float* loss_out, float* grad,
+                     cudaStream_t stream);
+
 // pred (rows) = argmax per row (first maximum wins; may be null);
 // correct_out (3) = for bits 0..2 of split, the rows with that bit set and
 // argmax == label (integer counts, overwritten).

@@ -5,11 +5,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -53,9 +55,20 @@ class CpuBackend final : public Backend {
     if (p == nullptr) {
       throw DeviceError(fmt::format("cpu: out of memory allocating {} bytes", bytes));
     }
+    sizes_[p] = rounded;
+    in_use_ += rounded;
+    peak_ = std::max(peak_, in_use_);
     return p;
   }
-  void deallocate(void* ptr) noexcept override { std::free(ptr); }
+  void deallocate(void* ptr) noexcept override {
+    if (ptr == nullptr) return;
+    const auto it = sizes_.find(ptr);
+    if (it != sizes_.end()) {
+      in_use_ -= it->second;
+      sizes_.erase(it);
+    }
+    std::free(ptr);
+  }
   void upload(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
   void fill_zero(void* dst, std::size_t bytes) override { std::memset(dst, 0, bytes); }
@@ -195,6 +208,27 @@ class CpuBackend final : public Backend {
     *loss_out = static_cast<float>(total * inv_count);
   }
 
+  void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                int64_t n_masked, float* loss_out, float* grad) override {
+    const int64_t n_cls = log_probs.cols;
+    const double inv_count = n_masked > 0 ? 1.0 / static_cast<double>(n_masked) : 0.0;
+    double total = 0.0;
+    for (int64_t i = 0; i < log_probs.rows; ++i) {
+      if ((split[i] & mask_bit) != 0) total -= log_probs.data[i * n_cls + labels[i]];
+    }
+    *loss_out = static_cast<float>(total * inv_count);
+    if (grad == nullptr) return;
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (log_probs.size() > kParallelMin)
+    for (int64_t i = 0; i < log_probs.rows; ++i) {
+      const float* lp = log_probs.data + i * n_cls;
+      float* g = grad + i * n_cls;
+      const bool masked = (split[i] & mask_bit) != 0;
+      for (int64_t j = 0; j < n_cls; ++j) {
+        g[j] = masked ? static_cast<float>((std::exp(lp[j]) - (j == labels[i] ? 1.0f : 0.0f)) * inv_count) : 0.0f;
+      }
+    }
+  }
+
   void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* pred,
                       int32_t* correct_out) override {
     int32_t correct[3] = {0, 0, 0};
@@ -232,6 +266,18 @@ class CpuBackend final : public Backend {
     }
   }
 
+  int record_marker() override {
+    markers_.push_back(std::chrono::steady_clock::now());
+    return static_cast<int>(markers_.size()) - 1;
+  }
+  double elapsed_ms(int from, int to) override {
+    require(from >= 0 && to >= 0 && static_cast<std::size_t>(std::max(from, to)) < markers_.size(), "elapsed_ms",
+            fmt::format("markers {} and {} of {}", from, to, markers_.size()));
+    return std::chrono::duration<double, std::milli>(markers_[to] - markers_[from]).count();
+  }
+  void clear_markers() override { markers_.clear(); }
+  std::size_t peak_memory_bytes() const override { return peak_; }
+
  private:
   // log_softmax(x)_j = (x_j - max) - log_sum: subtracting the max first keeps
   // the shift exact even when |max| is so large that max + log_sum == max.
@@ -248,6 +294,9 @@ class CpuBackend final : public Backend {
   }
 
   int n_threads_;
+  std::unordered_map<void*, std::size_t> sizes_;  // live allocations
+  std::size_t in_use_ = 0, peak_ = 0;
+  std::vector<std::chrono::steady_clock::time_point> markers_;
 };
 
 }  // namespace

@@ -14,10 +14,13 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -168,6 +171,25 @@ class CudaSparse final : public SparseMatrix {
   SpMatPtr descr_;
 };
 
+// Peak DRAM bandwidth of the GPUs we benchmark on, from NVIDIA's data sheets
+// (the CUDA 13 runtime no longer reports the memory clock). 0 when unknown.
+double known_peak_bandwidth_gbs(const std::string& name) {
+  struct Entry {
+    const char* pattern;
+    double gbs;
+  };
+  static const Entry kTable[] = {
+      {"H200", 4800.0},      {"H100 NVL", 3900.0}, {"H100 PCIe", 2000.0}, {"H100", 3350.0},
+      {"A100-SXM4-80GB", 2039.0}, {"A100 80GB PCIe", 1935.0}, {"A100", 1555.0},
+      {"L40S", 864.0},       {"L4", 300.0},        {"RTX 4090", 1008.0},  {"RTX 3090", 936.0},
+      {"V100", 900.0},       {"T4", 320.0},
+  };
+  for (const Entry& e : kTable) {
+    if (name.find(e.pattern) != std::string::npos) return e.gbs;
+  }
+  return 0.0;
+}
+
 // cuBLAS wants a workspace of its own under graph capture (it would otherwise
 // allocate); 32 MiB is NVIDIA's recommendation for Hopper.
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
@@ -193,7 +215,23 @@ class CudaBackend final : public Backend {
     // Plain FP32 (no TF32): the results must match the CPU's float math.
     CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
     cublas_workspace_ = DeviceMemory(kCublasWorkspaceBytes, device_);
+    account(static_cast<int64_t>(kCublasWorkspaceBytes));
     CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_workspace_.get(), cublas_workspace_.bytes()));
+
+    // GCN_CUSPARSE_SPMM_ALG=1|2|3 picks CSR_ALG1/2/3 (gcn-bench compares them);
+    // all three are deterministic for a non-transposed A.
+    if (const char* env = std::getenv("GCN_CUSPARSE_SPMM_ALG"); env != nullptr && *env != '\0') {
+      const std::string v = env;
+      if (v == "1") {
+        spmm_alg_ = CUSPARSE_SPMM_CSR_ALG1;
+      } else if (v == "2") {
+        spmm_alg_ = CUSPARSE_SPMM_CSR_ALG2;
+      } else if (v == "3") {
+        spmm_alg_ = CUSPARSE_SPMM_CSR_ALG3;
+      } else {
+        throw UsageError(fmt::format("GCN_CUSPARSE_SPMM_ALG={}: use 1, 2 or 3", v));
+      }
+    }
 
     cusparseHandle_t sp = nullptr;
     CUSPARSE_CHECK(cusparseCreate(&sp));
@@ -202,6 +240,9 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    for (cudaEvent_t e : events_) {
+      if (cudaEventDestroy(e) != cudaSuccess) spdlog::warn("cudaEventDestroy failed");
+    }
     // Queued work may still use the workspaces freed below.
     if (stream_ && cudaStreamSynchronize(stream_.get()) != cudaSuccess) {
       spdlog::warn("cuda:{}: stream synchronisation failed at shutdown", device_);
@@ -215,8 +256,20 @@ class CudaBackend final : public Backend {
   }
 
   // ---- memory ---------------------------------------------------------------
-  void* allocate(std::size_t bytes) override { return device_malloc(bytes, device_); }
-  void deallocate(void* ptr) noexcept override { device_free(ptr); }
+  void* allocate(std::size_t bytes) override {
+    void* p = device_malloc(bytes, device_);
+    sizes_[p] = bytes;
+    account(static_cast<int64_t>(bytes));
+    return p;
+  }
+  void deallocate(void* ptr) noexcept override {
+    const auto it = sizes_.find(ptr);
+    if (it != sizes_.end()) {
+      account(-static_cast<int64_t>(it->second));
+      sizes_.erase(it);
+    }
+    device_free(ptr);
+  }
   void upload(void* dst, const void* host_src, std::size_t bytes) override {
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_.get()));
@@ -268,16 +321,16 @@ class CudaBackend final : public Backend {
     // If a shape is ever refused (NOT_SUPPORTED), fall back to CSR_ALG1, also
     // deterministic for a non-transposed A, rather than fail the run.
     const float alpha = 1.0f, beta = 0.0f;
-    cusparseSpMMAlg_t alg = CUSPARSE_SPMM_CSR_ALG2;
+    cusparseSpMMAlg_t alg = spmm_alg_;
     std::size_t needed = 0;
     auto buffer_size = [&] {
       return cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE,
                                      CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a->descr(), b_descr.get(), &beta,
                                      c_raw, CUDA_R_32F, alg, &needed);
     };
-    if (buffer_size() == CUSPARSE_STATUS_NOT_SUPPORTED) {
-      spdlog::warn("cuSPARSE SpMM CSR_ALG2 does not support a ({}, {}) x ({}, {}) product; using CSR_ALG1",
-                   a->rows(), a->cols(), b.rows, b.cols);
+    if (buffer_size() == CUSPARSE_STATUS_NOT_SUPPORTED && alg != CUSPARSE_SPMM_CSR_ALG1) {
+      spdlog::warn("cuSPARSE SpMM algorithm {} does not support a ({}, {}) x ({}, {}) product; using CSR_ALG1",
+                   static_cast<int>(alg), a->rows(), a->cols(), b.rows, b.cols);
       alg = CUSPARSE_SPMM_CSR_ALG1;
     }
     CUSPARSE_CHECK(buffer_size());
@@ -351,12 +404,43 @@ class CudaBackend final : public Backend {
                                     row_loss, loss_out, grad, stream_.get());
   }
 
+  void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                int64_t n_masked, float* loss_out, float* grad) override {
+    require(n_masked >= 0 && n_masked <= log_probs.rows, "nll_loss",
+            fmt::format("n_masked = {} for {} rows", n_masked, log_probs.rows));
+    auto* row_loss = static_cast<float*>(grow(scratch_, static_cast<std::size_t>(log_probs.rows) * sizeof(float)));
+    kernels::launch_nll_loss(log_probs.data, labels, split, mask_bit, n_masked, log_probs.rows, log_probs.cols,
+                             row_loss, loss_out, grad, stream_.get());
+  }
+
   void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* pred,
                       int32_t* correct_out) override {
     require(logits.cols <= INT_MAX, "argmax_correct", "more columns than int32 indices");
     kernels::launch_argmax_correct(logits.data, labels, split, logits.rows, logits.cols, pred, correct_out,
                                    stream_.get());
   }
+
+  // ---- timing and accounting ------------------------------------------------
+  int record_marker() override {
+    if (n_markers_ == static_cast<int>(events_.size())) {
+      cudaEvent_t e = nullptr;
+      CUDA_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+    CUDA_CHECK(cudaEventRecord(events_[n_markers_], stream_.get()));
+    return n_markers_++;
+  }
+  double elapsed_ms(int from, int to) override {
+    require(from >= 0 && to >= 0 && std::max(from, to) < n_markers_, "elapsed_ms",
+            fmt::format("markers {} and {} of {}", from, to, n_markers_));
+    CUDA_CHECK(cudaEventSynchronize(events_[std::max(from, to)]));
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, events_[from], events_[to]));
+    return ms;
+  }
+  void clear_markers() override { n_markers_ = 0; }
+  std::size_t peak_memory_bytes() const override { return peak_; }
+  double peak_bandwidth_gbs() const override { return known_peak_bandwidth_gbs(name_); }
 
   // ---- optimizer ------------------------------------------------------------
   void adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
@@ -382,10 +466,17 @@ class CudaBackend final : public Backend {
   void* grow(DeviceMemory& buffer, std::size_t bytes) {
     if (bytes > buffer.bytes()) {
       synchronize();
+      account(-static_cast<int64_t>(buffer.bytes()));
       buffer = DeviceMemory();  // free first: the old and new buffers need not coexist
       buffer = DeviceMemory(bytes, device_);
+      account(static_cast<int64_t>(bytes));
     }
     return buffer.get();
+  }
+
+  void account(int64_t delta) noexcept {
+    in_use_ = static_cast<std::size_t>(static_cast<int64_t>(in_use_) + delta);
+    peak_ = std::max(peak_, in_use_);
   }
 
   int device_;
@@ -399,6 +490,11 @@ class CudaBackend final : public Backend {
   CusparsePtr cusparse_;
   DeviceMemory spmm_workspace_;  // cusparseSpMM external buffer
   DeviceMemory scratch_;         // per-row loss terms, column-sum partials
+  std::unordered_map<void*, std::size_t> sizes_;  // live allocate() blocks
+  std::size_t in_use_ = 0, peak_ = 0;             // bytes, workspaces included
+  std::vector<cudaEvent_t> events_;               // marker pool, reused across clear_markers()
+  int n_markers_ = 0;
+  cusparseSpMMAlg_t spmm_alg_ = CUSPARSE_SPMM_CSR_ALG2;
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "gcn/error.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/report.hpp"
+#include "gcn/synthetic.hpp"
 #include "gcn/trainer.hpp"
 
 namespace {
@@ -42,7 +43,9 @@ void setup_logging(bool quiet) {
   spdlog::set_default_logger(logger);
 }
 
-int run(const Options& opt) {
+using Clock = std::chrono::steady_clock;
+
+int run(const Options& opt, Clock::time_point process_start) {
   gcn::TrainConfig config = opt.train;
   config.loss = gcn::parse_loss(opt.loss);
   config.validate();
@@ -50,14 +53,22 @@ int run(const Options& opt) {
   if (opt.threads < 0) throw gcn::UsageError(fmt::format("--threads: {} is negative", opt.threads));
   if (!opt.json_path.empty()) gcn::check_writable(opt.json_path, "--json");
 
-  using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  const std::string name = gcn::planetoid_canonical_name(opt.dataset);
-  const std::filesystem::path root = gcn::resolve_data_root(opt.data_root);
-  const std::filesystem::path dir = gcn::find_planetoid_dir(opt.dataset, root);
-  const gcn::Dataset data = gcn::load_planetoid(opt.dataset, root, !opt.no_normalize);
+  std::string source;
+  std::string data_root;
+  gcn::Dataset data;
+  if (gcn::is_synthetic_name(opt.dataset)) {
+    const gcn::SyntheticSpec spec = gcn::parse_synthetic_spec(opt.dataset);
+    data = gcn::make_synthetic(spec);
+    source = gcn::to_string(spec);
+  } else {
+    const std::filesystem::path root = gcn::resolve_data_root(opt.data_root);
+    source = gcn::find_planetoid_dir(opt.dataset, root).string();
+    data = gcn::load_planetoid(opt.dataset, root, !opt.no_normalize);
+    data_root = root.string();
+  }
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  spdlog::info("gcn-train {} | {} from {} ({:.3f} s)", kVersion, name, dir.string(), load_s);
+  spdlog::info("gcn-train {} | {} from {} ({:.3f} s)", kVersion, data.name, source, load_s);
   spdlog::info("{}: {} nodes, {} edges, {} features, {} classes, {}/{}/{} train/val/test", data.name,
                data.n_nodes, data.n_edges(), data.n_features, data.n_classes, data.count(gcn::kTrainBit),
                data.count(gcn::kValBit), data.count(gcn::kTestBit));
@@ -75,21 +86,25 @@ int run(const Options& opt) {
                  config.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc);
   });
   const gcn::EpochStats& f = result.history.back();
-  spdlog::warn("{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch) | loss {:.4f} train {:.4f} val {:.4f} test {:.4f}",
-               data.name, backend->describe(), config.epochs, result.train_s, result.epoch_ms_median, f.loss,
-               f.train_acc, f.val_acc, f.test_acc);
+  spdlog::warn("{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch, train step {:.3f} ms) | loss {:.4f} train {:.4f} "
+               "val {:.4f} test {:.4f}",
+               data.name, backend->describe(), config.epochs, result.train_s, result.epoch_ms_median,
+               result.train_step_ms_median, f.loss, f.train_acc, f.val_acc, f.test_acc);
 
   if (!opt.json_path.empty()) {
     gcn::RunReport report;
     report.dataset = &data;
     report.config = config;
     report.dataset_arg = opt.dataset;
-    report.data_root = root.string();
+    report.data_root = data_root;
     report.device_arg = opt.device;
     report.device = backend->describe();
     report.threads = opt.threads;
     report.normalize_features = !opt.no_normalize;
     report.load_s = load_s;
+    report.total_s = std::chrono::duration<double>(Clock::now() - process_start).count();
+    report.peak_host_mb = gcn::peak_host_memory_mb();
+    report.peak_device_mb = static_cast<double>(backend->peak_memory_bytes()) / (1024.0 * 1024.0);
     report.result = &result;
     gcn::write_file_atomic(opt.json_path, gcn::to_json(report).dump(2) + "\n");
     spdlog::info("wrote {}", opt.json_path);
@@ -100,12 +115,15 @@ int run(const Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const auto process_start = Clock::now();
   Options opt;
   CLI::App app{"gcn-train: trains PyTorch Geometric's tutorial GCN (GCNConv -> ReLU -> dropout -> GCNConv) "
                "on a Planetoid dataset, with PyG's semantics, on the CPU or a CUDA GPU."};
   app.set_version_flag("--version", kVersion);
   app.option_defaults()->always_capture_default();
-  app.add_option("--dataset", opt.dataset, "Dataset: cora, citeseer or pubmed (Planetoid split)");
+  app.add_option("--dataset", opt.dataset,
+                 "cora, citeseer or pubmed (Planetoid split), or synthetic[:key=value,...] with keys nodes, degree, "
+                 "features, nnz, classes, homophily, signal, seed, train_per_class, val, test");
   app.add_option("--data-root", opt.data_root,
                  "Folder with the raw Planetoid files (flat ind.<name>.* or PyG's <Name>/raw/); "
                  "default: $GCN_DATA_ROOT, else ./datasets");
@@ -137,7 +155,7 @@ int main(int argc, char** argv) {
 
   setup_logging(opt.quiet);
   try {
-    return run(opt);
+    return run(opt, process_start);
   } catch (const gcn::UsageError& e) {
     std::fprintf(stderr, "gcn-train: error: %s\n", e.what());
     return 2;

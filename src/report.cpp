@@ -1,6 +1,7 @@
 #include "gcn/report.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,8 +62,20 @@ nlohmann::json to_json(const RunReport& r) {
       {"device", r.device},
       {"history", history},
       {"final", final_stats},
-      {"timing", {{"load_s", r.load_s}, {"train_s", res.train_s}, {"epoch_ms_median", res.epoch_ms_median}}},
+      {"timing",
+       {{"load_s", r.load_s},
+        {"train_s", res.train_s},
+        {"epoch_ms_median", res.epoch_ms_median},
+        {"train_step_ms_median", res.train_step_ms_median},
+        {"total_s", r.total_s}}},
+      {"memory", {{"peak_host_mb", r.peak_host_mb}, {"peak_device_mb", r.peak_device_mb}}},
   };
+}
+
+double peak_host_memory_mb() {
+  struct rusage usage {};
+  if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0.0;
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
 namespace {

@@ -117,6 +117,11 @@ class Backend {
   virtual void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split,
                                uint8_t mask_bit, int64_t n_masked, float* loss_out,
                                float* grad) = 0;
+  // The unfused second half of log_softmax + NLL (the baseline the fused op is
+  // measured against): the same loss and gradient as log_softmax_nll, given
+  // log_probs = log_softmax(logits) from log_softmax().
+  virtual void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split,
+                        uint8_t mask_bit, int64_t n_masked, float* loss_out, float* grad) = 0;
   // Row argmax (first maximum wins) and, for bits 0..2 of split, the number of
   // rows with split bit set and argmax == label: correct_out[3] in backend memory.
   // pred (M) may be null.
@@ -127,6 +132,21 @@ class Backend {
   // One Adam step over n contiguous parameters; step counts from 1.
   virtual void adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
                          const AdamConfig& config, int64_t step) = 0;
+
+  // ---- timing and accounting ----------------------------------------------
+  // Records a point in the backend's work queue (a CUDA event on the stream,
+  // a clock reading on the CPU) without waiting; returns its id. Ids count up
+  // from 0 until clear_markers().
+  virtual int record_marker() = 0;
+  // Milliseconds between two recorded markers; waits until both have passed.
+  virtual double elapsed_ms(int from, int to) = 0;
+  virtual void clear_markers() = 0;
+  // The most backend memory held at once by allocate() (and internal
+  // workspaces) since the backend was created, in bytes.
+  virtual std::size_t peak_memory_bytes() const = 0;
+  // The device's peak memory bandwidth in GB/s when known (a table of GPUs),
+  // else 0.
+  virtual double peak_bandwidth_gbs() const { return 0.0; }
 };
 
 }  // namespace gcn

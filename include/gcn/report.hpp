@@ -21,6 +21,9 @@ struct RunReport {
   int threads = 0;
   bool normalize_features = true;
   double load_s = 0;
+  double total_s = 0;               // the process so far: start-up, load, device, training
+  double peak_host_mb = 0;          // maximum resident set size of the process
+  double peak_device_mb = 0;        // most backend memory held at once
   const TrainResult* result = nullptr;
 };
 
@@ -31,6 +34,9 @@ nlohmann::json to_json(const RunReport& report);
 // then renamed over it. A failure leaves any previous file untouched and
 // throws gcn::Error naming the path and the reason.
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
+
+// The process's peak resident set size in MiB (getrusage).
+double peak_host_memory_mb();
 
 // Throws gcn::UsageError when `path` cannot be written (missing or unwritable
 // directory), so a long run does not fail only at its end.

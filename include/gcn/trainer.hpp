@@ -45,7 +45,10 @@ struct TrainResult {
   std::vector<EpochStats> history;  // every epoch
   std::vector<float> params;        // final parameters (ParamLayout order)
   double train_s = 0;               // wall time of the epoch loop
-  double epoch_ms_median = 0;       // median ms per epoch (train + eval) after the first interval
+  // Medians over the epochs after a warm-up (the first 5, or 1 for short
+  // runs), timed by backend markers (CUDA events on the GPU).
+  double epoch_ms_median = 0;       // train step + evaluation
+  double train_step_ms_median = 0;  // forward, loss, backward, Adam step
 };
 
 // Called for each logged epoch, in order.
