@@ -119,7 +119,9 @@ def main():
         train_s = time.perf_counter() - t_start
         runs.append({"seed": seed, "loss": float(loss), "train_acc": acc[0], "val_acc": acc[1],
                      "test_acc": acc[2], "train_s": train_s,
-                     "epoch_ms_median": statistics.median(times[10:] or times)})
+                     "epoch_ms_median": statistics.median(times[5:] or times),
+                     "peak_device_mb": (torch.cuda.max_memory_allocated(device) / 2**20
+                                        if device.type == "cuda" else None)})
         if not args.summary:
             print(json.dumps(runs[-1]), flush=True)
     if args.summary:

@@ -24,8 +24,11 @@
 namespace gcn {
 namespace {
 
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMin = 1 << 14;
+// Below about a million element operations an op runs on one thread: a
+// parallel region's fork and join cost microseconds on a quiet machine, and
+// milliseconds on a loaded one (the second thread waits for a time slice), so
+// Cora-sized ops (tens of microseconds of work) lose more than they gain.
+constexpr int64_t kParallelMin = 1 << 20;
 
 void require(bool ok, const char* op, const std::string& detail) {
   if (!ok) throw Error(fmt::format("{}: {}", op, detail));
