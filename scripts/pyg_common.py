@@ -1,0 +1,97 @@
+"""Shared pieces of the PyG reference scripts: finding the raw Planetoid files, loading
+them through PyG on a private copy, and the tutorial's GCN with its training loop.
+
+The model and loop are those of scripts/pyg_tutorial.py (PyG's GCN tutorial):
+GCNConv(F, H) -> ReLU -> dropout(0.5) -> GCNConv(H, C) -> log_softmax, trained with
+Adam(lr 0.01, weight decay 5e-4) on nll_loss over the training nodes. torch and
+torch_geometric are imported lazily so that --help works without them.
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
+EXTS = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
+
+
+def find_raw(root, name, prog="pyg"):
+    """The folder holding ind.<name>.* (flat, or PyG's <Name>/raw layout)."""
+    for d in (root, os.path.join(root, NAMES[name], "raw")):
+        if all(os.path.exists(os.path.join(d, f"ind.{name}.{e}")) for e in EXTS):
+            return d
+    sys.exit(f"{prog}: ind.{name}.* not found under {root} (flat or {NAMES[name]}/raw); "
+             "run scripts/get_datasets.sh or pass --data-root")
+
+
+def load_planetoid(root, name, device="cpu", prog="pyg"):
+    """PyG's Planetoid dataset with NormalizeFeatures, read from a private copy of the
+    raw files (PyG writes its processed/ folder beside raw/; the data root stays untouched)."""
+    import torch
+    from torch_geometric.datasets import Planetoid
+    import torch_geometric.transforms as T
+
+    raw = find_raw(root, name, prog)
+    work = tempfile.mkdtemp(prefix="pyg_common_")
+    try:
+        os.makedirs(os.path.join(work, NAMES[name], "raw"))
+        for e in EXTS:
+            shutil.copy(os.path.join(raw, f"ind.{name}.{e}"),
+                        os.path.join(work, NAMES[name], "raw"))
+        dataset = Planetoid(work, NAMES[name], transform=T.NormalizeFeatures())
+        data = dataset[0].to(torch.device(device))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dataset, data
+
+
+def make_gcn(num_features, num_classes, hidden=16):
+    """The tutorial's model; its state_dict holds conv1.lin.weight (H, F), conv1.bias (H),
+    conv2.lin.weight (C, H), conv2.bias (C)."""
+    import torch
+    import torch.nn.functional as F
+    from torch_geometric.nn import GCNConv
+
+    class GCN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = GCNConv(num_features, hidden)
+            self.conv2 = GCNConv(hidden, num_classes)
+
+        def forward(self, x, edge_index):
+            x = self.conv1(x, edge_index).relu()
+            x = F.dropout(x, p=0.5, training=self.training)
+            return F.log_softmax(self.conv2(x, edge_index), dim=1)
+
+    return GCN()
+
+
+def accuracies(model, data):
+    """{"train_acc", "val_acc", "test_acc"} of the model in eval mode (no dropout)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        pred = model(data.x, data.edge_index).argmax(dim=1)
+    acc = [int((pred[m] == data.y[m]).sum()) / int(m.sum())
+           for m in (data.train_mask, data.val_mask, data.test_mask)]
+    return {"train_acc": acc[0], "val_acc": acc[1], "test_acc": acc[2]}
+
+
+def train_tutorial(model, data, epochs=200, lr=0.01, weight_decay=5e-4):
+    """The tutorial's loop (train, then evaluate, every epoch); returns the last epoch's
+    training loss and accuracies."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss = None
+    for _ in range(epochs):
+        model.train()
+        opt.zero_grad()
+        out = model(data.x, data.edge_index)
+        loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
+        loss.backward()
+        opt.step()
+        acc = accuracies(model, data)
+    return {"loss": float(loss) if loss is not None else None, **acc}
