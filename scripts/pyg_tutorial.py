@@ -15,38 +15,25 @@ and works on a private copy, so the data root stays untouched.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
-NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
-EXTS = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pyg_common  # noqa: E402  (the data loading and the model, shared with pyg_checkpoint.py)
 
 
 def parse_seeds(text):
     seeds = []
     for part in text.split(","):
-        if "-" in part:
-            lo, hi = part.split("-")
-            seeds.extend(range(int(lo), int(hi) + 1))
-        else:
-            seeds.append(int(part))
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
     return seeds
-
-
-def find_raw(root, name):
-    for d in (root, os.path.join(root, NAMES[name], "raw")):
-        if all(os.path.exists(os.path.join(d, f"ind.{name}.{e}")) for e in EXTS):
-            return d
-    sys.exit(f"pyg_tutorial.py: ind.{name}.* not found under {root} (flat or {NAMES[name]}/raw); "
-             "run scripts/get_datasets.sh or pass --data-root")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="cora", choices=sorted(NAMES))
+    ap.add_argument("--dataset", default="cora", choices=sorted(pyg_common.NAMES))
     ap.add_argument("--data-root", default=os.environ.get("GCN_DATA_ROOT") or "datasets")
     ap.add_argument("--seeds", default="0", help="e.g. 0-9 or 1,2,5")
     ap.add_argument("--epochs", type=int, default=200)
@@ -57,37 +44,13 @@ def main():
 
     import torch
     import torch.nn.functional as F
-    from torch_geometric.datasets import Planetoid
-    from torch_geometric.nn import GCNConv
-    import torch_geometric.transforms as T
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    raw = find_raw(args.data_root, args.dataset)
-    work = tempfile.mkdtemp(prefix="pyg_tutorial_")
-    try:
-        os.makedirs(os.path.join(work, NAMES[args.dataset], "raw"))
-        for e in EXTS:
-            shutil.copy(os.path.join(raw, f"ind.{args.dataset}.{e}"),
-                        os.path.join(work, NAMES[args.dataset], "raw"))
-        t0 = time.perf_counter()
-        dataset = Planetoid(work, NAMES[args.dataset], transform=T.NormalizeFeatures())
-        device = torch.device(args.device)
-        data = dataset[0].to(device)
-        load_s = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    class GCN(torch.nn.Module):
-        def __init__(self, hidden):
-            super().__init__()
-            self.conv1 = GCNConv(dataset.num_features, hidden)
-            self.conv2 = GCNConv(hidden, dataset.num_classes)
-
-        def forward(self, x, edge_index):
-            x = self.conv1(x, edge_index).relu()
-            x = F.dropout(x, p=0.5, training=self.training)
-            return F.log_softmax(self.conv2(x, edge_index), dim=1)
+    device = torch.device(args.device)
+    t0 = time.perf_counter()
+    dataset, data = pyg_common.load_planetoid(args.data_root, args.dataset, args.device, "pyg_tutorial.py")
+    load_s = time.perf_counter() - t0
 
     def sync():
         if device.type == "cuda":
@@ -96,7 +59,7 @@ def main():
     runs = []
     for seed in parse_seeds(args.seeds):
         torch.manual_seed(seed)
-        model = GCN(16).to(device)
+        model = pyg_common.make_gcn(dataset.num_features, dataset.num_classes, 16).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
         times = []
         sync()
@@ -127,7 +90,7 @@ def main():
     if args.summary:
         accs = [r["test_acc"] for r in runs]
         print(json.dumps({
-            "dataset": NAMES[args.dataset], "device": str(device), "torch": torch.__version__,
+            "dataset": pyg_common.NAMES[args.dataset], "device": str(device), "torch": torch.__version__,
             "runs": len(runs), "load_s": load_s,
             "test_acc_mean": statistics.mean(accs),
             "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
