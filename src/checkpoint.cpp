@@ -466,7 +466,7 @@ SafetensorsFile model_to_safetensors(const GcnShape& shape, const std::vector<fl
 std::vector<float> model_from_safetensors(const SafetensorsFile& file, const GcnShape& expected,
                                           const std::string& path_for_errors) {
   std::set<std::string> known;
-  for (const char* prefix : {"", kAdamExpAvgPrefix, kAdamExpAvgSqPrefix}) {
+  for (const char* prefix : {"", kAdamExpAvgPrefix, kAdamExpAvgSqPrefix, kBestParamsPrefix}) {
     for (const char* name : kModelNames) known.insert(prefix + std::string(name));
   }
   for (const Tensor32& t : file.tensors) {
@@ -523,6 +523,77 @@ const std::string& get_metadata(const SafetensorsFile& file, const std::string& 
     throw DataError(fmt::format("{}: metadata key \"{}\" missing", path_for_errors, key));
   }
   return it->second;
+}
+
+SafetensorsFile train_state_to_safetensors(const GcnShape& shape, const TrainState& state,
+                                           std::map<std::string, std::string> metadata) {
+  SafetensorsFile file = model_to_safetensors(shape, state.params, std::move(metadata));
+  add_flat(file, kAdamExpAvgPrefix, shape, state.adam_m);
+  add_flat(file, kAdamExpAvgSqPrefix, shape, state.adam_v);
+  if (!state.best_params.empty()) add_flat(file, kBestParamsPrefix, shape, state.best_params);
+  nlohmann::json history = nlohmann::json::array();
+  for (const EpochStats& h : state.history) {
+    // Floats as written by the trainer; JSON keeps doubles exactly (shortest round-trip form).
+    history.push_back({h.epoch, h.loss, h.val_loss, h.train_acc, h.val_acc, h.test_acc});
+  }
+  file.metadata["epoch"] = std::to_string(state.epoch);
+  file.metadata["best_epoch"] = std::to_string(state.best_epoch);
+  file.metadata["history"] = history.dump();
+  std::sort(file.tensors.begin(), file.tensors.end(),
+            [](const Tensor32& a, const Tensor32& b) { return a.name < b.name; });
+  return file;
+}
+
+TrainState train_state_from_safetensors(const SafetensorsFile& file, const GcnShape& shape,
+                                        const std::string& path_for_errors) {
+  auto integer = [&](const char* key) {
+    const std::string& text = get_metadata(file, key, path_for_errors);
+    try {
+      std::size_t used = 0;
+      const long v = std::stol(text, &used);
+      if (used == text.size() && v >= 0 && v <= 10'000'000) return static_cast<int>(v);
+    } catch (const std::exception&) {
+    }
+    throw DataError(fmt::format("{}: metadata {} = '{}' is not an epoch number", path_for_errors, key, text));
+  };
+  TrainState state;
+  state.epoch = integer("epoch");
+  state.best_epoch = integer("best_epoch");
+  state.params = model_from_safetensors(file, shape, path_for_errors);
+  state.adam_m = get_flat(file, kAdamExpAvgPrefix, shape, path_for_errors);
+  state.adam_v = get_flat(file, kAdamExpAvgSqPrefix, shape, path_for_errors);
+  if (file.find(std::string(kBestParamsPrefix) + "conv1.bias") != nullptr) {
+    state.best_params = get_flat(file, kBestParamsPrefix, shape, path_for_errors);
+  }
+  const nlohmann::json history =
+      nlohmann::json::parse(get_metadata(file, "history", path_for_errors), nullptr, /*allow_exceptions=*/false);
+  if (!history.is_array() || static_cast<int>(history.size()) != state.epoch) {
+    throw DataError(fmt::format("{}: metadata history does not hold {} epochs", path_for_errors, state.epoch));
+  }
+  for (const nlohmann::json& h : history) {
+    if (!h.is_array() || h.size() != 6 || !h[0].is_number_integer()) {
+      throw DataError(fmt::format("{}: metadata history has a malformed entry", path_for_errors));
+    }
+    for (std::size_t k = 1; k < 6; ++k) {
+      if (!h[k].is_number()) throw DataError(fmt::format("{}: metadata history has a malformed entry", path_for_errors));
+    }
+    EpochStats s;
+    s.epoch = h[0].get<int>();
+    s.loss = h[1].get<double>();
+    s.val_loss = h[2].get<double>();
+    s.train_acc = h[3].get<double>();
+    s.val_acc = h[4].get<double>();
+    s.test_acc = h[5].get<double>();
+    if (s.epoch != static_cast<int>(state.history.size()) + 1) {
+      throw DataError(fmt::format("{}: metadata history is out of order at epoch {}", path_for_errors, s.epoch));
+    }
+    state.history.push_back(s);
+  }
+  if (state.best_epoch > state.epoch) {
+    throw DataError(fmt::format("{}: best_epoch {} is after epoch {}", path_for_errors, state.best_epoch,
+                                state.epoch));
+  }
+  return state;
 }
 
 }  // namespace gcn

@@ -75,6 +75,7 @@ class CpuBackend final : public Backend {
   void upload(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
   void fill_zero(void* dst, std::size_t bytes) override { std::memset(dst, 0, bytes); }
+  void copy(void* dst, const void* src, std::size_t bytes) override { std::memmove(dst, src, bytes); }
   void synchronize() override {}
 
   std::unique_ptr<SparseMatrix> upload_csr(const CsrMatrix& host) override {

@@ -286,6 +286,9 @@ class CudaBackend final : public Backend {
   void fill_zero(void* dst, std::size_t bytes) override {
     if (bytes > 0) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_.get()));
   }
+  void copy(void* dst, const void* src, std::size_t bytes) override {
+    if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_.get()));
+  }
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
 
   // ---- sparse ---------------------------------------------------------------

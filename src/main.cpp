@@ -1,17 +1,21 @@
-// gcn-train: trains PyG's tutorial GCN on a Planetoid dataset.
+// gcn-train: trains PyG's tutorial GCN on a Planetoid (or synthetic) dataset.
 // Exit status: 0 success, 1 runtime error (data, device, numerics), 2 usage error.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <new>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "gcn/checkpoint.hpp"
 #include "gcn/dataset.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
@@ -23,6 +27,7 @@
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string dataset = "cora";
@@ -30,7 +35,11 @@ struct Options {
   std::string device = "auto";
   gcn::TrainConfig train;
   std::string loss = "nll";
+  std::string select = "last";
+  int runs = 1;
   std::string json_path;
+  std::string save_path, init_path, checkpoint_path, resume_path, predictions_path;
+  int checkpoint_every = 0;
   bool quiet = false;
   int threads = 0;
   bool no_normalize = false;
@@ -43,24 +52,106 @@ void setup_logging(bool quiet) {
   spdlog::set_default_logger(logger);
 }
 
-using Clock = std::chrono::steady_clock;
+// The options that define a training run, as stored in checkpoints.
+nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset) {
+  return {{"dataset", dataset},   {"epochs", c.epochs},   {"lr", c.lr},
+          {"weight_decay", c.weight_decay}, {"hidden", c.hidden}, {"dropout", c.dropout},
+          {"seed", c.seed},       {"loss", gcn::loss_name(c.loss)}, {"select", gcn::selection_name(c.select)},
+          {"patience", c.patience}};
+}
 
-int run(const Options& opt, Clock::time_point process_start) {
+nlohmann::json dataset_json(const gcn::Dataset& d) {
+  return {{"name", d.name}, {"num_nodes", d.n_nodes}, {"num_features", d.n_features}, {"num_classes", d.n_classes}};
+}
+
+// --resume continues the checkpoint's run: its options apply, and one given
+// again on the command line must agree (--epochs may extend the run).
+gcn::TrainConfig config_from_checkpoint(const gcn::SafetensorsFile& file, const std::string& path,
+                                        const gcn::TrainConfig& cli, const CLI::App& app, const std::string& dataset) {
+  const nlohmann::json c = nlohmann::json::parse(gcn::get_metadata(file, "config", path), nullptr, false);
+  if (!c.is_object()) throw gcn::DataError(path + ": metadata config is not a JSON object");
+  gcn::TrainConfig out = cli;
+  try {
+    if (c.at("dataset").get<std::string>() != dataset) {
+      throw gcn::UsageError(fmt::format("--resume: {} was trained on --dataset {}, not {}", path,
+                                        c.at("dataset").get<std::string>(), dataset));
+    }
+    auto take = [&](const char* option, auto& field, auto stored) {
+      if (app.count(option) > 0 && field != stored) {
+        throw gcn::UsageError(fmt::format("--resume: {} {} differs from the checkpoint's {} (leave it out to continue "
+                                          "the checkpoint's run)",
+                                          option, field, stored));
+      }
+      field = stored;
+    };
+    take("--lr", out.lr, c.at("lr").get<float>());
+    take("--weight-decay", out.weight_decay, c.at("weight_decay").get<float>());
+    take("--hidden", out.hidden, c.at("hidden").get<int>());
+    take("--dropout", out.dropout, c.at("dropout").get<float>());
+    take("--seed", out.seed, c.at("seed").get<uint64_t>());
+    take("--patience", out.patience, c.at("patience").get<int>());
+    std::string loss = gcn::loss_name(out.loss), select = gcn::selection_name(out.select);
+    take("--loss", loss, c.at("loss").get<std::string>());
+    take("--select", select, c.at("select").get<std::string>());
+    out.loss = gcn::parse_loss(loss);
+    out.select = gcn::parse_selection(select);
+    if (app.count("--epochs") == 0) out.epochs = c.at("epochs").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    throw gcn::DataError(fmt::format("{}: metadata config is incomplete ({})", path, e.what()));
+  }
+  return out;
+}
+
+void write_predictions(const std::string& path, const gcn::Dataset& data, const std::vector<float>& log_probs) {
+  const int64_t c = data.n_classes;
+  std::string out = "node,split,label,pred";
+  for (int64_t k = 0; k < c; ++k) out += fmt::format(",p{}", k);
+  out += "\n";
+  for (int64_t i = 0; i < data.n_nodes; ++i) {
+    const float* row = log_probs.data() + i * c;
+    int64_t best = 0;
+    for (int64_t k = 1; k < c; ++k) best = row[k] > row[best] ? k : best;
+    std::string split;
+    for (const auto& [bit, name] : {std::pair{gcn::kTrainBit, "train"}, {gcn::kValBit, "val"}, {gcn::kTestBit, "test"}}) {
+      if ((data.split[i] & bit) != 0) split += split.empty() ? name : std::string("+") + name;
+    }
+    if (split.empty()) split = "none";
+    out += fmt::format("{},{},{},{}", i, split, data.labels[i], best);
+    for (int64_t k = 0; k < c; ++k) out += fmt::format(",{:.6g}", std::exp(row[k]));
+    out += "\n";
+  }
+  gcn::write_file_atomic(path, out);
+}
+
+int run(const Options& opt, const CLI::App& app, Clock::time_point process_start) {
   gcn::TrainConfig config = opt.train;
   config.loss = gcn::parse_loss(opt.loss);
+  config.select = gcn::parse_selection(opt.select);
   config.validate();
   const gcn::DeviceSpec spec = gcn::parse_device(opt.device);
   if (opt.threads < 0) throw gcn::UsageError(fmt::format("--threads: {} is negative", opt.threads));
-  if (!opt.json_path.empty()) gcn::check_writable(opt.json_path, "--json");
+  if (opt.runs < 1 || opt.runs > 100000) throw gcn::UsageError(fmt::format("--runs: {} is not in [1, 100000]", opt.runs));
+  if (opt.checkpoint_every < 0) throw gcn::UsageError(fmt::format("--checkpoint-every: {} is negative", opt.checkpoint_every));
+  if (opt.checkpoint_every > 0 && opt.checkpoint_path.empty()) {
+    throw gcn::UsageError("--checkpoint-every needs --checkpoint PATH (where the training state is written)");
+  }
+  if (!opt.init_path.empty() && !opt.resume_path.empty()) {
+    throw gcn::UsageError("--init and --resume both set the starting weights; give one");
+  }
+  if (!opt.resume_path.empty() && opt.runs > 1) throw gcn::UsageError("--resume continues one run; drop --runs");
+  for (const auto& [path, option] : {std::pair{opt.json_path, "--json"}, {opt.save_path, "--save"},
+                                     {opt.checkpoint_path, "--checkpoint"}, {opt.predictions_path, "--predictions"}}) {
+    if (!path.empty()) gcn::check_writable(path, option);
+  }
 
   const auto t0 = Clock::now();
   std::string source;
   std::string data_root;
   gcn::Dataset data;
   if (gcn::is_synthetic_name(opt.dataset)) {
-    const gcn::SyntheticSpec spec = gcn::parse_synthetic_spec(opt.dataset);
-    data = gcn::make_synthetic(spec);
-    source = gcn::to_string(spec);
+    const gcn::SyntheticSpec synthetic = gcn::parse_synthetic_spec(opt.dataset);
+    data = gcn::make_synthetic(synthetic);
+    source = gcn::to_string(synthetic);
   } else {
     const std::filesystem::path root = gcn::resolve_data_root(opt.data_root);
     source = gcn::find_planetoid_dir(opt.dataset, root).string();
@@ -69,30 +160,126 @@ int run(const Options& opt, Clock::time_point process_start) {
   }
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   spdlog::info("gcn-train {} | {} from {} ({:.3f} s)", kVersion, data.name, source, load_s);
-  spdlog::info("{}: {} nodes, {} edges, {} features, {} classes, {}/{}/{} train/val/test", data.name,
-               data.n_nodes, data.n_edges(), data.n_features, data.n_classes, data.count(gcn::kTrainBit),
+  spdlog::info("{}: {} nodes, {} edges, {} features, {} classes, {}/{}/{} train/val/test", data.name, data.n_nodes,
+               data.n_edges(), data.n_features, data.n_classes, data.count(gcn::kTrainBit),
                data.count(gcn::kValBit), data.count(gcn::kTestBit));
+
+  // Starting weights: --resume (a training state) or --init (a model), read before the device starts.
+  std::optional<gcn::TrainState> resume_state;
+  std::optional<std::vector<float>> init_params;
+  if (!opt.resume_path.empty()) {
+    const gcn::SafetensorsFile file = gcn::read_safetensors(opt.resume_path);
+    config = config_from_checkpoint(file, opt.resume_path, config, app, opt.dataset);
+    config.validate();
+    const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
+    resume_state = gcn::train_state_from_safetensors(file, shape, opt.resume_path);
+    spdlog::info("resuming {} after epoch {} of {}", opt.resume_path, resume_state->epoch, config.epochs);
+  } else if (!opt.init_path.empty()) {
+    const gcn::SafetensorsFile file = gcn::read_safetensors(opt.init_path);
+    const gcn::GcnShape in_file = gcn::shape_from_safetensors(file, opt.init_path);
+    if (in_file.n_features != data.n_features || in_file.n_classes != data.n_classes) {
+      throw gcn::DataError(fmt::format("--init {}: the model has {} features and {} classes; {} has {} and {}",
+                                       opt.init_path, in_file.n_features, in_file.n_classes, data.name,
+                                       data.n_features, data.n_classes));
+    }
+    if (in_file.hidden != config.hidden) {
+      if (app.count("--hidden") > 0) {
+        throw gcn::UsageError(fmt::format("--init {} has hidden size {} but --hidden is {}", opt.init_path,
+                                          in_file.hidden, config.hidden));
+      }
+      config.hidden = in_file.hidden;
+    }
+    init_params = gcn::model_from_safetensors(file, in_file, opt.init_path);
+    spdlog::info("initial weights from {}", opt.init_path);
+  }
 
   auto backend = gcn::make_backend(spec, opt.threads);
   spdlog::info("device: {}", backend->describe());
   spdlog::info("model: GCNConv({}, {}) -> ReLU -> dropout({}) -> GCNConv({}, {}); Adam lr {} weight decay {}; "
-               "{} epochs, seed {}, loss {}",
+               "{} epochs, seed {}, loss {}, select {}{}",
                data.n_features, config.hidden, config.dropout, config.hidden, data.n_classes, config.lr,
-               config.weight_decay, config.epochs, config.seed, gcn::loss_name(config.loss));
+               config.weight_decay, config.epochs, config.seed, gcn::loss_name(config.loss),
+               gcn::selection_name(config.select),
+               config.patience > 0 ? fmt::format(", early stopping after {} epochs without a better validation "
+                                                 "accuracy (ties: lower validation loss)",
+                                                 config.patience)
+                                   : "");
 
+  const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
+  gcn::RunReport report;
   const int width = static_cast<int>(std::to_string(config.epochs).size());
-  const gcn::TrainResult result = gcn::train_gcn(*backend, data, config, [&](const gcn::EpochStats& s) {
-    spdlog::info("epoch {:>{}}/{}  loss {:.4f}  train {:.4f}  val {:.4f}  test {:.4f}", s.epoch, width,
-                 config.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc);
-  });
-  const gcn::EpochStats& f = result.history.back();
-  spdlog::warn("{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch, train step {:.3f} ms) | loss {:.4f} train {:.4f} "
-               "val {:.4f} test {:.4f}",
-               data.name, backend->describe(), config.epochs, result.train_s, result.epoch_ms_median,
-               result.train_step_ms_median, f.loss, f.train_acc, f.val_acc, f.test_acc);
+  for (int r = 0; r < opt.runs; ++r) {
+    gcn::TrainConfig cfg = config;
+    cfg.seed = config.seed + static_cast<uint64_t>(r);
+    const std::string prefix = opt.runs > 1 ? fmt::format("run {}/{} (seed {}) ", r + 1, opt.runs, cfg.seed) : "";
+    gcn::TrainOptions options;
+    options.on_log = [&](const gcn::EpochStats& s) {
+      spdlog::info("{}epoch {:>{}}/{}  loss {:.4f}  train {:.4f}  val {:.4f}  test {:.4f}", prefix, s.epoch, width,
+                   cfg.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc);
+    };
+    if (init_params) options.init_params = &*init_params;
+    if (resume_state) options.resume = &*resume_state;
+    options.want_log_probs = r == 0 && !opt.predictions_path.empty();
+    if (opt.checkpoint_every > 0 && r == 0) {
+      options.checkpoint_every = opt.checkpoint_every;
+      options.on_checkpoint = [&](const gcn::TrainState& state) {
+        gcn::write_safetensors(opt.checkpoint_path,
+                               gcn::train_state_to_safetensors(shape, state,
+                                                               {{"format", "gcn-train training state"},
+                                                                {"producer", fmt::format("gcn-train {}", kVersion)},
+                                                                {"config", config_json(cfg, opt.dataset).dump()},
+                                                                {"dataset", dataset_json(data).dump()}}));
+        spdlog::info("{}checkpoint after epoch {} -> {}", prefix, state.epoch, opt.checkpoint_path);
+      };
+    }
+    gcn::TrainResult result = gcn::train_gcn(*backend, data, cfg, options);
+    const gcn::EpochStats& f = result.final_stats();
+    const gcn::EpochStats& sel = result.selected();
+    if (result.stopped_early) {
+      spdlog::info("{}stopped early after epoch {}: no better validation accuracy (ties: lower validation loss) "
+                   "since epoch {}",
+                   prefix, f.epoch, result.best_epoch);
+    }
+    spdlog::warn("{}{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch, train step {:.3f} ms) | loss {:.4f} | "
+                 "{} epoch {}: train {:.4f} val {:.4f} test {:.4f}",
+                 prefix, data.name, backend->describe(), f.epoch, result.train_s, result.epoch_ms_median,
+                 result.train_step_ms_median, f.loss, gcn::selection_name(cfg.select), sel.epoch, sel.train_acc,
+                 sel.val_acc, sel.test_acc);
+    if (r == 0 && !opt.save_path.empty()) {
+      gcn::write_safetensors(
+          opt.save_path,
+          gcn::model_to_safetensors(shape, result.params,
+                                    {{"format", "pt"},
+                                     {"producer", fmt::format("gcn-train {}", kVersion)},
+                                     {"config", config_json(cfg, opt.dataset).dump()},
+                                     {"dataset", dataset_json(data).dump()},
+                                     {"epoch", std::to_string(sel.epoch)},
+                                     {"metrics", nlohmann::json{{"train_acc", sel.train_acc},
+                                                                {"val_acc", sel.val_acc},
+                                                                {"test_acc", sel.test_acc},
+                                                                {"val_loss", sel.val_loss}}
+                                                     .dump()}}));
+      spdlog::info("saved the model of epoch {} to {}", sel.epoch, opt.save_path);
+    }
+    if (r == 0 && !opt.predictions_path.empty()) {
+      write_predictions(opt.predictions_path, data, result.log_probs);
+      spdlog::info("wrote predictions of epoch {} to {}", sel.epoch, opt.predictions_path);
+    }
+    report.seeds.push_back(cfg.seed);
+    result.log_probs.clear();
+    report.results.push_back(std::move(result));
+  }
+
+  std::vector<double> accs;
+  for (const gcn::TrainResult& res : report.results) accs.push_back(res.selected().test_acc);
+  if (opt.runs > 1) {
+    const gcn::SeedSummary s = gcn::summarize(accs);
+    spdlog::warn("{} runs (seeds {}..{}), {} epoch: test accuracy {:.4f} ± {:.4f} (95% CI {:.4f} .. {:.4f})",
+                 opt.runs, config.seed, config.seed + static_cast<uint64_t>(opt.runs - 1),
+                 gcn::selection_name(config.select), s.mean, s.std, s.ci95_low, s.ci95_high);
+  }
 
   if (!opt.json_path.empty()) {
-    gcn::RunReport report;
     report.dataset = &data;
     report.config = config;
     report.dataset_arg = opt.dataset;
@@ -101,11 +288,16 @@ int run(const Options& opt, Clock::time_point process_start) {
     report.device = backend->describe();
     report.threads = opt.threads;
     report.normalize_features = !opt.no_normalize;
+    report.init_path = opt.init_path;
+    report.resume_path = opt.resume_path;
+    report.checkpoint_path = opt.checkpoint_path;
+    report.checkpoint_every = opt.checkpoint_every;
+    report.save_path = opt.save_path;
+    report.predictions_path = opt.predictions_path;
     report.load_s = load_s;
     report.total_s = std::chrono::duration<double>(Clock::now() - process_start).count();
     report.peak_host_mb = gcn::peak_host_memory_mb();
     report.peak_device_mb = static_cast<double>(backend->peak_memory_bytes()) / (1024.0 * 1024.0);
-    report.result = &result;
     gcn::write_file_atomic(opt.json_path, gcn::to_json(report).dump(2) + "\n");
     spdlog::info("wrote {}", opt.json_path);
   }
@@ -136,11 +328,27 @@ int main(int argc, char** argv) {
   app.add_option("--seed", opt.train.seed, "Seed for the initial weights and the dropout masks");
   app.add_option("--loss", opt.loss, "nll (log_softmax + nll_loss) or cross-entropy (on the logits); same fused op")
       ->check(CLI::IsMember({"nll", "cross-entropy"}));
+  app.add_option("--runs", opt.runs, "Train N times with seeds seed, seed+1, ...; report mean, std and a 95% CI");
+  app.add_option("--select", opt.select,
+                 "Report (and save) the last epoch, or best-val: the epoch of best validation accuracy "
+                 "(ties: lower validation loss)")
+      ->check(CLI::IsMember({"last", "best-val"}));
+  app.add_option("--patience", opt.train.patience,
+                 "Stop when validation has not improved for K epochs (0: never)");
   app.add_option("--log-every", opt.train.log_every, "Log (and read back from the device) every K epochs");
   app.add_option("--json", opt.json_path, "Write the run's results as JSON to this file");
+  app.add_option("--save", opt.save_path,
+                 "Save the (selected) model as safetensors with PyG's state_dict names (first run)");
+  app.add_option("--init", opt.init_path, "Start from the weights in this safetensors file (e.g. from PyG)");
+  app.add_option("--checkpoint", opt.checkpoint_path, "Training-state file written by --checkpoint-every");
+  app.add_option("--checkpoint-every", opt.checkpoint_every,
+                 "Write the training state (weights, Adam, history) to --checkpoint every K epochs");
+  app.add_option("--resume", opt.resume_path, "Continue the run saved in this --checkpoint file");
+  app.add_option("--predictions", opt.predictions_path,
+                 "Write node, split, label, predicted class and class probabilities as CSV (first run)");
   app.add_option("--threads", opt.threads, "CPU threads (0: OpenMP's default)");
   app.add_flag("--no-normalize-features", opt.no_normalize, "Skip NormalizeFeatures (rows summing to 1)");
-  app.add_flag("-q,--quiet", opt.quiet, "Only warnings, errors and the final summary line");
+  app.add_flag("-q,--quiet", opt.quiet, "Only warnings, errors and the summary lines");
 
   try {
     app.parse(argc, argv);
@@ -155,7 +363,7 @@ int main(int argc, char** argv) {
 
   setup_logging(opt.quiet);
   try {
-    return run(opt, process_start);
+    return run(opt, app, process_start);
   } catch (const gcn::UsageError& e) {
     std::fprintf(stderr, "gcn-train: error: %s\n", e.what());
     return 2;

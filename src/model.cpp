@@ -83,6 +83,22 @@ void GcnModel::set_params(const std::vector<float>& host) {
   adam_v_.zero();
 }
 
+void GcnModel::set_adam_state(const std::vector<float>& m, const std::vector<float>& v) {
+  if (static_cast<int64_t>(m.size()) != layout_.total || static_cast<int64_t>(v.size()) != layout_.total) {
+    throw UsageError(fmt::format("expected {} values per Adam moment, got {} and {}", layout_.total, m.size(),
+                                 v.size()));
+  }
+  adam_m_.from_host(m);
+  adam_v_.from_host(v);
+}
+
+std::vector<float> GcnModel::log_probabilities() {
+  forward(/*training=*/false, 0, 0);
+  // dlogits_ is free between training steps: borrow it for the result.
+  backend_->log_softmax(logits_.ref(), dlogits_.ref());
+  return dlogits_.buffer().to_host();
+}
+
 std::vector<float> GcnModel::params() const { return params_.to_host(); }
 std::vector<float> GcnModel::grads() const { return grads_.to_host(); }
 

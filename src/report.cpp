@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -15,26 +16,80 @@
 
 namespace gcn {
 
+SeedSummary summarize(const std::vector<double>& values) {
+  SeedSummary s;
+  s.n = static_cast<int>(values.size());
+  if (s.n == 0) return s;
+  double sum = 0;
+  for (double v : values) sum += v;
+  s.mean = sum / s.n;
+  s.ci95_low = s.ci95_high = s.mean;
+  if (s.n < 2) return s;
+  double sq = 0;
+  for (double v : values) sq += (v - s.mean) * (v - s.mean);
+  s.std = std::sqrt(sq / (s.n - 1));
+  // Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom.
+  static const double kT[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                              2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                              2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  const int df = s.n - 1;
+  // Beyond 30 degrees of freedom t approaches the normal 1.960 like 1/df.
+  const double t = df <= 30 ? kT[df - 1] : 1.960 + (2.042 - 1.960) * 30.0 / df;
+  const double half = t * s.std / std::sqrt(static_cast<double>(s.n));
+  s.ci95_low = s.mean - half;
+  s.ci95_high = s.mean + half;
+  return s;
+}
+
+namespace {
+
+nlohmann::json epoch_json(const EpochStats& s) {
+  return {{"epoch", s.epoch},         {"loss", s.loss},       {"val_loss", s.val_loss},
+          {"train_acc", s.train_acc}, {"val_acc", s.val_acc}, {"test_acc", s.test_acc}};
+}
+
+nlohmann::json history_json(const TrainResult& res) {
+  nlohmann::json history = nlohmann::json::array();
+  for (const EpochStats& s : res.history) history.push_back(epoch_json(s));
+  return history;
+}
+
+nlohmann::json timing_json(const TrainResult& res) {
+  return {{"train_s", res.train_s},
+          {"epoch_ms_median", res.epoch_ms_median},
+          {"train_step_ms_median", res.train_step_ms_median}};
+}
+
+nlohmann::json summary_json(const std::vector<double>& v) {
+  const SeedSummary s = summarize(v);
+  return {{"mean", s.mean}, {"std", s.std}, {"ci95", {s.ci95_low, s.ci95_high}}};
+}
+
+}  // namespace
+
 nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
   const Dataset& d = *r.dataset;
-  const TrainResult& res = *r.result;
-  json history = json::array();
-  for (const EpochStats& s : res.history) {
-    history.push_back({{"epoch", s.epoch},
-                       {"loss", s.loss},
-                       {"val_loss", s.val_loss},
-                       {"train_acc", s.train_acc},
-                       {"val_acc", s.val_acc},
-                       {"test_acc", s.test_acc}});
-  }
-  json final_stats = json::object();
-  if (!res.history.empty()) {
-    const EpochStats& f = res.history.back();
-    final_stats = {{"epoch", f.epoch},     {"loss", f.loss},         {"val_loss", f.val_loss},
-                   {"train_acc", f.train_acc}, {"val_acc", f.val_acc}, {"test_acc", f.test_acc}};
-  }
   const TrainConfig& c = r.config;
+  json runs = json::array();
+  std::vector<double> test, val, final_test;
+  for (std::size_t i = 0; i < r.results.size(); ++i) {
+    const TrainResult& res = r.results[i];
+    runs.push_back({{"seed", r.seeds[i]},
+                    {"final", epoch_json(res.final_stats())},
+                    {"selected", epoch_json(res.selected())},
+                    {"best_epoch", res.best_epoch},
+                    {"stopped_early", res.stopped_early},
+                    {"timing", timing_json(res)},
+                    {"history", history_json(res)}});
+    test.push_back(res.selected().test_acc);
+    val.push_back(res.selected().val_acc);
+    final_test.push_back(res.final_stats().test_acc);
+  }
+  const TrainResult& first = r.results.front();
+  json timing = timing_json(first);
+  timing["load_s"] = r.load_s;
+  timing["total_s"] = r.total_s;
   return json{
       {"dataset",
        {{"name", d.name},
@@ -54,21 +109,35 @@ nlohmann::json to_json(const RunReport& r) {
         {"weight_decay", c.weight_decay},
         {"hidden", c.hidden},
         {"dropout", c.dropout},
-        {"seed", c.seed},
+        {"seed", r.seeds.front()},
+        {"runs", r.results.size()},
         {"loss", loss_name(c.loss)},
+        {"select", selection_name(c.select)},
+        {"patience", c.patience},
         {"log_every", c.log_every},
         {"threads", r.threads},
-        {"normalize_features", r.normalize_features}}},
+        {"normalize_features", r.normalize_features},
+        {"init", r.init_path},
+        {"resume", r.resume_path},
+        {"checkpoint", r.checkpoint_path},
+        {"checkpoint_every", r.checkpoint_every},
+        {"save", r.save_path},
+        {"predictions", r.predictions_path}}},
       {"device", r.device},
-      {"history", history},
-      {"final", final_stats},
-      {"timing",
-       {{"load_s", r.load_s},
-        {"train_s", res.train_s},
-        {"epoch_ms_median", res.epoch_ms_median},
-        {"train_step_ms_median", res.train_step_ms_median},
-        {"total_s", r.total_s}}},
+      {"history", history_json(first)},
+      {"final", epoch_json(first.final_stats())},
+      {"selected", epoch_json(first.selected())},
+      {"best_epoch", first.best_epoch},
+      {"stopped_early", first.stopped_early},
+      {"timing", timing},
       {"memory", {{"peak_host_mb", r.peak_host_mb}, {"peak_device_mb", r.peak_device_mb}}},
+      {"runs", runs},
+      {"summary",
+       {{"runs", r.results.size()},
+        {"select", selection_name(c.select)},
+        {"test_acc", summary_json(test)},
+        {"val_acc", summary_json(val)},
+        {"final_test_acc", summary_json(final_test)}}},
   };
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -147,7 +148,8 @@ TEST_F(Cli, JsonReportHoldsEverythingScriptsRelyOn) {
   }
   EXPECT_EQ(j["final"]["test_acc"], j["history"][11]["test_acc"]);
   EXPECT_EQ(j["final"]["loss"], j["history"][11]["loss"]);
-  for (const char* key : {"load_s", "train_s", "epoch_ms_median"}) {
+  for (const char* key : {"peak_host_mb", "peak_device_mb"}) EXPECT_GT(j["memory"][key].get<double>(), 0.0) << key;
+  for (const char* key : {"load_s", "train_s", "epoch_ms_median", "train_step_ms_median", "total_s"}) {
     EXPECT_TRUE(j["timing"][key].is_number()) << key;
     EXPECT_GE(j["timing"][key].get<double>(), 0.0) << key;
   }
@@ -155,6 +157,107 @@ TEST_F(Cli, JsonReportHoldsEverythingScriptsRelyOn) {
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir_)) files += e.path().filename().string().rfind(".run.json", 0) == 0;
   EXPECT_EQ(files, 0);
+}
+
+TEST_F(Cli, ExperimentFlagErrorsAreUsageErrors) {
+  const std::string ck = (dir_ / "ck.safetensors").string();
+  for (const std::string& args :
+       {std::string("--runs 0"), std::string("--select worst"), std::string("--patience -2"),
+        std::string("--checkpoint-every 5"), "--init a.safetensors --resume " + ck,
+        "--runs 2 --resume " + ck}) {
+    const CliRun r = run("--dataset cora " + args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+  }
+}
+
+TEST_F(Cli, CorruptOrMismatchedCheckpointsFailClearly) {
+  GCN_REQUIRE_DATA();
+  const fs::path bad = dir_ / "bad.safetensors";
+  { std::ofstream(bad) << "not a safetensors file at all"; }
+  for (const char* flag : {"--init", "--resume"}) {
+    const CliRun r = run(std::string("--dataset cora --epochs 2 ") + flag + " '" + bad.string() + "'");
+    EXPECT_EQ(r.status, 1) << flag << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("bad.safetensors"));
+  }
+  // A Cora model does not fit CiteSeer.
+  const fs::path model = dir_ / "cora.safetensors";
+  ASSERT_EQ(run("--dataset cora --epochs 2 --save '" + model.string() + "'").status, 0);
+  const CliRun r = run("--dataset citeseer --epochs 2 --init '" + model.string() + "'");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("1433 features"));
+  // Resuming with a different learning rate is refused.
+  const fs::path ck = dir_ / "ck.safetensors";
+  ASSERT_EQ(run("--dataset cora --epochs 4 --checkpoint '" + ck.string() + "' --checkpoint-every 2").status, 0);
+  const CliRun lr = run("--dataset cora --epochs 6 --lr 0.02 --resume '" + ck.string() + "'");
+  EXPECT_EQ(lr.status, 2) << lr.err;
+  EXPECT_THAT(lr.err, HasSubstr("--lr"));
+}
+
+// --predictions: one row per node; probabilities sum to 1; pred is their
+// argmax; the test rows' accuracy is the reported one.
+TEST_F(Cli, PredictionsCsvAgreesWithTheReport) {
+  GCN_REQUIRE_DATA();
+  const fs::path csv = dir_ / "pred.csv", json_path = dir_ / "r.json";
+  const CliRun r = run("--dataset cora --epochs 30 --select best-val --predictions '" + csv.string() + "' --json '" +
+                       json_path.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "node,split,label,pred,p0,p1,p2,p3,p4,p5,p6");
+  int rows = 0, test_rows = 0, test_correct = 0;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string field;
+    std::vector<std::string> f;
+    while (std::getline(ss, field, ',')) f.push_back(field);
+    ASSERT_EQ(f.size(), 11u) << line;
+    EXPECT_EQ(std::stoi(f[0]), rows);
+    double sum = 0, best = -1;
+    int arg = -1;
+    for (int k = 0; k < 7; ++k) {
+      const double p = std::stod(f[4 + k]);
+      sum += p;
+      if (p > best) {
+        best = p;
+        arg = k;
+      }
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-4) << line;
+    EXPECT_EQ(arg, std::stoi(f[3])) << line;
+    if (f[1] == "test") {
+      ++test_rows;
+      test_correct += f[2] == f[3];
+    }
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2708);
+  EXPECT_EQ(test_rows, 1000);
+  const nlohmann::json j = nlohmann::json::parse(slurp(json_path));
+  EXPECT_NEAR(j["selected"]["test_acc"].get<double>(), test_correct / 1000.0, 1e-12);
+  EXPECT_EQ(j["selected"]["epoch"], j["best_epoch"]);
+}
+
+// --runs: every run in the report and a summary over them.
+TEST_F(Cli, RunsReportEveryRunAndASummary) {
+  GCN_REQUIRE_DATA();
+  const fs::path json_path = dir_ / "runs.json";
+  const CliRun r = run("--dataset cora --epochs 20 --runs 3 --seed 5 --quiet --json '" + json_path.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("3 runs (seeds 5..7)"));
+  EXPECT_THAT(r.out, HasSubstr("95% CI"));
+  const nlohmann::json j = nlohmann::json::parse(slurp(json_path));
+  ASSERT_EQ(j["runs"].size(), 3u);
+  double sum = 0;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(j["runs"][i]["seed"], 5 + i);
+    EXPECT_EQ(j["runs"][i]["history"].size(), 20u);
+    sum += j["runs"][i]["selected"]["test_acc"].get<double>();
+  }
+  EXPECT_NEAR(j["summary"]["test_acc"]["mean"].get<double>(), sum / 3, 1e-12);
+  EXPECT_EQ(j["summary"]["runs"], 3);
 }
 
 TEST_F(Cli, QuietPrintsOnlyTheSummary) {

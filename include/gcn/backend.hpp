@@ -81,6 +81,8 @@ class Backend {
   // Waits for all queued work, then copies.
   virtual void download(void* host_dst, const void* src, std::size_t bytes) = 0;
   virtual void fill_zero(void* dst, std::size_t bytes) = 0;
+  // Copies within backend memory, queued like an op (no wait).
+  virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void synchronize() = 0;
 
   // ---- sparse -------------------------------------------------------------

@@ -4,10 +4,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "gcn/backend.hpp"
+#include "gcn/error.hpp"
 
 namespace gcn {
 
@@ -42,6 +44,10 @@ class Buffer {
     if (count_ > 0) backend_->fill_zero(data_, bytes());
   }
   void from_host(const std::vector<T>& host) {
+    if (static_cast<int64_t>(host.size()) != count_) {
+      throw Error("Buffer::from_host: " + std::to_string(host.size()) + " values for a buffer of " +
+                  std::to_string(count_));
+    }
     if (count_ > 0) backend_->upload(data_, host.data(), bytes());
   }
   std::vector<T> to_host() const {

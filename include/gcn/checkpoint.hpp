@@ -22,12 +22,15 @@
 #include <vector>
 
 #include "gcn/model.hpp"
+#include "gcn/trainer.hpp"
 
 namespace gcn {
 
 // Tensor-name prefixes of Adam's first and second moments in a resume checkpoint.
 inline constexpr const char* kAdamExpAvgPrefix = "optimizer.exp_avg.";
 inline constexpr const char* kAdamExpAvgSqPrefix = "optimizer.exp_avg_sq.";
+// Training-state checkpoints also hold the best validation epoch's parameters.
+inline constexpr const char* kBestParamsPrefix = "best.";
 
 struct Tensor32 {
   std::string name;
@@ -74,6 +77,16 @@ std::vector<float> model_from_safetensors(const SafetensorsFile& file, const Gcn
                                           const std::string& path_for_errors);
 // (F, H, C) from the model tensors' shapes; DataError when missing or inconsistent.
 GcnShape shape_from_safetensors(const SafetensorsFile& file, const std::string& path_for_errors);
+
+// A training-state checkpoint (--checkpoint-every / --resume): the model
+// tensors under PyG's names, Adam's moments (optimizer.exp_avg.*,
+// optimizer.exp_avg_sq.*), the best epoch's parameters (best.*, with
+// --select best-val), and in the metadata "epoch", "best_epoch" and "history"
+// (a JSON array of the epochs so far) beside the caller's own keys.
+SafetensorsFile train_state_to_safetensors(const GcnShape& shape, const TrainState& state,
+                                           std::map<std::string, std::string> metadata);
+TrainState train_state_from_safetensors(const SafetensorsFile& file, const GcnShape& shape,
+                                        const std::string& path_for_errors);
 
 // A metadata value; DataError "<path>: metadata key '<key>' missing" when absent.
 const std::string& get_metadata(const SafetensorsFile& file, const std::string& key,

@@ -48,6 +48,15 @@ class GcnModel {
   void set_params(const std::vector<float>& host);  // also resets Adam's state
   std::vector<float> params() const;
   std::vector<float> grads() const;
+  // Adam's first and second moments, for checkpoints.
+  std::vector<float> adam_m() const { return adam_m_.to_host(); }
+  std::vector<float> adam_v() const { return adam_v_.to_host(); }
+  void set_adam_state(const std::vector<float>& m, const std::vector<float>& v);
+  // The parameters as a buffer in backend memory (for snapshots by Backend::copy).
+  const Buffer<float>& param_buffer() const { return params_; }
+  Buffer<float>& param_buffer() { return params_; }
+  // log_softmax of an evaluation forward pass (no dropout), (N, C) on the host.
+  std::vector<float> log_probabilities();
 
   // Forward pass into logits(); dropout only when training (mask from seed and stream).
   void forward(bool training, uint64_t seed, uint64_t stream);

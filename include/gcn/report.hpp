@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,23 +12,37 @@
 
 namespace gcn {
 
+// Mean, sample standard deviation and a 95% confidence interval of the mean
+// (Student's t with n - 1 degrees of freedom); std and the interval are 0
+// wide for a single value.
+struct SeedSummary {
+  int n = 0;
+  double mean = 0, std = 0, ci95_low = 0, ci95_high = 0;
+};
+SeedSummary summarize(const std::vector<double>& values);
+
 struct RunReport {
   const Dataset* dataset = nullptr;
-  TrainConfig config;
-  std::string dataset_arg;  // as given on the command line
+  TrainConfig config;               // of the first run (later runs differ in the seed)
+  std::string dataset_arg;          // as given on the command line
   std::string data_root;
-  std::string device_arg;   // as given: cpu, cuda, cuda:N, auto
-  std::string device;       // what ran: Backend::describe()
+  std::string device_arg;           // as given: cpu, cuda, cuda:N, auto
+  std::string device;               // what ran: Backend::describe()
   int threads = 0;
   bool normalize_features = true;
+  std::string init_path, resume_path, checkpoint_path, save_path, predictions_path;
+  int checkpoint_every = 0;
   double load_s = 0;
   double total_s = 0;               // the process so far: start-up, load, device, training
   double peak_host_mb = 0;          // maximum resident set size of the process
   double peak_device_mb = 0;        // most backend memory held at once
-  const TrainResult* result = nullptr;
+  std::vector<uint64_t> seeds;      // one per run
+  std::vector<TrainResult> results; // one per run
 };
 
-// {dataset, config, device, history, final, timing}; see README.md.
+// {dataset, config, device, history, final, selected, timing, memory, runs,
+// summary}; the top-level history/final/selected/timing are the first run's.
+// See README.md.
 nlohmann::json to_json(const RunReport& report);
 
 // Writes atomically: a temporary file beside the target, flushed and fsynced,

@@ -21,6 +21,12 @@ enum class LossKind { kNll, kCrossEntropy };
 LossKind parse_loss(const std::string& text);  // "nll" | "cross-entropy"; UsageError otherwise
 const char* loss_name(LossKind kind);
 
+// Which epoch's model a run reports (and saves): the last one, or the one with
+// the best validation accuracy (ties: the lower validation loss).
+enum class Selection { kLast, kBestVal };
+Selection parse_selection(const std::string& text);  // "last" | "best-val"; UsageError otherwise
+const char* selection_name(Selection selection);
+
 struct TrainConfig {
   int epochs = 200;
   float lr = 0.01f;
@@ -30,6 +36,10 @@ struct TrainConfig {
   uint64_t seed = 0;
   LossKind loss = LossKind::kNll;
   int log_every = 1;
+  Selection select = Selection::kLast;
+  // Stop when validation (accuracy, ties: lower loss) has not improved for
+  // this many epochs; 0 trains all epochs.
+  int patience = 0;
 
   void validate() const;  // UsageError naming the bad option
 };
@@ -41,20 +51,52 @@ struct EpochStats {
   double train_acc = 0, val_acc = 0, test_acc = 0;
 };
 
+// Everything a run needs to continue after `epoch` epochs, on the host.
+struct TrainState {
+  int epoch = 0;                       // epochs completed; also Adam's step count
+  std::vector<float> params;           // ParamLayout order
+  std::vector<float> adam_m, adam_v;   // Adam's moments, same order
+  std::vector<EpochStats> history;     // epochs 1..epoch
+  int best_epoch = 0;                  // best validation epoch so far (0: none)
+  std::vector<float> best_params;      // parameters after best_epoch (kBestVal only)
+};
+
 struct TrainResult {
-  std::vector<EpochStats> history;  // every epoch
-  std::vector<float> params;        // final parameters (ParamLayout order)
+  std::vector<EpochStats> history;  // every epoch that ran (from epoch 1 when resumed)
+  std::vector<float> params;        // the selected epoch's parameters (ParamLayout order)
+  int selected_epoch = 0;           // the last epoch, or the best validation epoch
+  int best_epoch = 0;               // best validation epoch (accuracy, ties: lower loss)
+  bool stopped_early = false;       // --patience ended the run before --epochs
   double train_s = 0;               // wall time of the epoch loop
   // Medians over the epochs after a warm-up (the first 5, or 1 for short
   // runs), timed by backend markers (CUDA events on the GPU).
   double epoch_ms_median = 0;       // train step + evaluation
   double train_step_ms_median = 0;  // forward, loss, backward, Adam step
+  std::vector<float> log_probs;     // (N, C) of the selected parameters, if asked for
+
+  const EpochStats& final_stats() const { return history.back(); }
+  const EpochStats& selected() const { return history[static_cast<std::size_t>(selected_epoch - 1)]; }
 };
 
 // Called for each logged epoch, in order.
 using EpochCallback = std::function<void(const EpochStats&)>;
 
+struct TrainOptions {
+  EpochCallback on_log;
+  const std::vector<float>* init_params = nullptr;  // instead of Glorot (ParamLayout order)
+  const TrainState* resume = nullptr;               // continue after resume->epoch epochs
+  int checkpoint_every = 0;                         // call on_checkpoint every K epochs
+  std::function<void(const TrainState&)> on_checkpoint;
+  bool want_log_probs = false;
+};
+
 TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config,
-                      const EpochCallback& on_log = {});
+                      const TrainOptions& options);
+inline TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config,
+                             const EpochCallback& on_log = {}) {
+  TrainOptions options;
+  options.on_log = on_log;
+  return train_gcn(backend, data, config, options);
+}
 
 }  // namespace gcn
