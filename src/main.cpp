@@ -54,8 +54,12 @@ void setup_logging(bool quiet) {
 
 // The options that define a training run, as stored in checkpoints.
 nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset) {
-  return {{"dataset", dataset},   {"epochs", c.epochs},   {"lr", c.lr},
-          {"weight_decay", c.weight_decay}, {"hidden", c.hidden}, {"dropout", c.dropout},
+  return {{"dataset", dataset},
+          {"epochs", c.epochs},
+          {"lr", gcn::json_number(c.lr)},
+          {"weight_decay", gcn::json_number(c.weight_decay)},
+          {"hidden", c.hidden},
+          {"dropout", gcn::json_number(c.dropout)},
           {"seed", c.seed},       {"loss", gcn::loss_name(c.loss)}, {"select", gcn::selection_name(c.select)},
           {"patience", c.patience}};
 }

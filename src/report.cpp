@@ -16,6 +16,8 @@
 
 namespace gcn {
 
+double json_number(float value) { return std::stod(fmt::format("{}", value)); }
+
 SeedSummary summarize(const std::vector<double>& values) {
   SeedSummary s;
   s.n = static_cast<int>(values.size());
@@ -105,10 +107,10 @@ nlohmann::json to_json(const RunReport& r) {
         {"data_root", r.data_root},
         {"device", r.device_arg},
         {"epochs", c.epochs},
-        {"lr", c.lr},
-        {"weight_decay", c.weight_decay},
+        {"lr", json_number(c.lr)},
+        {"weight_decay", json_number(c.weight_decay)},
         {"hidden", c.hidden},
-        {"dropout", c.dropout},
+        {"dropout", json_number(c.dropout)},
         {"seed", r.seeds.front()},
         {"runs", r.results.size()},
         {"loss", loss_name(c.loss)},

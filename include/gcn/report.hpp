@@ -12,6 +12,10 @@
 
 namespace gcn {
 
+// A float option as JSON shows it: the shortest decimal that reads back as the
+// same float (0.01f -> 0.01, not 0.009999999776482582).
+double json_number(float value);
+
 // Mean, sample standard deviation and a 95% confidence interval of the mean
 // (Student's t with n - 1 degrees of freedom); std and the interval are 0
 // wide for a single value.
