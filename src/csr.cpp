@@ -1,6 +1,7 @@
 // CsrMatrix::validate and CsrMatrix::transposed.
 #include "gcn/csr.hpp"
 
+#include <cmath>
 #include <string>
 
 #include "gcn/error.hpp"
@@ -28,6 +29,11 @@ void CsrMatrix::validate(const char* what) const {
   }
   for (int32_t r = 0; r < n_rows; ++r) {
     if (indptr[r + 1] < indptr[r]) fail("indptr decreases at row " + std::to_string(r));
+    // A later decrease could still end at nnz: bound every entry before reading the row.
+    if (indptr[r + 1] > nnz()) {
+      fail("indptr[" + std::to_string(r + 1) + "] = " + std::to_string(indptr[r + 1]) + " is past the " +
+           std::to_string(nnz()) + " entries");
+    }
     for (int32_t k = indptr[r]; k < indptr[r + 1]; ++k) {
       if (indices[k] < 0 || indices[k] >= n_cols) {
         fail("column " + std::to_string(indices[k]) + " in row " + std::to_string(r) +
@@ -35,6 +41,10 @@ void CsrMatrix::validate(const char* what) const {
       }
       if (k > indptr[r] && indices[k] < indices[k - 1]) {
         fail("columns of row " + std::to_string(r) + " are not sorted");
+      }
+      if (!std::isfinite(values[k])) {
+        fail("value at row " + std::to_string(r) + ", column " + std::to_string(indices[k]) + " is " +
+             (std::isnan(values[k]) ? "NaN" : "infinite"));
       }
     }
   }

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <numeric>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -411,6 +412,14 @@ TEST(CsrMatrixTest, ValidateAndTranspose) {
   EXPECT_THAT(error(make_csr(2, 3, {0, 3, 3}, {0, 1, 2}, {1, 1, 1})), HasSubstr("(no error)"));
   EXPECT_THAT(error(make_csr(3, 3, {0, 3, 2, 3}, {0, 1, 2}, {1, 1, 1})),
               HasSubstr("indptr decreases at row 1"));
+  // An indptr that overshoots and comes back down to nnz must be caught before
+  // the overshooting row is read (it would index past the arrays).
+  EXPECT_THAT(error(make_csr(2, 3, {0, 100, 3}, {0, 1, 2}, {1, 1, 1})),
+              HasSubstr("indptr[1] = 100 is past the 3 entries"));
+  EXPECT_THAT(error(make_csr(1, 3, {0, 2}, {0, 1}, {1, std::numeric_limits<float>::quiet_NaN()})),
+              HasSubstr("value at row 0, column 1 is NaN"));
+  EXPECT_THAT(error(make_csr(1, 3, {0, 1}, {2}, {-std::numeric_limits<float>::infinity()})),
+              HasSubstr("value at row 0, column 2 is infinite"));
 }
 
 TEST(DatasetTest, CountAndValidate) {
