@@ -238,6 +238,9 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     }
     gcn::TrainResult result = gcn::train_gcn(*backend, data, cfg, options);
     const gcn::EpochStats& f = result.final_stats();
+    int nonfinite = 0;
+    for (const gcn::EpochStats& s : result.history) nonfinite += std::isfinite(s.loss) ? 0 : 1;
+    if (nonfinite > 0) spdlog::warn("{}the training loss was not finite in {} epochs", prefix, nonfinite);
     const gcn::EpochStats& sel = result.selected();
     if (result.stopped_early) {
       spdlog::info("{}stopped early after epoch {}: no better validation accuracy (ties: lower validation loss) "
@@ -352,6 +355,8 @@ int main(int argc, char** argv) {
                  "Write node, split, label, predicted class and class probabilities as CSV (first run)");
   app.add_option("--threads", opt.threads, "CPU threads (0: OpenMP's default)");
   app.add_flag("--no-normalize-features", opt.no_normalize, "Skip NormalizeFeatures (rows summing to 1)");
+  app.add_flag("--allow-nonfinite", opt.train.allow_nonfinite,
+               "Keep training when the loss becomes NaN or infinite (default: stop with an error)");
   app.add_flag("-q,--quiet", opt.quiet, "Only warnings, errors and the summary lines");
 
   try {

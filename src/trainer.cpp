@@ -151,8 +151,9 @@ TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& 
     }
     backend.clear_markers();
     for (int i = 0; i < n_new; ++i) {
-      if (!std::isfinite(loss[i])) {
-        throw NumericError(fmt::format("epoch {}: the training loss is {}; lower --lr or check the input features",
+      if (!std::isfinite(loss[i]) && !config.allow_nonfinite) {
+        throw NumericError(fmt::format("epoch {}: the training loss is {}; lower --lr, check the input features, or pass "
+                                       "--allow-nonfinite to continue anyway",
                                        fetched + i + 1, loss[i]));
       }
       EpochStats s;

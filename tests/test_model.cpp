@@ -266,6 +266,27 @@ TEST(Trainer, InitParamsAreTheStartingPoint) {
   EXPECT_EQ(c0.history[0].loss, loss);
 }
 
+// A diverging run stops with an error naming the epoch, unless asked to go on.
+TEST(Trainer, NonFiniteLossStopsTraining) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  TrainConfig cfg;
+  cfg.epochs = 50;
+  cfg.hidden = 8;
+  cfg.lr = 1e30f;
+  cfg.weight_decay = 1e30f;
+  try {
+    train_gcn(*be, d, cfg);
+    FAIL() << "no NumericError";
+  } catch (const NumericError& e) {
+    EXPECT_THAT(e.what(), ::testing::MatchesRegex("epoch [0-9]+: the training loss is .*"));
+  }
+  cfg.allow_nonfinite = true;
+  const TrainResult r = train_gcn(*be, d, cfg);
+  EXPECT_EQ(r.history.size(), 50u);
+  EXPECT_FALSE(std::isfinite(r.history.back().loss));
+}
+
 TEST(Report, SeedSummaryByHand) {
   const SeedSummary s = summarize({0.80, 0.81, 0.82});
   EXPECT_EQ(s.n, 3);

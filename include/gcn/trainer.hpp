@@ -40,6 +40,9 @@ struct TrainConfig {
   // Stop when validation (accuracy, ties: lower loss) has not improved for
   // this many epochs; 0 trains all epochs.
   int patience = 0;
+  // A NaN or infinite training loss ends the run with gcn::NumericError naming
+  // the epoch, unless this is set.
+  bool allow_nonfinite = false;
 
   void validate() const;  // UsageError naming the bad option
 };
