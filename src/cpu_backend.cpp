@@ -110,6 +110,10 @@ class CpuBackend final : public Backend {
     require(k == kb && c.rows == m && c.cols == n, "gemm",
             fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b),
                         shape(c), trans_a, trans_b));
+    if (trans_a) {
+      gemm_at(a, b, trans_b, c);
+      return;
+    }
 #pragma omp parallel num_threads(n_threads_) if (m * n * k > kParallelMin)
     {
       std::vector<double> acc(static_cast<std::size_t>(n));
@@ -283,6 +287,41 @@ class CpuBackend final : public Backend {
   std::size_t peak_memory_bytes() const override { return peak_; }
 
  private:
+  // c (M, N) = aᵀ · op(b) with a (K, M): a reduction over K, the long side
+  // (the rows of the graph) in the weight gradient. Both operands stream once;
+  // fixed chunks of rows are summed in parallel and combined in chunk order,
+  // so the result does not depend on the thread count.
+  void gemm_at(ConstMatRef a, ConstMatRef b, bool trans_b, MatRef c) {
+    const int64_t k = a.rows, m = a.cols, n = c.cols;
+    constexpr int64_t kChunk = 4096;
+    const int64_t n_chunks = (k + kChunk - 1) / kChunk;
+    std::vector<double> partial(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (m * n * k > kParallelMin)
+    for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
+      double* acc = partial.data() + chunk * m * n;
+      const int64_t end = std::min(k, (chunk + 1) * kChunk);
+      for (int64_t p = chunk * kChunk; p < end; ++p) {
+        const float* arow = a.data + p * a.cols;
+        for (int64_t i = 0; i < m; ++i) {
+          const double aip = arow[i];
+          if (aip == 0.0) continue;
+          double* out = acc + i * n;
+          if (!trans_b) {
+            const float* brow = b.data + p * b.cols;
+            for (int64_t j = 0; j < n; ++j) out[j] += aip * brow[j];
+          } else {
+            for (int64_t j = 0; j < n; ++j) out[j] += aip * b.data[j * b.cols + p];
+          }
+        }
+      }
+    }
+    for (int64_t idx = 0; idx < m * n; ++idx) {
+      double sum = 0.0;
+      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += partial[chunk * m * n + idx];
+      c.data[idx] = static_cast<float>(sum);
+    }
+  }
+
   // log_softmax(x)_j = (x_j - max) - log_sum: subtracting the max first keeps
   // the shift exact even when |max| is so large that max + log_sum == max.
   struct RowStats {
