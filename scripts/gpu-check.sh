@@ -4,7 +4,8 @@
 #   versions -> CUDA build for the present GPU -> ctest (GCN_REQUIRE_GPU=1)
 #   -> compute-sanitizer memcheck + racecheck on test_cuda_ops, memcheck on a
 #   short training run -> Cora on cuda and cpu with --json (accuracy, ms/epoch)
-# Every step is time-bounded, and the whole script stays under a 6-minute
+#   -> gcn-bench, compare_pyg.py and scale_curve.py with what time is left
+# Every step is time-bounded, and the whole script stays under a 7-minute
 # budget (later steps get what is left). It goes on past failures, writes a
 # summary (to $OUT/summary.txt when $OUT is set, with logs under $OUT/logs),
 # and exits non-zero if anything failed.
@@ -12,13 +13,15 @@ set -u -o pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
-BUDGET_S=${GCN_CHECK_BUDGET_S:-350}
+BUDGET_S=${GCN_CHECK_BUDGET_S:-420}
 RESULTS=${OUT:-$PWD/out/gpu-check}
 LOGS=$RESULTS/logs
 BUILD=${GCN_CHECK_BUILD_DIR:-build-gpu}
 mkdir -p "$LOGS"
 # A GPU session: the CUDA tests must run, not skip.
 export GCN_REQUIRE_GPU=1
+# The data-dependent tests must run too (.gpu/env.sh sets GCN_DATA_ROOT).
+export GCN_REQUIRE_DATA=1
 SUMMARY=$RESULTS/summary.txt
 : >"$SUMMARY"
 
@@ -135,24 +138,13 @@ if ((built)); then
     json=$RESULTS/cora-$device.json
     rm -f "$json"
     if run_step "train-$device" 90 "$TRAIN_BIN" --dataset cora --device "$device" --seed 0 --json "$json" --quiet; then
-      # The keys are searched for anywhere in the report, so a change in its
-      # nesting does not break the summary.
       line=$(python3 - "$json" <<'PY' 2>&1
 import json, sys
-def walk(node, path=""):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from walk(v, f"{path}.{k}" if path else k)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from walk(v, f"{path}[{i}]")
-    else:
-        yield path, node
-with open(sys.argv[1]) as f:
-    report = json.load(f)
-found = [(p, v) for p, v in walk(report)
-         if isinstance(v, (int, float)) and ("acc" in p.split(".")[-1] or p.split(".")[-1] == "epoch_ms_median")]
-print(", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in found) or "no accuracy/epoch_ms_median keys")
+r = json.load(open(sys.argv[1]))
+t, m, f = r["timing"], r["memory"], r["final"]
+print(f"test_acc={f['test_acc']:.4f} epoch_ms={t['epoch_ms_median']:.4f} "
+      f"train_step_ms={t['train_step_ms_median']:.4f} total_s={t['total_s']:.2f} "
+      f"peak_device_mb={m['peak_device_mb']:.1f} ({r['device']})")
 PY
       )
       note "[ok] cora --device $device: $line"
@@ -161,6 +153,32 @@ PY
       tail -n 5 "$LOGS/train-$device.log" | tee -a "$SUMMARY"
     fi
   done
+
+  # ---- benchmarks and the comparison with PyG (what time is left) -----------
+  BENCH_BIN=$BUILD/bench/gcn-bench
+  if [[ -x $BENCH_BIN ]]; then
+    if run_step bench 60 "$BENCH_BIN" --device cuda --benchmark_min_time=0.05 \
+      --benchmark_out="$RESULTS/bench.json" --benchmark_out_format=json; then
+      note "[ok] gcn-bench: $RESULTS/bench.json (table in $LOGS/bench.log)"
+    else
+      fail "gcn-bench (see $LOGS/bench.log)"
+    fi
+  fi
+  if run_step compare-pyg 90 python3 scripts/compare_pyg.py --dataset cora --device cuda --seeds 0-2 \
+    --gcn-train "$TRAIN_BIN" --python python3 --json "$RESULTS/compare-pyg.json"; then
+    note "[ok] compare_pyg (table in $LOGS/compare-pyg.log)"
+    tail -n 8 "$LOGS/compare-pyg.log" | tee -a "$SUMMARY"
+  else
+    note "[warn] compare_pyg did not finish (see $LOGS/compare-pyg.log); PyG may be missing"
+  fi
+  if run_step scale-curve 90 python3 scripts/scale_curve.py --device cuda --max-edges 1e8 --epochs 10 \
+    --gcn-train "$TRAIN_BIN" --json "$RESULTS/scale-curve.json"; then
+    note "[ok] scale curve (table in $LOGS/scale-curve.log)"
+    tee -a "$SUMMARY" <"$LOGS/scale-curve.log"
+  else
+    note "[warn] scale curve did not finish (see $LOGS/scale-curve.log)"
+    tee -a "$SUMMARY" <"$LOGS/scale-curve.log"
+  fi
 fi
 
 note "elapsed: ${SECONDS}s of ${BUDGET_S}s"

@@ -53,6 +53,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="scale_curve_")
     points = []
+    failed = False
     print(f"| {'nodes':>9} | {'edges':>11} | {'ms/epoch':>9} | {'train step ms':>13} | {'GB/s (min)':>10} | "
           f"{'peak dev MiB':>12} | {'peak host MiB':>13} |")
     print(f"|{'-' * 11}|{'-' * 13}|{'-' * 11}|{'-' * 15}|{'-' * 12}|{'-' * 14}|{'-' * 15}|")
@@ -67,6 +68,7 @@ def main():
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"| {nodes:>9} | {'-':>11} | failed: {proc.stderr.strip()}")
+            failed = True
             break
         j = json.load(open(report))
         edges = j["dataset"]["num_edges"]
@@ -81,6 +83,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": args.device, "epochs": args.epochs, "points": points}, f, indent=2)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
