@@ -25,14 +25,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def parse_seeds(text):
-    seeds = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
+sys.path.insert(0, HERE)
+from pyg_common import parse_seeds  # noqa: E402  (torch is imported only by the PyG runs)
 
 
 def main():

@@ -15,6 +15,15 @@ NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 EXTS = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
 
 
+def parse_seeds(text):
+    """'0-4' -> [0, 1, 2, 3, 4]; '1,3,7-8' -> [1, 3, 7, 8]."""
+    seeds = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
 def find_raw(root, name, prog="pyg"):
     """The folder holding ind.<name>.* (flat, or PyG's <Name>/raw layout)."""
     for d in (root, os.path.join(root, NAMES[name], "raw")):

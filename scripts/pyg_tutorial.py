@@ -23,14 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pyg_common  # noqa: E402  (the data loading and the model, shared with pyg_checkpoint.py)
 
 
-def parse_seeds(text):
-    seeds = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="cora", choices=sorted(pyg_common.NAMES))
@@ -57,7 +49,7 @@ def main():
             torch.cuda.synchronize()
 
     runs = []
-    for seed in parse_seeds(args.seeds):
+    for seed in pyg_common.parse_seeds(args.seeds):
         torch.manual_seed(seed)
         model = pyg_common.make_gcn(dataset.num_features, dataset.num_classes, 16).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
@@ -72,16 +64,11 @@ def main():
             loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
             loss.backward()
             opt.step()
-            model.eval()
-            with torch.no_grad():
-                pred = model(data.x, data.edge_index).argmax(dim=1)
-                acc = [int((pred[m] == data.y[m]).sum()) / int(m.sum())
-                       for m in (data.train_mask, data.val_mask, data.test_mask)]
+            acc = pyg_common.accuracies(model, data)
             sync()
             times.append((time.perf_counter() - t0) * 1e3)
         train_s = time.perf_counter() - t_start
-        runs.append({"seed": seed, "loss": float(loss), "train_acc": acc[0], "val_acc": acc[1],
-                     "test_acc": acc[2], "train_s": train_s,
+        runs.append({"seed": seed, "loss": float(loss), **acc, "train_s": train_s,
                      "epoch_ms_median": statistics.median(times[5:] or times),
                      "peak_device_mb": (torch.cuda.max_memory_allocated(device) / 2**20
                                         if device.type == "cuda" else None)})

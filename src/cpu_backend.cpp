@@ -20,6 +20,7 @@
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
 #include "gcn/rng.hpp"
+#include "op_checks.hpp"
 
 namespace gcn {
 namespace {
@@ -30,11 +31,8 @@ namespace {
 // Cora-sized ops (tens of microseconds of work) lose more than they gain.
 constexpr int64_t kParallelMin = 1 << 20;
 
-void require(bool ok, const char* op, const std::string& detail) {
-  if (!ok) throw Error(fmt::format("{}: {}", op, detail));
-}
-
-std::string shape(ConstMatRef m) { return fmt::format("({}, {})", m.rows, m.cols); }
+using detail::require;
+using detail::shape;
 
 class CpuSparse final : public SparseMatrix {
  public:
@@ -103,13 +101,8 @@ class CpuBackend final : public Backend {
   }
 
   void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
-    const int64_t m = trans_a ? a.cols : a.rows;
-    const int64_t k = trans_a ? a.rows : a.cols;
-    const int64_t kb = trans_b ? b.cols : b.rows;
-    const int64_t n = trans_b ? b.rows : b.cols;
-    require(k == kb && c.rows == m && c.cols == n, "gemm",
-            fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b),
-                        shape(c), trans_a, trans_b));
+    const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
+    const int64_t m = dims.m, n = dims.n, k = dims.k;
     if (trans_a) {
       gemm_at(a, b, trans_b, c);
       return;

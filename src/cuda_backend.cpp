@@ -32,6 +32,7 @@
 #include "gcn/backend.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "op_checks.hpp"
 #include "reduce.hpp"
 
 #define CUBLAS_CHECK(call) \
@@ -42,11 +43,8 @@
 namespace gcn {
 namespace {
 
-void require(bool ok, const char* op, const std::string& detail) {
-  if (!ok) throw Error(fmt::format("{}: {}", op, detail));
-}
-
-std::string shape(ConstMatRef m) { return fmt::format("({}, {})", m.rows, m.cols); }
+using detail::require;
+using detail::shape;
 
 // ---- RAII wrappers (move-only; destructors log, never throw) ---------------
 
@@ -344,13 +342,8 @@ class CudaBackend final : public Backend {
 
   // ---- dense ----------------------------------------------------------------
   void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
-    const int64_t m = trans_a ? a.cols : a.rows;
-    const int64_t k = trans_a ? a.rows : a.cols;
-    const int64_t kb = trans_b ? b.cols : b.rows;
-    const int64_t n = trans_b ? b.rows : b.cols;
-    require(k == kb && c.rows == m && c.cols == n, "gemm",
-            fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b), shape(c),
-                        trans_a, trans_b));
+    const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
+    const int64_t m = dims.m, n = dims.n, k = dims.k;
     require(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.cols <= INT_MAX && b.cols <= INT_MAX, "gemm",
             "dimensions beyond 32-bit cuBLAS sizes");
     if (m == 0 || n == 0) return;
