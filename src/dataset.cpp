@@ -56,6 +56,9 @@ void Dataset::validate() const {
   }
 }
 
+// The most entries normalize_features makes dense: 2^27 (1 GiB of indices and values).
+constexpr int64_t kMaxDenseEntries = int64_t{1} << 27;
+
 // PyG 2.4 NormalizeFeatures on the dense x:
 //   x = x - x.min();  x /= x.sum(-1, keepdim=True).clamp(min=1)
 // so rows whose sum is below 1 (all-zero rows included) are left as they are.
@@ -70,10 +73,14 @@ void normalize_features(CsrMatrix& x) {
     if (x.nnz() < numel) {
       // Negative entries with implicit zeros: after the shift every entry is
       // non-zero, so the result is dense. Store it explicitly, as PyG would.
-      if (numel > std::numeric_limits<int32_t>::max()) {
+      // A few stored entries can ask for this (a (505, 4e6) matrix with one
+      // negative value is 16 GB dense), so the cap is far below what a
+      // CsrMatrix could index.
+      if (numel > kMaxDenseEntries) {
         throw DataError("normalize_features: negative features shift every entry of a (" +
                         std::to_string(x.n_rows) + ", " + std::to_string(x.n_cols) +
-                        ") matrix to non-zero, which exceeds the 2^31 entries a CsrMatrix holds");
+                        ") matrix to non-zero, more than the " + std::to_string(kMaxDenseEntries) +
+                        " dense entries allowed");
       }
       CsrMatrix dense;
       dense.n_rows = x.n_rows;

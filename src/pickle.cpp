@@ -790,6 +790,11 @@ CsrMatrix to_csr(const Document& doc, const Value& v) {
     }
     m.n_rows = checked_dim(doc, v, v.shape[0], "number of rows");
     m.n_cols = checked_dim(doc, v, v.shape[1], "number of columns");
+    // Rows without columns hold no data, so nothing in the file bounds their
+    // count, yet each costs an indptr entry: (2^31-1, 0) would need 8 GiB.
+    if (m.n_cols == 0 && m.n_rows > 0) {
+      fail_value(doc, v, "2-D array of shape (" + std::to_string(m.n_rows) + ", 0) has no columns");
+    }
     m.indptr.reserve(static_cast<size_t>(m.n_rows) + 1);
     m.indptr.push_back(0);
     for (int64_t r = 0; r < m.n_rows; ++r) {

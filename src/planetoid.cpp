@@ -60,10 +60,33 @@ Labels read_labels(const fs::path& path) {
     out.n_rows = m.n_rows;
     out.n_cols = m.n_cols;
     if (out.n_cols == 0) throw DataError(doc.name() + ": label matrix has no columns");
+    // The same first maximum without densifying the row (O(nnz), not
+    // O(rows * cols)): besides the stored entries, only the row's first
+    // implicit zero can be it, since a later equal value never replaces it.
+    out.argmax.reserve(static_cast<size_t>(m.n_rows));
     for (int32_t r = 0; r < m.n_rows; ++r) {
-      row.assign(static_cast<size_t>(m.n_cols), 0.0f);
-      for (int32_t k = m.indptr[r]; k < m.indptr[r + 1]; ++k) row[m.indices[k]] = m.values[k];
-      take_row();
+      const int32_t begin = m.indptr[r];
+      const int32_t end = m.indptr[r + 1];
+      int32_t first_zero = 0;  // columns are sorted and unique
+      for (int32_t k = begin; k < end && m.indices[k] == first_zero; ++k) ++first_zero;
+      int32_t best_col = -1;
+      float best = 0.0f;
+      auto consider = [&](int32_t c, float v) {
+        if (best_col < 0 || best < v) {
+          best_col = c;
+          best = v;
+        }
+      };
+      bool zero_seen = first_zero >= m.n_cols;
+      for (int32_t k = begin; k < end; ++k) {
+        if (!zero_seen && first_zero < m.indices[k]) {
+          consider(first_zero, 0.0f);
+          zero_seen = true;
+        }
+        consider(m.indices[k], m.values[k]);
+      }
+      if (!zero_seen) consider(first_zero, 0.0f);
+      out.argmax.push_back(best_col);
     }
     return out;
   }
@@ -144,7 +167,7 @@ std::vector<int64_t> parse_test_index(std::string_view text, const std::string& 
   while (i < text.size()) {
     const char c = text[i];
     if (c == '\n') ++line;
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+    if (std::isspace(static_cast<unsigned char>(c))) {
       ++i;
       continue;
     }
@@ -227,9 +250,21 @@ Dataset load_planetoid_dir(const std::string& name, const fs::path& dir, bool no
   // The graph names every node (PyG's NELL path uses len(graph) as the node
   // count); test indices past it would make the zero padding below unbounded.
   int64_t graph_nodes = static_cast<int64_t>(graph.size());
+  // Ids past int32 could never be nodes; rejecting them here also keeps the
+  // + 1 below from overflowing.
+  constexpr int64_t kMaxNode = std::numeric_limits<int32_t>::max() - 1;
   for (const auto& [key, targets] : graph) {
+    if (key < 0 || key > kMaxNode) {
+      mismatch(file("graph") + ": node " + std::to_string(key) + " is outside [0, 2^31-1)");
+    }
     graph_nodes = std::max(graph_nodes, key + 1);
-    for (int64_t t : targets) graph_nodes = std::max(graph_nodes, t + 1);
+    for (int64_t t : targets) {
+      if (t < 0 || t > kMaxNode) {
+        mismatch(file("graph") + ": neighbour " + std::to_string(t) + " of node " +
+                 std::to_string(key) + " is outside [0, 2^31-1)");
+      }
+      graph_nodes = std::max(graph_nodes, t + 1);
+    }
   }
   if (sorted.back() >= std::max<int64_t>(graph_nodes, int64_t{allx.n_rows} + tx.n_rows)) {
     mismatch(file("test.index") + ": index " + std::to_string(sorted.back()) +
@@ -238,6 +273,14 @@ Dataset load_planetoid_dir(const std::string& name, const fs::path& dir, bool no
   }
   const int64_t min_test = sorted.front();
   const int64_t n_ext = sorted.back() - min_test + 1;
+  // PyG pads tx/ty with zero rows up to [min, max] of the test indices
+  // (CiteSeer: 15 for 1000 test nodes). Every padding row costs memory, so
+  // bound them by the test rows the files actually hold.
+  if (n_ext - tx.n_rows > std::max<int64_t>(tx.n_rows, 1024)) {
+    mismatch(file("test.index") + ": indices span " + std::to_string(n_ext) + " rows (" +
+             std::to_string(min_test) + " to " + std::to_string(sorted.back()) + ") for " +
+             std::to_string(tx.n_rows) + " test rows in " + file("tx"));
+  }
   const int64_t n_nodes = allx.n_rows + n_ext;
   if (n_nodes > std::numeric_limits<int32_t>::max()) {
     mismatch(file("test.index") + ": index " + std::to_string(sorted.back()) + " is out of range");
