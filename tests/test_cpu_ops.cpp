@@ -123,6 +123,30 @@ TEST_F(CpuOps, FusedLossEqualsLogSoftmaxThenNll) {
   }
 }
 
+// The unfused baseline (log_softmax, then nll_loss) gives the fused op's loss
+// and gradient.
+TEST_F(CpuOps, UnfusedNllMatchesTheFusedOp) {
+  std::mt19937 gen(11);
+  std::normal_distribution<float> dist(0.0f, 2.0f);
+  const int n = 29, c = 5;
+  std::vector<float> x(n * c), logp(n * c), g_fused(n * c), g_unfused(n * c);
+  for (float& v : x) v = dist(gen);
+  std::vector<int32_t> labels(n);
+  std::vector<uint8_t> split(n);
+  int n_masked = 0;
+  for (int i = 0; i < n; ++i) {
+    labels[i] = static_cast<int32_t>(gen() % c);
+    split[i] = (i % 2 == 0) ? kValBit : kTrainBit;
+    n_masked += (split[i] & kValBit) ? 1 : 0;
+  }
+  float fused = 0, unfused = 0;
+  be->log_softmax_nll(mat(x, n, c), labels.data(), split.data(), kValBit, n_masked, &fused, g_fused.data());
+  be->log_softmax(mat(x, n, c), mat(logp, n, c));
+  be->nll_loss(mat(logp, n, c), labels.data(), split.data(), kValBit, n_masked, &unfused, g_unfused.data());
+  EXPECT_NEAR(unfused, fused, 1e-6);
+  for (int i = 0; i < n * c; ++i) EXPECT_NEAR(g_unfused[i], g_fused[i], 1e-7) << i;
+}
+
 TEST_F(CpuOps, LossIsFiniteForExtremeLogits) {
   std::vector<float> x = {1e30f, -1e30f, 0.0f, -1e30f, -1e30f, -1e30f + 1e24f, 88.0f, 89.0f, -80.0f};
   std::vector<int32_t> labels = {1, 2, 0};

@@ -313,6 +313,36 @@ TEST_F(CudaOps, LogSoftmaxNllLossAndGradient) {
   }
 }
 
+// The unfused baseline gcn-bench compares against: nll_loss of log-probs,
+// against the CPU and against the fused op on the GPU itself.
+TEST_F(CudaOps, UnfusedNllMatchesTheCpuAndTheFusedOp) {
+  for (const int64_t cols : {int64_t{2}, int64_t{7}, int64_t{33}, int64_t{1000}}) {
+    const int64_t rows = 211;
+    const auto x_host = classifier_logits(rows, cols, 90 + static_cast<uint32_t>(cols));
+    const auto labels_host = random_labels(rows, cols, 91);
+    const std::vector<uint8_t> split_host = random_split(rows, 92);
+    const int64_t n_masked =
+        std::count_if(split_host.begin(), split_host.end(), [](uint8_t s) { return (s & 1) != 0; });
+    auto [got, ref] = on_both([&](Backend& be) {
+      Buffer<float> x(be, x_host), logp(be, rows * cols);
+      Buffer<int32_t> labels(be, labels_host);
+      Buffer<uint8_t> split(be, split_host);
+      Buffer<float> loss(be, std::vector<float>{kNaN}), fused_loss(be, std::vector<float>{kNaN});
+      Buffer<float> grad(be, std::vector<float>(x_host.size(), kNaN)), fused_grad(be, rows * cols);
+      be.log_softmax({x.data(), rows, cols}, {logp.data(), rows, cols});
+      be.nll_loss({logp.data(), rows, cols}, labels.data(), split.data(), 1, n_masked, loss.data(), grad.data());
+      be.log_softmax_nll({x.data(), rows, cols}, labels.data(), split.data(), 1, n_masked, fused_loss.data(),
+                         fused_grad.data());
+      return std::vector<std::vector<float>>{loss.to_host(), grad.to_host(), fused_loss.to_host(),
+                                             fused_grad.to_host()};
+    });
+    EXPECT_TRUE(all_close(got[0], ref[0], {1e-5, 1e-5})) << cols;
+    EXPECT_TRUE(all_close(got[1], ref[1], {1e-7, 1e-4}, cols)) << cols;
+    EXPECT_TRUE(all_close(got[0], got[2], {1e-5, 1e-5})) << cols;
+    EXPECT_TRUE(all_close(got[1], got[3], {1e-7, 1e-4}, cols)) << cols;
+  }
+}
+
 // Rows whose logits are all equal and huge (or hugely negative): the exact
 // answer is -log(C) everywhere. Checked against that, not the CPU, whose
 // max + log(sum) rounds log(C) away next to 1e30.

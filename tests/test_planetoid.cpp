@@ -298,6 +298,51 @@ TEST(PlanetoidFiles, InconsistentFilesAreDataErrors) {
   }
 }
 
+// Rows of docs/bad-input.md not covered by the tests above.
+TEST(BadInput, EmptyFileIsADataError) {
+  GCN_DATA_ROOT_OR_SKIP(root);
+  for (const char* ext : {"x", "graph", "ty", "test.index"}) {
+    const CoraCopy c(root);
+    c.replace(ext, "");
+    EXPECT_THAT(c.error(), HasSubstr(std::string("ind.cora.") + ext)) << ext;
+  }
+}
+
+TEST(BadInput, MissingFileIsNamed) {
+  GCN_DATA_ROOT_OR_SKIP(root);
+  const CoraCopy c(root);
+  fs::remove(c.dir / "ind.cora.tx");
+  EXPECT_THAT(c.error(), HasSubstr("missing ind.cora.tx"));
+}
+
+// NaN or infinite feature values: a one-word patch of the real allx (its data
+// holds float32 1.0 = 00 00 80 3f) is refused, naming the entry. (ind.cora.x
+// itself only sizes the training split in PyG's processing, so allx it is.)
+TEST(BadInput, NonFiniteFeaturesAreRefused) {
+  GCN_DATA_ROOT_OR_SKIP(root);
+  for (const std::string& bad : {std::string("\x00\x00\xc0\x7f", 4), std::string("\x00\x00\x80\x7f", 4)}) {
+    const CoraCopy c(root);
+    std::string x = test::read_file(c.dir / "ind.cora.allx");
+    const std::size_t at = x.rfind(std::string("\x00\x00\x80\x3f", 4));
+    ASSERT_NE(at, std::string::npos);
+    x.replace(at, 4, bad);
+    c.replace("allx", x);
+    const std::string err = c.error();
+    EXPECT_THAT(err, HasSubstr("features"));
+    EXPECT_THAT(err, ::testing::AnyOf(HasSubstr("is NaN"), HasSubstr("is infinite")));
+  }
+}
+
+// Labels are the argmax of one-hot rows, so they cannot leave [0, C); a label
+// matrix of another width is the error that can happen.
+TEST(BadInput, LabelWidthMismatchIsRefused) {
+  GCN_DATA_ROOT_OR_SKIP(root);
+  GCN_PLANETOID_ROOT_OR_SKIP(citeseer_root, "citeseer");
+  const CoraCopy c(root);
+  c.replace("ally", test::read_file(find_planetoid_dir("citeseer", citeseer_root) / "ind.citeseer.ally"));
+  EXPECT_THAT(c.error(), HasSubstr("label columns"));
+}
+
 TEST(PlanetoidTestIndex, Parsing) {
   EXPECT_EQ(parse_test_index("3\n1\r\n 2\t7\n\n", "f"), (std::vector<int64_t>{3, 1, 2, 7}));
   auto error = [](const std::string& text) {
