@@ -30,13 +30,14 @@ static __global__ void relu_dropout_forward_kernel(const float* x,  // (n)
                                                    float* y,        // (n), may alias x
                                                    int64_t n, float p, float scale, uint64_t seed,
                                                    uint64_t rng_stream) {
+  const uint64_t key = stream_key(seed, rng_stream);
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float v = x[i] > 0.0f ? x[i] : 0.0f;
     if (p <= 0.0f) {
       y[i] = v;
     } else {
-      y[i] = dropout_keep(seed, rng_stream, static_cast<uint64_t>(i), p) ? v * scale : 0.0f;
+      y[i] = dropout_keep_keyed(key, static_cast<uint64_t>(i), p) ? v * scale : 0.0f;
     }
   }
 }

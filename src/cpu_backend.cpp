@@ -151,11 +151,14 @@ class CpuBackend final : public Backend {
     const int64_t n = x.size();
     const float scale = 1.0f / (1.0f - p);
     const bool drop = p > 0.0f;
+    const uint64_t key = stream_key(seed, stream);
+    // Selects, not branches: the keep decisions are coin flips, and a
+    // mispredicted branch per element cost 6x here.
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) {
-      const float v = x.data[i];
-      const bool keep = !drop || dropout_keep(seed, stream, static_cast<uint64_t>(i), p);
-      y.data[i] = (v > 0.0f && keep) ? v * scale : 0.0f;
+      const float v = x.data[i] > 0.0f ? x.data[i] : 0.0f;
+      const float keep = !drop || dropout_keep_keyed(key, static_cast<uint64_t>(i), p) ? scale : 0.0f;
+      y.data[i] = v * keep;
     }
   }
 

@@ -21,15 +21,23 @@ GCN_HD uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// The per-(seed, stream) key; hoisted out of loops over the index.
+GCN_HD uint64_t stream_key(uint64_t seed, uint64_t stream) { return mix64(seed ^ mix64(stream)); }
+
 // Uniform float in [0, 1) with 24 random bits (exactly representable).
+GCN_HD float uniform01_keyed(uint64_t key, uint64_t index) {
+  // Through uint32: a 24-bit value converts exactly, and the signed
+  // conversion avoids the slow unsigned 64-bit path on x86.
+  return static_cast<float>(static_cast<int32_t>(mix64(key + index) >> 40)) * (1.0f / 16777216.0f);
+}
 GCN_HD float uniform01(uint64_t seed, uint64_t stream, uint64_t index) {
-  const uint64_t h = mix64(mix64(seed ^ mix64(stream)) + index);
-  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+  return uniform01_keyed(stream_key(seed, stream), index);
 }
 
 // Dropout keeps element `index` with probability 1 - p.
+GCN_HD bool dropout_keep_keyed(uint64_t key, uint64_t index, float p) { return uniform01_keyed(key, index) >= p; }
 GCN_HD bool dropout_keep(uint64_t seed, uint64_t stream, uint64_t index, float p) {
-  return uniform01(seed, stream, index) >= p;
+  return dropout_keep_keyed(stream_key(seed, stream), index, p);
 }
 
 }  // namespace gcn
