@@ -131,7 +131,17 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   gcn::TrainConfig config = opt.train;
   config.loss = gcn::parse_loss(opt.loss);
   config.select = gcn::parse_selection(opt.select);
+  // --epochs 0 --init PATH evaluates a model (from PyG, say) without training.
+  const bool eval_only = opt.train.epochs == 0;
+  if (eval_only) {
+    if (opt.init_path.empty()) throw gcn::UsageError("--epochs 0 evaluates a model without training: give it with --init");
+    if (opt.runs > 1 || opt.checkpoint_every > 0 || !opt.save_path.empty()) {
+      throw gcn::UsageError("--epochs 0 only evaluates: --runs, --checkpoint-every and --save do not apply");
+    }
+    config.epochs = 1;  // for validate(); nothing is trained
+  }
   config.validate();
+  if (eval_only) config.epochs = 0;
   const gcn::DeviceSpec spec = gcn::parse_device(opt.device);
   if (opt.threads < 0) throw gcn::UsageError(fmt::format("--threads: {} is negative", opt.threads));
   if (opt.runs < 1 || opt.runs > 100000) throw gcn::UsageError(fmt::format("--runs: {} is not in [1, 100000]", opt.runs));
@@ -200,9 +210,10 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   auto backend = gcn::make_backend(spec, opt.threads);
   spdlog::info("device: {}", backend->describe());
   spdlog::info("model: GCNConv({}, {}) -> ReLU -> dropout({}) -> GCNConv({}, {}); Adam lr {} weight decay {}; "
-               "{} epochs, seed {}, loss {}, select {}{}",
+               "{} epochs{}, seed {}, loss {}, select {}{}",
                data.n_features, config.hidden, config.dropout, config.hidden, data.n_classes, config.lr,
-               config.weight_decay, config.epochs, config.seed, gcn::loss_name(config.loss),
+               config.weight_decay, config.epochs, eval_only ? " (evaluation only)" : "", config.seed,
+               gcn::loss_name(config.loss),
                gcn::selection_name(config.select),
                config.patience > 0 ? fmt::format(", early stopping after {} epochs without a better validation "
                                                  "accuracy (ties: lower validation loss)",
@@ -211,8 +222,23 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
 
   const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
   gcn::RunReport report;
+  if (eval_only) {
+    std::vector<float> log_probs;
+    gcn::TrainResult evaluated;
+    evaluated.history.push_back(gcn::evaluate_params(*backend, data, config.hidden, *init_params,
+                                                     opt.predictions_path.empty() ? nullptr : &log_probs));
+    evaluated.selected_epoch = 1;  // the one entry: epoch 0, before any training
+    evaluated.params = *init_params;
+    const gcn::EpochStats& e = evaluated.history.back();
+    spdlog::warn("{} on {}: {} evaluated without training | loss {:.4f} (no dropout) | train {:.4f} val {:.4f} "
+                 "test {:.4f}",
+                 data.name, backend->describe(), opt.init_path, e.loss, e.train_acc, e.val_acc, e.test_acc);
+    if (!opt.predictions_path.empty()) write_predictions(opt.predictions_path, data, log_probs);
+    report.seeds.push_back(config.seed);
+    report.results.push_back(std::move(evaluated));
+  }
   const int width = static_cast<int>(std::to_string(config.epochs).size());
-  for (int r = 0; r < opt.runs; ++r) {
+  for (int r = 0; r < (eval_only ? 0 : opt.runs); ++r) {
     gcn::TrainConfig cfg = config;
     cfg.seed = config.seed + static_cast<uint64_t>(r);
     const std::string prefix = opt.runs > 1 ? fmt::format("run {}/{} (seed {}) ", r + 1, opt.runs, cfg.seed) : "";
@@ -327,7 +353,7 @@ int main(int argc, char** argv) {
                  "Folder with the raw Planetoid files (flat ind.<name>.* or PyG's <Name>/raw/); "
                  "default: $GCN_DATA_ROOT, else ./datasets");
   app.add_option("--device", opt.device, "cpu, cuda, cuda:N, or auto (CUDA when usable, else CPU)");
-  app.add_option("--epochs", opt.train.epochs, "Training epochs");
+  app.add_option("--epochs", opt.train.epochs, "Training epochs (0 with --init: evaluate that model only)");
   app.add_option("--lr", opt.train.lr, "Adam learning rate");
   app.add_option("--weight-decay", opt.train.weight_decay, "L2 weight decay on all parameters (as torch.optim.Adam)");
   app.add_option("--hidden", opt.train.hidden, "Hidden channels of the first GCNConv");

@@ -205,4 +205,27 @@ TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& 
   return result;
 }
 
+EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
+                           std::vector<float>* log_probs) {
+  const GcnShape shape{data.n_features, hidden, data.n_classes};
+  GcnModel model(backend, data, shape, /*dropout=*/0.0f);
+  model.set_params(params);
+  Buffer<float> losses(backend, 2);
+  Buffer<int32_t> correct(backend, 3);
+  model.forward(/*training=*/false, 0, 0);
+  model.backward(losses.data());  // the training loss (gradients unused)
+  model.evaluate(losses.data() + 1, correct.data());
+  const std::vector<float> l = losses.to_host();
+  const std::vector<int32_t> c = correct.to_host();
+  EpochStats s;
+  s.epoch = 0;
+  s.loss = l[0];
+  s.val_loss = l[1];
+  s.train_acc = ratio(c[0], data.count(kTrainBit));
+  s.val_acc = ratio(c[1], data.count(kValBit));
+  s.test_acc = ratio(c[2], data.count(kTestBit));
+  if (log_probs != nullptr) *log_probs = model.log_probabilities();
+  return s;
+}
+
 }  // namespace gcn

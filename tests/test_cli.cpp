@@ -195,6 +195,26 @@ TEST_F(Cli, CorruptOrMismatchedCheckpointsFailClearly) {
   EXPECT_THAT(lr.err, HasSubstr("--lr"));
 }
 
+// --save, then --epochs 0 --init: the saved model evaluates to the metrics the
+// training run reported for it (what a PyG user does with a PyG model too).
+TEST_F(Cli, SavedModelEvaluatesToItsReportedMetrics) {
+  GCN_REQUIRE_DATA();
+  const fs::path model = dir_ / "m.safetensors", trained = dir_ / "t.json", evaluated = dir_ / "e.json";
+  ASSERT_EQ(run("--dataset cora --epochs 40 --select best-val --save '" + model.string() + "' --json '" +
+                trained.string() + "'")
+                .status,
+            0);
+  const CliRun r = run("--dataset cora --epochs 0 --init '" + model.string() + "' --json '" + evaluated.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("evaluated without training"));
+  const nlohmann::json t = nlohmann::json::parse(slurp(trained)), e = nlohmann::json::parse(slurp(evaluated));
+  for (const char* key : {"train_acc", "val_acc", "test_acc", "val_loss"}) {
+    EXPECT_EQ(e["final"][key], t["selected"][key]) << key;
+  }
+  EXPECT_EQ(run("--dataset cora --epochs 0").status, 2);
+  EXPECT_EQ(run("--dataset cora --epochs 0 --runs 2 --init '" + model.string() + "'").status, 2);
+}
+
 // --predictions: one row per node; probabilities sum to 1; pred is their
 // argmax; the test rows' accuracy is the reported one.
 TEST_F(Cli, PredictionsCsvAgreesWithTheReport) {

@@ -287,6 +287,30 @@ TEST(Trainer, NonFiniteLossStopsTraining) {
   EXPECT_FALSE(std::isfinite(r.history.back().loss));
 }
 
+// Evaluating trained parameters reproduces the last epoch's evaluation exactly.
+TEST(Trainer, EvaluateParamsMatchesTheLastEpochsEvaluation) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  TrainConfig cfg;
+  cfg.epochs = 15;
+  cfg.hidden = 8;
+  const TrainResult r = train_gcn(*be, d, cfg);
+  std::vector<float> log_probs;
+  const EpochStats e = evaluate_params(*be, d, 8, r.params, &log_probs);
+  EXPECT_EQ(e.epoch, 0);
+  EXPECT_EQ(e.val_loss, r.final_stats().val_loss);
+  EXPECT_EQ(e.train_acc, r.final_stats().train_acc);
+  EXPECT_EQ(e.val_acc, r.final_stats().val_acc);
+  EXPECT_EQ(e.test_acc, r.final_stats().test_acc);
+  EXPECT_TRUE(std::isfinite(e.loss));
+  ASSERT_EQ(log_probs.size(), 7u * 3u);
+  for (int i = 0; i < 7; ++i) {
+    double sum = 0;
+    for (int k = 0; k < 3; ++k) sum += std::exp(log_probs[i * 3 + k]);
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+}
+
 TEST(Report, SeedSummaryByHand) {
   const SeedSummary s = summarize({0.80, 0.81, 0.82});
   EXPECT_EQ(s.n, 3);

@@ -95,6 +95,13 @@ struct TrainOptions {
 
 TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config,
                       const TrainOptions& options);
+
+// Evaluates given parameters without training (gcn-train --epochs 0 --init):
+// epoch 0, loss = the training loss without dropout, and the validation loss
+// and accuracies exactly as a training epoch's evaluation computes them.
+// log_probs (N, C), when given, receives the log-probabilities.
+EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
+                           std::vector<float>* log_probs = nullptr);
 inline TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config,
                              const EpochCallback& on_log = {}) {
   TrainOptions options;
