@@ -107,23 +107,32 @@ class CpuBackend final : public Backend {
       gemm_at(a, b, trans_b, c);
       return;
     }
+    // Rows of c in parallel; each row accumulates in double, in a fixed order.
+    // op(b) = bᵀ makes every entry a dot product of two contiguous rows.
 #pragma omp parallel num_threads(n_threads_) if (m * n * k > kParallelMin)
     {
       std::vector<double> acc(static_cast<std::size_t>(n));
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < m; ++i) {
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t p = 0; p < k; ++p) {
-          const double aip = trans_a ? a.data[p * a.cols + i] : a.data[i * a.cols + p];
-          if (aip == 0.0) continue;
-          if (!trans_b) {
-            const float* row = b.data + p * b.cols;
-            for (int64_t j = 0; j < n; ++j) acc[j] += aip * row[j];
-          } else {
-            for (int64_t j = 0; j < n; ++j) acc[j] += aip * b.data[j * b.cols + p];
+        const float* arow = a.data + i * a.cols;
+        float* crow = c.data + i * n;
+        if (trans_b) {
+          for (int64_t j = 0; j < n; ++j) {
+            const float* brow = b.data + j * b.cols;
+            double sum = 0.0;
+            for (int64_t p = 0; p < k; ++p) sum += static_cast<double>(arow[p]) * brow[p];
+            crow[j] = static_cast<float>(sum);
           }
+          continue;
         }
-        for (int64_t j = 0; j < n; ++j) c.data[i * n + j] = static_cast<float>(acc[j]);
+        double* out = acc.data();
+        for (int64_t j = 0; j < n; ++j) out[j] = 0.0;
+        for (int64_t p = 0; p < k; ++p) {
+          const double aip = arow[p];
+          const float* brow = b.data + p * b.cols;
+          for (int64_t j = 0; j < n; ++j) out[j] += aip * brow[j];
+        }
+        for (int64_t j = 0; j < n; ++j) crow[j] = static_cast<float>(out[j]);
       }
     }
   }
