@@ -128,6 +128,16 @@ std::function<std::vector<float>()> read(const std::shared_ptr<Buffer<float>>& b
   return [b] { return b->to_host(); };
 }
 
+// The gradient followed by the loss, for validating the classifier ops.
+std::function<std::vector<float>()> read_grad_and_loss(const std::shared_ptr<Buffer<float>>& grad,
+                                                       const std::shared_ptr<Buffer<float>>& loss) {
+  return [grad, loss] {
+    std::vector<float> r = grad->to_host();
+    r.push_back(loss->to_host()[0]);
+    return r;
+  };
+}
+
 struct OpSpec {
   std::string name;
   double tol;  // atol = rtol
@@ -157,11 +167,7 @@ std::vector<OpSpec> op_specs() {
                      be.log_softmax_nll({x->data(), rows, kClasses}, y->data(), s->data(), gcn::kTrainBit, n,
                                         loss->data(), grad->data());
                    };
-                   op.result = [grad, loss] {
-                     std::vector<float> r = grad->to_host();
-                     r.push_back(loss->to_host()[0]);
-                     return r;
-                   };
+                   op.result = read_grad_and_loss(grad, loss);
                    return op;
                  }});
   ops.push_back({"unfused_log_softmax_then_nll", 1e-5,
@@ -180,11 +186,7 @@ std::vector<OpSpec> op_specs() {
                      be.nll_loss({logp->data(), rows, kClasses}, y->data(), s->data(), gcn::kTrainBit, n,
                                  loss->data(), grad->data());
                    };
-                   op.result = [grad, loss] {
-                     std::vector<float> r = grad->to_host();
-                     r.push_back(loss->to_host()[0]);
-                     return r;
-                   };
+                   op.result = read_grad_and_loss(grad, loss);
                    return op;
                  }});
   ops.push_back({"argmax_correct", 0.0, [=](const HostInputs& in) { return nc(in) * 4 + in.rows * 5.0; }, none,
