@@ -48,7 +48,7 @@ enum : uint64_t {
 // part hoisted out of the loops.
 class Stream {
  public:
-  Stream(uint64_t seed, uint64_t stream) : key_(mix64(seed ^ mix64(stream))) {}
+  Stream(uint64_t seed, uint64_t stream) : key_(stream_key(seed, stream)) {}
   uint64_t bits(uint64_t index) const { return mix64(key_ + index); }
   // Uniform in [0, 1) with 53 bits.
   double uniform(uint64_t index) const {
