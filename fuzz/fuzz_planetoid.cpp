@@ -1,12 +1,11 @@
-// libFuzzer harness: gcn::load_planetoid_dir with one of the eight files
-// replaced by the input (byte 0 selects which; see PlanetoidTarget).
+// libFuzzer harness: the Planetoid loader (parse_planetoid_file, then
+// assemble_planetoid) with some of the eight files replaced by the input (byte
+// 0 selects which; see PlanetoidTarget).
 //
-// The other seven come from $GCN_FUZZ_DATA (a folder with ind.<name>.*, name
-// from $GCN_FUZZ_DATASET, default cora; e.g. the real Cora files), else from
+// The others come from $GCN_FUZZ_DATA (a folder with ind.<name>.*, name from
+// $GCN_FUZZ_DATASET, default cora; e.g. the real Cora files), else from
 // fuzz/planetoid_base, a tiny dataset that loads cleanly and keeps the
-// executions fast. The loader only reads files, so the dataset lives in a
-// scratch folder under $GCN_FUZZ_TMPDIR (default /dev/shm, else /tmp) and only
-// the mutated file is rewritten per input.
+// executions fast.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -31,20 +30,13 @@ const char* env_or(const char* name, const char* fallback) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const char* scratch =
-      env_or("GCN_FUZZ_TMPDIR", fs::is_directory("/dev/shm", ec) ? "/dev/shm" : "/tmp");
   try {
-    g_target = std::make_unique<gcn::fuzz::PlanetoidTarget>(
-        env_or("GCN_FUZZ_DATA", GCN_FUZZ_BASE_DIR), scratch, env_or("GCN_FUZZ_DATASET", "cora"));
+    g_target = std::make_unique<gcn::fuzz::PlanetoidTarget>(env_or("GCN_FUZZ_DATA", GCN_FUZZ_BASE_DIR),
+                                                           env_or("GCN_FUZZ_DATASET", "cora"));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuzz_planetoid: cannot set up the base dataset: %s\n", e.what());
     std::abort();
   }
-  // Static destructors run when libFuzzer exits normally; a crash leaves the
-  // folder behind for scripts/fuzz.sh to remove with its scratch root.
-  std::atexit([] { g_target.reset(); });
   return 0;
 }
 

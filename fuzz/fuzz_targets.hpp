@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,15 +29,6 @@ inline std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path.string() + ": cannot open file");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-inline void write_file(const fs::path& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) {
-    std::fprintf(stderr, "fuzz: cannot write %s\n", path.c_str());
-    std::abort();  // the harness's own environment failed, not the code under test
-  }
 }
 
 // Every typed extractor on one value, each on its own: one extractor refusing
@@ -102,48 +94,37 @@ inline void safetensors_target(std::string_view bytes) {
   (void)serialize_safetensors(file);
 }
 
-// One Planetoid dataset in a scratch folder, loaded with some of its eight
-// files replaced. Input layout: byte 0 is a selector (bit 3: skip
-// NormalizeFeatures); without bit 4, bits 0-2 pick one file of kExtensions and
-// the rest of the input is its content. With bit 4 the rest is a sequence of
-// records <file byte (bits 0-2)> <u32 little-endian length> <content>, for
-// inconsistencies between files (a truncated last record is cut short).
+// One Planetoid dataset, loaded with some of its eight files replaced. Input
+// layout: byte 0 is a selector (bit 3: skip NormalizeFeatures); without bit 4,
+// bits 0-2 pick one file (PlanetoidFile order) and the rest of the input is its
+// content. With bit 4 the rest is a sequence of records <file byte (bits 0-2)>
+// <u32 little-endian length> <content>, for inconsistencies between files (a
+// truncated last record is cut short; of several records for one file the
+// last wins).
+//
+// The base files are parsed once: each input parses only the files it
+// replaces, then runs assemble_planetoid, the same steps load_planetoid_dir
+// takes after reading the files (which the unit tests cover).
 class PlanetoidTarget {
  public:
-  static constexpr const char* kExtensions[] = {"x",    "y",    "tx",    "ty",
-                                                "allx", "ally", "graph", "test.index"};
-
-  // Copies ind.<name>.* from `base_dir` into a fresh folder under `scratch_root`.
-  PlanetoidTarget(const fs::path& base_dir, const fs::path& scratch_root, std::string name)
-      : name_(std::move(name)) {
-    std::string templ = (scratch_root / "gcn-fuzz-planetoid-XXXXXX").string();
-    if (!mkdtemp(templ.data())) {
-      std::perror(("fuzz: mkdtemp " + templ).c_str());
-      std::abort();
+  // Parses ind.<name>.* in `base_dir`; they must load cleanly.
+  PlanetoidTarget(const fs::path& base_dir, std::string name) : name_(std::move(name)) {
+    for (size_t i = 0; i < kPlanetoidFiles; ++i) {
+      const auto which = static_cast<PlanetoidFile>(i);
+      const std::string f = file(which);
+      parse_planetoid_file(which, read_file(base_dir / f), f, base_);
     }
-    dir_ = templ;
-    for (const char* ext : kExtensions) {
-      base_.push_back(read_file(base_dir / file(ext)));
-      write_file(dir_ / file(ext), base_.back());
-    }
+    (void)assemble_planetoid(name_, base_);
   }
-  ~PlanetoidTarget() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  PlanetoidTarget(const PlanetoidTarget&) = delete;
-  PlanetoidTarget& operator=(const PlanetoidTarget&) = delete;
-
-  const fs::path& dir() const { return dir_; }
 
   void run(std::string_view input) {
     if (input.empty()) return;
     const auto selector = static_cast<unsigned char>(input[0]);
     const bool normalize = (selector & 8u) == 0;
     input.remove_prefix(1);
-    std::vector<std::pair<size_t, std::string_view>> files;  // (which, content)
+    std::optional<std::string_view> replaced[kPlanetoidFiles];
     if ((selector & 16u) == 0) {
-      files.emplace_back(selector & 7u, input);
+      replaced[selector & 7u] = input;
     } else {
       while (!input.empty()) {
         const size_t which = static_cast<unsigned char>(input[0]) & 7u;
@@ -153,31 +134,52 @@ class PlanetoidTarget {
         }
         input.remove_prefix(std::min<size_t>(5, input.size()));
         const size_t len = std::min<size_t>(n, input.size());
-        files.emplace_back(which, input.substr(0, len));
+        replaced[which] = input.substr(0, len);
         input.remove_prefix(len);
       }
     }
-    // Put the base files back whether or not the load throws.
-    struct Restore {
-      PlanetoidTarget& t;
-      std::vector<size_t> changed;
-      ~Restore() {
-        for (size_t w : changed) write_file(t.dir_ / t.file(kExtensions[w]), t.base_[w]);
+    // The replaced files are parsed into `fresh`, then swapped into base_ for
+    // the assembly and back afterwards (whether or not it throws): copying the
+    // base parts per input would cost more than parsing one file.
+    PlanetoidParts fresh;
+    struct SwapBack {
+      PlanetoidParts& base;
+      PlanetoidParts& fresh;
+      std::vector<PlanetoidFile> swapped;
+      ~SwapBack() {
+        for (PlanetoidFile w : swapped) swap_part(w, base, fresh);
       }
-    } restore{*this, {}};
-    for (const auto& [which, content] : files) {
-      write_file(dir_ / file(kExtensions[which]), content);
-      restore.changed.push_back(which);
+    } guard{base_, fresh, {}};
+    for (size_t i = 0; i < kPlanetoidFiles; ++i) {
+      if (!replaced[i]) continue;
+      const auto which = static_cast<PlanetoidFile>(i);
+      parse_planetoid_file(which, *replaced[i], file(which), fresh);
+      swap_part(which, base_, fresh);
+      guard.swapped.push_back(which);
     }
-    (void)load_planetoid_dir(name_, dir_, normalize);
+    (void)assemble_planetoid(name_, base_, normalize);
   }
 
  private:
-  std::string file(const char* ext) const { return "ind." + name_ + "." + ext; }
+  std::string file(PlanetoidFile which) const {
+    return "ind." + name_ + "." + planetoid_extension(which);
+  }
+
+  static void swap_part(PlanetoidFile which, PlanetoidParts& a, PlanetoidParts& b) {
+    switch (which) {
+      case PlanetoidFile::kX: std::swap(a.x, b.x); break;
+      case PlanetoidFile::kY: std::swap(a.y, b.y); break;
+      case PlanetoidFile::kTx: std::swap(a.tx, b.tx); break;
+      case PlanetoidFile::kTy: std::swap(a.ty, b.ty); break;
+      case PlanetoidFile::kAllx: std::swap(a.allx, b.allx); break;
+      case PlanetoidFile::kAlly: std::swap(a.ally, b.ally); break;
+      case PlanetoidFile::kGraph: std::swap(a.graph, b.graph); break;
+      case PlanetoidFile::kTestIndex: std::swap(a.test_index, b.test_index); break;
+    }
+  }
 
   std::string name_;
-  fs::path dir_;
-  std::vector<std::string> base_;  // (8) the base files, in kExtensions order
+  PlanetoidParts base_;
 };
 
 }  // namespace gcn::fuzz

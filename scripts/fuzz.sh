@@ -91,9 +91,6 @@ done
 [ -n "$data_dir" ] || echo "fuzz.sh: no Planetoid files found; seeding from fuzz/seeds only" >&2
 
 # --- run ---------------------------------------------------------------------
-scratch=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp )/gcn-fuzz.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
-export GCN_FUZZ_TMPDIR=$scratch
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=5 -print_final_stats=1)
 status=0
 summary=()

@@ -19,7 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kExtensions[] = {"x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"};
 constexpr int64_t kValSize = 500;  // PyG: val = the 500 nodes after the training nodes
 
 std::string lower(std::string s) {
@@ -37,18 +36,11 @@ std::string read_bytes(const fs::path& path) {
   return ss.str();
 }
 
-// A (rows, cols) one-hot label matrix as a row-wise argmax.
-struct Labels {
-  int64_t n_rows = 0;
-  int64_t n_cols = 0;
-  std::vector<int32_t> argmax;  // (n_rows)
-};
-
 // torch.max(dim=1) on the float32 matrix: the first maximal column, so an
 // all-zero row (CiteSeer's missing test nodes) gets class 0.
-Labels read_labels(const fs::path& path) {
-  const pickle::Document doc = pickle::parse(read_bytes(path), path.filename().string());
-  Labels out;
+PlanetoidLabels parse_labels(std::string_view bytes, const std::string& file) {
+  const pickle::Document doc = pickle::parse(bytes, file);
+  PlanetoidLabels out;
   std::vector<float> row;
   auto take_row = [&]() {
     const auto best =
@@ -109,8 +101,8 @@ Labels read_labels(const fs::path& path) {
   return out;
 }
 
-CsrMatrix read_features(const fs::path& path) {
-  const pickle::Document doc = pickle::parse(read_bytes(path), path.filename().string());
+CsrMatrix parse_features(std::string_view bytes, const std::string& file) {
+  const pickle::Document doc = pickle::parse(bytes, file);
   return pickle::to_csr(doc, doc.root());
 }
 
@@ -140,14 +132,15 @@ fs::path find_planetoid_dir(const std::string& name, const fs::path& root) {
   for (const fs::path& dir : candidates) {
     std::error_code ec;
     std::vector<std::string> missing;
-    for (const char* ext : kExtensions) {
-      if (!fs::is_regular_file(dir / (prefix + ext), ec)) missing.push_back(prefix + ext);
+    for (size_t i = 0; i < kPlanetoidFiles; ++i) {
+      const std::string file = prefix + planetoid_extension(static_cast<PlanetoidFile>(i));
+      if (!fs::is_regular_file(dir / file, ec)) missing.push_back(file);
     }
     if (missing.empty()) return dir;
     looked += (looked.empty() ? " " : "; ") + dir.string();
     if (!fs::is_directory(dir, ec)) {
       looked += " (does not exist)";
-    } else if (missing.size() < std::size(kExtensions)) {
+    } else if (missing.size() < kPlanetoidFiles) {
       looked += " (missing";
       for (const std::string& m : missing) looked += " " + m;
       looked += ")";
@@ -197,22 +190,68 @@ Dataset load_planetoid(const std::string& name, const fs::path& root, bool norma
   return load_planetoid_dir(name, find_planetoid_dir(name, root), normalize);
 }
 
+const char* planetoid_extension(PlanetoidFile which) {
+  static constexpr const char* kExtensions[kPlanetoidFiles] = {"x",    "y",    "tx",    "ty",
+                                                               "allx", "ally", "graph", "test.index"};
+  return kExtensions[static_cast<size_t>(which)];
+}
+
+void parse_planetoid_file(PlanetoidFile which, std::string_view bytes, const std::string& file,
+                          PlanetoidParts& parts) {
+  switch (which) {
+    case PlanetoidFile::kX: parts.x = parse_features(bytes, file); return;
+    case PlanetoidFile::kTx: parts.tx = parse_features(bytes, file); return;
+    case PlanetoidFile::kAllx: parts.allx = parse_features(bytes, file); return;
+    case PlanetoidFile::kY: parts.y = parse_labels(bytes, file); return;
+    case PlanetoidFile::kTy: parts.ty = parse_labels(bytes, file); return;
+    case PlanetoidFile::kAlly: parts.ally = parse_labels(bytes, file); return;
+    case PlanetoidFile::kGraph: {
+      const pickle::Document doc = pickle::parse(bytes, file);
+      parts.graph = pickle::to_adjacency(doc, doc.root());
+      return;
+    }
+    case PlanetoidFile::kTestIndex: parts.test_index = parse_test_index(bytes, file); return;
+  }
+  throw UsageError("parse_planetoid_file: unknown file kind " +
+                   std::to_string(static_cast<int>(which)));
+}
+
 Dataset load_planetoid_dir(const std::string& name, const fs::path& dir, bool normalize) {
+  (void)planetoid_canonical_name(name);  // an unknown name is refused before any file is read
+  const std::string prefix = "ind." + lower(name) + ".";
+  PlanetoidParts parts;
+  for (size_t i = 0; i < kPlanetoidFiles; ++i) {
+    const auto which = static_cast<PlanetoidFile>(i);
+    const std::string file = prefix + planetoid_extension(which);
+    parse_planetoid_file(which, read_bytes(dir / file), file, parts);
+  }
+  return assemble_planetoid(name, parts, normalize);
+}
+
+Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts, bool normalize) {
   const std::string canon = planetoid_canonical_name(name);
   const std::string prefix = "ind." + lower(name) + ".";
-  auto path = [&](const char* ext) { return dir / (prefix + ext); };
   auto file = [&](const char* ext) { return prefix + ext; };
-
-  const CsrMatrix x = read_features(path("x"));
-  const CsrMatrix tx = read_features(path("tx"));
-  const CsrMatrix allx = read_features(path("allx"));
-  const Labels y = read_labels(path("y"));
-  const Labels ty = read_labels(path("ty"));
-  const Labels ally = read_labels(path("ally"));
-  const pickle::Document graph_doc = pickle::parse(read_bytes(path("graph")), file("graph"));
-  const pickle::Adjacency graph = pickle::to_adjacency(graph_doc, graph_doc.root());
-  const std::vector<int64_t> test_index =
-      parse_test_index(read_bytes(path("test.index")), file("test.index"));
+  const CsrMatrix& x = parts.x;
+  const CsrMatrix& tx = parts.tx;
+  const CsrMatrix& allx = parts.allx;
+  const PlanetoidLabels& y = parts.y;
+  const PlanetoidLabels& ty = parts.ty;
+  const PlanetoidLabels& ally = parts.ally;
+  const pickle::Adjacency& graph = parts.graph;
+  const std::vector<int64_t>& test_index = parts.test_index;
+  // The parts come from parse_planetoid_file, which guarantees these; parts
+  // built by other means are checked rather than trusted.
+  if (test_index.empty()) mismatch(file("test.index") + ": no test indices");
+  for (const auto& [m, ext] :
+       {std::pair{&x, "x"}, std::pair{&tx, "tx"}, std::pair{&allx, "allx"}}) {
+    m->validate(file(ext).c_str());
+  }
+  for (const auto& [l, ext] : {std::pair{&y, "y"}, std::pair{&ty, "ty"}, std::pair{&ally, "ally"}}) {
+    if (l->n_rows < 0 || static_cast<size_t>(l->n_rows) != l->argmax.size() || l->n_cols <= 0) {
+      mismatch(file(ext) + ": inconsistent label matrix");
+    }
+  }
 
   // Shapes must agree across files before anything is combined.
   for (const auto& [m, ext] : {std::pair{&x, "x"}, std::pair{&tx, "tx"}}) {

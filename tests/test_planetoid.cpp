@@ -316,7 +316,7 @@ TEST(BadInput, MissingFileIsNamed) {
 }
 
 // NaN or infinite feature values: a one-word patch of the real allx (its data
-// holds float32 1.0 = 00 00 80 3f) is refused, naming the entry. (ind.cora.x
+// holds float32 1.0 = 00 00 80 3f) is refused, naming the file and the entry. (ind.cora.x
 // itself only sizes the training split in PyG's processing, so allx it is.)
 TEST(BadInput, NonFiniteFeaturesAreRefused) {
   GCN_DATA_ROOT_OR_SKIP(root);
@@ -328,7 +328,7 @@ TEST(BadInput, NonFiniteFeaturesAreRefused) {
     x.replace(at, 4, bad);
     c.replace("allx", x);
     const std::string err = c.error();
-    EXPECT_THAT(err, HasSubstr("features"));
+    EXPECT_THAT(err, HasSubstr("ind.cora.allx: value at row "));
     EXPECT_THAT(err, ::testing::AnyOf(HasSubstr("is NaN"), HasSubstr("is infinite")));
   }
 }

@@ -103,7 +103,7 @@ TEST_P(Regression, OnlyGcnErrorsEscape) {
     } else if (in.harness == "safetensors") {
       safetensors_target(bytes);
     } else {
-      PlanetoidTarget target(planetoid_base_dir(), fs::temp_directory_path(), "cora");
+      PlanetoidTarget target(planetoid_base_dir(), "cora");
       target.run(bytes);
     }
   } catch (const Error&) {
@@ -136,6 +136,29 @@ TEST(Regressions, PlanetoidBaseLoads) {
   EXPECT_EQ(ds.n_nodes, 505);
   EXPECT_EQ(ds.n_features, 6);
   EXPECT_EQ(ds.n_classes, 3);
+}
+
+// The harness swaps the replaced files into its parsed base and back: after an
+// input that fails to assemble (an x with a third of the rows), the base must
+// load again, and the same replacement must fail the same way every time.
+TEST(Regressions, PlanetoidTargetRestoresTheBase) {
+  PlanetoidTarget target(planetoid_base_dir(), "cora");
+  const std::string x = read_file(planetoid_base_dir() / "ind.cora.x");
+  const std::string y = read_file(planetoid_base_dir() / "ind.cora.y");
+  auto record = [](char which, const std::string& content) {
+    std::string r(1, which);
+    for (int i = 0; i < 4; ++i) r += static_cast<char>((content.size() >> (8 * i)) & 0xff);
+    return r + content;
+  };
+  const std::string unchanged = std::string(1, '\x10') + record(0, x) + record(1, y);
+  EXPECT_NO_THROW(target.run(unchanged));
+  // The base's ind.cora.test.index replaced by one index past every node.
+  const std::string bad = std::string(1, '\x07') + "999999";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_THROW(target.run(bad), DataError);
+    EXPECT_NO_THROW(target.run(unchanged));
+    EXPECT_NO_THROW(target.run(std::string(1, '\x00') + x));
+  }
 }
 
 }  // namespace

@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "gcn/csr.hpp"
 #include "gcn/dataset.hpp"
+#include "gcn/pickle.hpp"
 
 namespace gcn {
 
@@ -34,8 +36,43 @@ std::filesystem::path find_planetoid_dir(const std::string& name,
 Dataset load_planetoid(const std::string& name, const std::filesystem::path& root,
                        bool normalize = true);
 
-// Same, from the folder that holds ind.<lowercase name>.* directly.
+// Same, from the folder that holds ind.<lowercase name>.* directly: each file
+// through parse_planetoid_file, then assemble_planetoid.
 Dataset load_planetoid_dir(const std::string& name, const std::filesystem::path& dir,
+                           bool normalize = true);
+
+// The eight files, in the order of PlanetoidFile.
+enum class PlanetoidFile : uint8_t { kX, kY, kTx, kTy, kAllx, kAlly, kGraph, kTestIndex };
+inline constexpr size_t kPlanetoidFiles = 8;
+// "x", "y", "tx", "ty", "allx", "ally", "graph", "test.index".
+const char* planetoid_extension(PlanetoidFile which);
+
+// A one-hot label matrix (y, ty, ally) as its row-wise argmax, the first
+// maximal column as torch.max(dim=1) picks it (an all-zero row: class 0).
+struct PlanetoidLabels {
+  int64_t n_rows = 0;
+  int64_t n_cols = 0;
+  std::vector<int32_t> argmax;  // (n_rows)
+};
+
+// What each file holds once parsed on its own, before the files are checked
+// against one another.
+struct PlanetoidParts {
+  CsrMatrix x, tx, allx;
+  PlanetoidLabels y, ty, ally;
+  pickle::Adjacency graph;
+  std::vector<int64_t> test_index;
+};
+
+// Parses one file's bytes into its member of `parts` (the others are left
+// alone). `file` names the file in errors. DataError on malformed content.
+void parse_planetoid_file(PlanetoidFile which, std::string_view bytes, const std::string& file,
+                          PlanetoidParts& parts);
+
+// The cross-file checks and PyG's processing (+ NormalizeFeatures when
+// `normalize`); `name` as for load_planetoid. DataError when the parts do not
+// fit together.
+Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
                            bool normalize = true);
 
 // ind.<name>.test.index: whitespace-separated non-negative decimal integers,
