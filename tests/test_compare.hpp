@@ -11,7 +11,7 @@
 #include <sstream>
 #include <vector>
 
-namespace gcn::testing {
+namespace gcn::test {
 
 struct Tolerance {
   double atol = 1e-5;
@@ -81,4 +81,4 @@ template <class T>
   return ::testing::AssertionFailure() << where.str();
 }
 
-}  // namespace gcn::testing
+}  // namespace gcn::test

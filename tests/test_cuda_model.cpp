@@ -18,8 +18,8 @@
 namespace gcn {
 namespace {
 
-using testing::all_close;
-using testing::Tolerance;
+using test::all_close;
+using test::Tolerance;
 
 class CudaModel : public ::testing::Test {
  protected:

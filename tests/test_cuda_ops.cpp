@@ -34,9 +34,9 @@ using gcn::Backend;
 using gcn::Buffer;
 using gcn::ConstMatRef;
 using gcn::MatRef;
-using gcn::testing::all_close;
-using gcn::testing::all_equal;
-using gcn::testing::Tolerance;
+using gcn::test::all_close;
+using gcn::test::all_equal;
+using gcn::test::Tolerance;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 const std::vector<int64_t> kClassCounts = {1, 2, 3, 7, 16, 31, 32, 33, 64, 100, 1000, 4096};
