@@ -133,6 +133,16 @@ static __global__ void masked_mean_kernel(const float* __restrict__ row_loss,  /
     *loss_out = n_masked > 0 ? static_cast<float>(partial[0] / static_cast<double>(n_masked)) : 0.0f;
 }
 
+// Whether (a, ia) comes before (b, ib) in PyTorch's argmax order: NaN first
+// (torch.argmax returns the first NaN), then the larger value, then the
+// smaller index.
+static __device__ __forceinline__ bool argmax_before(float a, int ia, float b, int ib) {
+  const bool a_nan = isnan(a), b_nan = isnan(b);
+  if (a_nan != b_nan) return a_nan;
+  if (!a_nan && a != b) return a > b;
+  return ia < ib;
+}
+
 template <int G>
 static __global__ void argmax_correct_kernel(const float* __restrict__ logits,   // (rows, cols)
                                              const int32_t* __restrict__ labels,  // (rows)
@@ -149,7 +159,8 @@ static __global__ void argmax_correct_kernel(const float* __restrict__ logits,  
   const bool active = row < rows;
   const float* xr = logits + (active ? row : 0) * cols;
   // Seed from the lane's first element (not -inf) so a row of -inf still
-  // picks column 0, like the CPU; strict > keeps the first maximum.
+  // picks column 0, like the CPU. The order is PyTorch's argmax: a NaN above
+  // every number, then the larger value, then the smaller index.
   float best = -INFINITY;
   int idx = INT_MAX;
   if (active && lane < cols) {
@@ -157,19 +168,19 @@ static __global__ void argmax_correct_kernel(const float* __restrict__ logits,  
     idx = lane;
     for (int64_t j = lane + G; j < cols; j += G) {
       const float v = xr[j];
-      if (v > best) {
+      if (argmax_before(v, static_cast<int>(j), best, idx)) {
         best = v;
         idx = static_cast<int>(j);
       }
     }
   }
-  // (max value, then min index) is commutative and associative, so every
-  // lane of the group ends with the row's first maximum.
+  // The order is total over (value, index) pairs, so every lane of the group
+  // ends with the row's first maximum (or first NaN).
 #pragma unroll
   for (int offset = G / 2; offset > 0; offset >>= 1) {
     const float other_best = __shfl_xor_sync(0xffffffffu, best, offset, G);
     const int other_idx = __shfl_xor_sync(0xffffffffu, idx, offset, G);
-    if (other_best > best || (other_best == best && other_idx < idx)) {
+    if (argmax_before(other_best, other_idx, best, idx)) {
       best = other_best;
       idx = other_idx;
     }

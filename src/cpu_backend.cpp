@@ -247,9 +247,10 @@ class CpuBackend final : public Backend {
     int32_t correct[3] = {0, 0, 0};
     for (int64_t i = 0; i < logits.rows; ++i) {
       const float* in = logits.data + i * logits.cols;
+      // torch.argmax: the first maximum, or the first NaN if there is one.
       int32_t best = 0;
-      for (int64_t j = 1; j < logits.cols; ++j) {
-        if (in[j] > in[best]) best = static_cast<int32_t>(j);
+      for (int64_t j = 1; j < logits.cols && !std::isnan(in[best]); ++j) {
+        if (in[j] > in[best] || std::isnan(in[j])) best = static_cast<int32_t>(j);
       }
       if (pred != nullptr) pred[i] = best;
       if (best == labels[i]) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -53,6 +54,23 @@ TEST_F(CpuOps, ArgmaxTiesPickTheFirst) {
   be->argmax_correct(mat(x, 2, 3), labels.data(), split.data(), pred.data(), correct.data());
   EXPECT_THAT(pred, ::testing::ElementsAre(1, 0));
   EXPECT_EQ(correct[0], 2);
+}
+
+// torch.argmax(dim=1) (PyTorch 1.13) on these rows gives [1, 0, 1, 0]: a NaN
+// counts as the maximum (the first NaN wins), and an all -inf row gives 0.
+TEST_F(CpuOps, ArgmaxTreatsNanAsTorchDoes) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {1.0f, nan, 3.0f, nan,  //
+                          nan, 1.0f, 2.0f, 0.0f,  //
+                          1.0f, 3.0f, 3.0f, -inf,  //
+                          -inf, -inf, -inf, -inf};
+  std::vector<int32_t> labels = {1, 0, 1, 0};
+  std::vector<uint8_t> split(4, kTestBit);
+  std::vector<int32_t> pred(4), correct(3);
+  be->argmax_correct(mat(x, 4, 4), labels.data(), split.data(), pred.data(), correct.data());
+  EXPECT_THAT(pred, ::testing::ElementsAre(1, 0, 1, 0));
+  EXPECT_THAT(correct, ::testing::ElementsAre(0, 0, 4));
 }
 
 // nll_loss(log_softmax(x), [2, 1]) = 1.2481 (PyTorch 1.13), i.e. (2.3170 + 0.1791) / 2.

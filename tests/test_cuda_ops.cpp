@@ -432,6 +432,46 @@ TEST_F(CudaOps, ArgmaxTiesPickTheFirstMaximum) {
   }
 }
 
+// NaN logits (a run continued with --allow-nonfinite): the first NaN of a
+// row is its argmax on both devices (torch.argmax), wherever it falls
+// relative to the row's maximum and to the lanes that share the row.
+TEST_F(CudaOps, ArgmaxNanRowsMatchTheCpu) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const int64_t cols : kClassCounts) {
+    const int64_t rows = 96;
+    std::mt19937 rng(120 + static_cast<uint32_t>(cols));
+    std::vector<float> x_host = random_floats(static_cast<std::size_t>(rows * cols), 121, -1.0f, 1.0f);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = x_host.data() + r * cols;
+      row[rng() % cols] = 2.0f;                           // a maximum somewhere
+      const int n_nans = static_cast<int>(r % 4);         // 0 to 3 NaNs
+      for (int t = 0; t < n_nans; ++t) row[rng() % cols] = nan;
+      if (r == 1) row[0] = nan;                           // NaN in column 0
+      if (r == 2) std::fill(row, row + cols, nan);        // all NaN
+    }
+    std::vector<int32_t> expected(static_cast<std::size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x_host.data() + r * cols;
+      const float* first_nan = std::find_if(row, row + cols, [](float v) { return std::isnan(v); });
+      expected[r] = static_cast<int32_t>(first_nan != row + cols ? first_nan - row
+                                                                  : std::max_element(row, row + cols) - row);
+    }
+    const std::vector<int32_t> labels_host(static_cast<std::size_t>(rows), 0);
+    const std::vector<uint8_t> split_host(static_cast<std::size_t>(rows), uint8_t{7});
+    auto [got, ref] = on_both([&](Backend& be) {
+      Buffer<float> x(be, x_host);
+      Buffer<int32_t> labels(be, labels_host);
+      Buffer<uint8_t> split(be, split_host);
+      Buffer<int32_t> pred(be, rows), correct(be, 3);
+      be.argmax_correct({x.data(), rows, cols}, labels.data(), split.data(), pred.data(), correct.data());
+      return std::vector<std::vector<int32_t>>{pred.to_host(), correct.to_host()};
+    });
+    EXPECT_TRUE(all_equal(ref[0], expected)) << "CPU, C=" << cols;
+    EXPECT_TRUE(all_equal(got[0], expected)) << "C=" << cols;
+    EXPECT_TRUE(all_equal(got[1], ref[1])) << "C=" << cols;
+  }
+}
+
 TEST_F(CudaOps, AdamSeveralSteps) {
   gcn::AdamConfig cfg;
   for (const int64_t n : {int64_t{1}, int64_t{1000}, int64_t{4099}}) {

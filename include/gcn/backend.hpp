@@ -124,8 +124,9 @@ class Backend {
   // log_probs = log_softmax(logits) from log_softmax().
   virtual void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split,
                         uint8_t mask_bit, int64_t n_masked, float* loss_out, float* grad) = 0;
-  // Row argmax (first maximum wins) and, for bits 0..2 of split, the number of
-  // rows with split bit set and argmax == label: correct_out[3] in backend memory.
+  // Row argmax as torch.argmax (the first maximum, or the first NaN if the row
+  // has one) and, for bits 0..2 of split, the number of rows with split bit
+  // set and argmax == label: correct_out[3] in backend memory.
   // pred (M) may be null.
   virtual void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split,
                               int32_t* pred, int32_t* correct_out) = 0;
