@@ -34,6 +34,7 @@
 #include "gcn/error.hpp"
 #include "op_checks.hpp"
 #include "reduce.hpp"
+#include "spmm.hpp"
 
 #define CUBLAS_CHECK(call) \
   GCN_CHECK_STATUS("cuBLAS", call, cublasStatus_t, CUBLAS_STATUS_SUCCESS, cublasGetStatusString)
@@ -157,6 +158,9 @@ class CudaSparse final : public SparseMatrix {
     }
   }
   cusparseSpMatDescr_t descr() const { return descr_.get(); }
+  const int32_t* indptr() const { return static_cast<const int32_t*>(indptr_.get()); }
+  const int32_t* indices() const { return static_cast<const int32_t*>(indices_.get()); }
+  const float* values() const { return static_cast<const float*>(values_.get()); }
 
  private:
   static void copy(const DeviceMemory& dst, const void* src, std::size_t bytes, cudaStream_t stream) {
@@ -192,6 +196,33 @@ double known_peak_bandwidth_gbs(const std::string& name) {
 // allocate); 32 MiB is NVIDIA's recommendation for Hopper.
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
 
+// The SpMM implementation, from $GCN_SPMM_ALG: cuSPARSE's CSR_ALG3 (the
+// default), CSR_ALG2 or CSR_ALG1 (for comparisons in gcn-bench: NVIDIA does
+// not promise them bit-wise reproducible), or our own kernel
+// (kernels/spmm.cu).
+enum class SpmmAlg { kAlg3, kAlg2, kAlg1, kKernel };
+
+const char* spmm_alg_name(SpmmAlg alg) {
+  switch (alg) {
+    case SpmmAlg::kAlg3: return "CSR_ALG3";
+    case SpmmAlg::kAlg2: return "CSR_ALG2";
+    case SpmmAlg::kAlg1: return "CSR_ALG1";
+    case SpmmAlg::kKernel: return "kernel";
+  }
+  return "?";
+}
+
+SpmmAlg spmm_alg_from_env() {
+  const char* env = std::getenv("GCN_SPMM_ALG");
+  if (env == nullptr || *env == '\0') return SpmmAlg::kAlg3;
+  const std::string v = env;
+  if (v == "alg3") return SpmmAlg::kAlg3;
+  if (v == "alg2") return SpmmAlg::kAlg2;
+  if (v == "alg1") return SpmmAlg::kAlg1;
+  if (v == "kernel") return SpmmAlg::kKernel;
+  throw UsageError(fmt::format("GCN_SPMM_ALG={}: use alg3 (cuSPARSE CSR_ALG3, the default), alg2, alg1 or kernel", v));
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -216,20 +247,7 @@ class CudaBackend final : public Backend {
     account(static_cast<int64_t>(kCublasWorkspaceBytes));
     CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_workspace_.get(), cublas_workspace_.bytes()));
 
-    // GCN_CUSPARSE_SPMM_ALG=1|2|3 picks CSR_ALG1/2/3 (gcn-bench compares them);
-    // all three are deterministic for a non-transposed A.
-    if (const char* env = std::getenv("GCN_CUSPARSE_SPMM_ALG"); env != nullptr && *env != '\0') {
-      const std::string v = env;
-      if (v == "1") {
-        spmm_alg_ = CUSPARSE_SPMM_CSR_ALG1;
-      } else if (v == "2") {
-        spmm_alg_ = CUSPARSE_SPMM_CSR_ALG2;
-      } else if (v == "3") {
-        spmm_alg_ = CUSPARSE_SPMM_CSR_ALG3;
-      } else {
-        throw UsageError(fmt::format("GCN_CUSPARSE_SPMM_ALG={}: use 1, 2 or 3", v));
-      }
-    }
+    spmm_alg_ = spmm_alg_from_env();
 
     cusparseHandle_t sp = nullptr;
     CUSPARSE_CHECK(cusparseCreate(&sp));
@@ -301,6 +319,10 @@ class CudaBackend final : public Backend {
     require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
             fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)));
     if (c.size() == 0) return;
+    if (spmm_alg_ == SpmmAlg::kKernel) {
+      spmm_kernel(*a, b, c);  // writes every element of c
+      return;
+    }
     // cuSPARSE documents beta == 0 as overwriting C, but zeroing first costs
     // one memset and makes sure no stale NaN in C can leak through 0 * NaN.
     fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
@@ -313,31 +335,37 @@ class CudaBackend final : public Backend {
     CUSPARSE_CHECK(cusparseCreateDnMat(&c_raw, c.rows, c.cols, c.cols, c.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
     const DnMatPtr c_descr(c_raw);
 
-    // CSR_ALG2: cuSPARSE documents it as the fast choice for row-major dense
-    // operands (DGL moved to it for that) and as bit-wise deterministic run to
-    // run for a non-transposed A; only op(A) = Aᵀ is documented as possibly
-    // non-deterministic, and we never transpose A (Âᵀ = Â; Xᵀ is stored as its
-    // own CSR). CSR_ALG1 is avoided on sm_89 by PyTorch (illegal memory access
-    // reports); CSR_ALG3 gains only with preprocessing.
-    // If a shape is ever refused (NOT_SUPPORTED), fall back to CSR_ALG1, also
-    // deterministic for a non-transposed A, rather than fail the run.
+    // CSR_ALG3 by default: of cuSPARSE's CSR algorithms it is the one NVIDIA
+    // names as bit-wise reproducible run to run (CSR_ALG1 and CSR_ALG2 "may
+    // produce slightly different results"), and we promise bit-identical
+    // reruns. A shape or layout it refuses (NOT_SUPPORTED) goes to our own
+    // kernel, also deterministic, never to ALG1/ALG2 behind the user's back.
     const float alpha = 1.0f, beta = 0.0f;
-    cusparseSpMMAlg_t alg = spmm_alg_;
+    const cusparseSpMMAlg_t alg = spmm_alg_ == SpmmAlg::kAlg1   ? CUSPARSE_SPMM_CSR_ALG1
+                                  : spmm_alg_ == SpmmAlg::kAlg2 ? CUSPARSE_SPMM_CSR_ALG2
+                                                                : CUSPARSE_SPMM_CSR_ALG3;
     std::size_t needed = 0;
-    auto buffer_size = [&] {
-      return cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                     CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a->descr(), b_descr.get(), &beta,
-                                     c_raw, CUDA_R_32F, alg, &needed);
-    };
-    if (buffer_size() == CUSPARSE_STATUS_NOT_SUPPORTED && alg != CUSPARSE_SPMM_CSR_ALG1) {
-      spdlog::warn("cuSPARSE SpMM algorithm {} does not support a ({}, {}) x ({}, {}) product; using CSR_ALG1",
-                   static_cast<int>(alg), a->rows(), a->cols(), b.rows, b.cols);
-      alg = CUSPARSE_SPMM_CSR_ALG1;
+    const cusparseStatus_t st =
+        cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                &alpha, a->descr(), b_descr.get(), &beta, c_raw, CUDA_R_32F, alg, &needed);
+    if (st == CUSPARSE_STATUS_NOT_SUPPORTED) {
+      if (!spmm_fallback_logged_) {
+        spdlog::warn("cuSPARSE SpMM {} does not support a ({}, {}) x ({}, {}) row-major product; using gcn-train's "
+                     "own SpMM kernel for such products",
+                     spmm_alg_name(spmm_alg_), a->rows(), a->cols(), b.rows, b.cols);
+        spmm_fallback_logged_ = true;
+      }
+      spmm_kernel(*a, b, c);
+      return;
     }
-    CUSPARSE_CHECK(buffer_size());
+    CUSPARSE_CHECK(st);
     void* workspace = grow(spmm_workspace_, needed);
     CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
                                 &alpha, a->descr(), b_descr.get(), &beta, c_raw, CUDA_R_32F, alg, workspace));
+  }
+
+  void spmm_kernel(const CudaSparse& a, ConstMatRef b, MatRef c) {
+    kernels::launch_csr_spmm(a.indptr(), a.indices(), a.values(), c.rows, c.cols, b.data, c.data, stream_.get());
   }
 
   // ---- dense ----------------------------------------------------------------
@@ -490,7 +518,8 @@ class CudaBackend final : public Backend {
   std::size_t in_use_ = 0, peak_ = 0;             // bytes, workspaces included
   std::vector<cudaEvent_t> events_;               // marker pool, reused across clear_markers()
   int n_markers_ = 0;
-  cusparseSpMMAlg_t spmm_alg_ = CUSPARSE_SPMM_CSR_ALG2;
+  SpmmAlg spmm_alg_ = SpmmAlg::kAlg3;
+  bool spmm_fallback_logged_ = false;
 };
 
 }  // namespace
