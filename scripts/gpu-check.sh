@@ -80,7 +80,10 @@ note "gpu: ${gpu_name:-unknown} (sm_$arch)"
 
 # ---- build -------------------------------------------------------------------
 built=0
-if run_step configure 90 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGCN_CUDA=ON \
+# Ninja when the machine has it (not promised on the GPU machine), else Makefiles.
+generator=()
+command -v ninja >/dev/null 2>&1 && [[ ! -f $BUILD/Makefile ]] && generator=(-G Ninja)
+if run_step configure 90 cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DGCN_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch"; then
   if run_step build 200 cmake --build "$BUILD" -j "$(nproc)"; then
     built=1
