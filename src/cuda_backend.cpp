@@ -267,8 +267,8 @@ class CudaBackend final : public Backend {
 
   DeviceKind kind() const override { return DeviceKind::kCuda; }
   std::string describe() const override {
-    return fmt::format("cuda:{} {} ({} SMs, {:.1f} GiB)", device_, name_, n_sms_,
-                       static_cast<double>(total_bytes_) / (1024.0 * 1024.0 * 1024.0));
+    return fmt::format("cuda:{} {} ({} SMs, {:.1f} GiB, SpMM {})", device_, name_, n_sms_,
+                       static_cast<double>(total_bytes_) / (1024.0 * 1024.0 * 1024.0), spmm_alg_name(spmm_alg_));
   }
 
   // ---- memory ---------------------------------------------------------------

@@ -153,6 +153,7 @@ TEST_F(CudaOps, Describe) {
   const std::string d = gpu_->describe();
   EXPECT_EQ(d.rfind("cuda:0 ", 0), 0u) << d;
   EXPECT_NE(d.find(" SMs, "), std::string::npos) << d;
+  if (std::getenv("GCN_SPMM_ALG") == nullptr) EXPECT_NE(d.find(", SpMM CSR_ALG3)"), std::string::npos) << d;
 }
 
 TEST_F(CudaOps, UploadDownloadRoundTrip) {
