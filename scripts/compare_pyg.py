@@ -62,7 +62,8 @@ def main():
         out, wall, rss = run_child(cmd, env)
         p = json.loads(out.strip().splitlines()[-1])
         runs["PyG"].append({"seed": seed, "test_acc": p["test_acc"], "epoch_ms": p["epoch_ms_median"],
-                            "total_s": wall, "peak_rss_mb": rss, "peak_device_mb": p.get("peak_device_mb")})
+                            "total_s": wall, "peak_rss_mb": rss, "peak_device_mb": p.get("peak_device_mb"),
+                            "torch": p.get("torch"), "torch_geometric": p.get("torch_geometric")})
         print(f"seed {seed}: gcn-train {runs['gcn-train'][-1]['test_acc']:.3f} "
               f"{runs['gcn-train'][-1]['epoch_ms']:.3f} ms/epoch | PyG {p['test_acc']:.3f} "
               f"{p['epoch_ms_median']:.3f} ms/epoch", file=sys.stderr, flush=True)
@@ -88,7 +89,8 @@ def main():
     if args.device != "cpu":
         rows.append(("peak device memory (MiB)",
                      lambda k: f"{med(k, 'peak_device_mb'):.1f}" if med(k, "peak_device_mb") else "n/a"))
-    print(f"| {'':28} | {'gcn-train':>18} | {'PyG 2.4':>18} | {'speed-up':>8} |")
+    pyg = f"PyG {runs['PyG'][0]['torch_geometric']}" if runs["PyG"] else "PyG"
+    print(f"| {'':28} | {'gcn-train':>18} | {pyg:>18} | {'speed-up':>8} |")
     print(f"|{'-' * 30}|{'-' * 20}|{'-' * 20}|{'-' * 10}|")
     for label, fmt_fn in rows:
         speed = ""
@@ -106,15 +108,17 @@ def main():
 def run_child(cmd, env):
     """Runs cmd to completion; returns (stdout, wall seconds, peak RSS in MiB of that child)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    # Read the pipes to the end, then reap with wait4 for this child's own rusage.
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"compare_pyg.py: {' '.join(cmd)} failed ({proc.returncode}):\n{err.strip()}")
+    # stderr goes to a file, so a child that writes a lot there cannot block on a
+    # full pipe while stdout is read; wait4 then reaps it with its own rusage.
+    with tempfile.TemporaryFile(mode="w+") as err_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, env=env, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err_file.seek(0)
+            sys.exit(f"compare_pyg.py: {' '.join(cmd)} failed ({proc.returncode}):\n{err_file.read().strip()}")
     return out, wall, usage.ru_maxrss / 1024.0
 
 

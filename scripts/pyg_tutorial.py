@@ -36,6 +36,7 @@ def main():
 
     import torch
     import torch.nn.functional as F
+    import torch_geometric
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -69,6 +70,7 @@ def main():
             times.append((time.perf_counter() - t0) * 1e3)
         train_s = time.perf_counter() - t_start
         runs.append({"seed": seed, "loss": float(loss), **acc, "train_s": train_s,
+                     "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
                      "epoch_ms_median": statistics.median(times[5:] or times),
                      "peak_device_mb": (torch.cuda.max_memory_allocated(device) / 2**20
                                         if device.type == "cuda" else None)})
@@ -78,6 +80,7 @@ def main():
         accs = [r["test_acc"] for r in runs]
         print(json.dumps({
             "dataset": pyg_common.NAMES[args.dataset], "device": str(device), "torch": torch.__version__,
+            "torch_geometric": torch_geometric.__version__,
             "runs": len(runs), "load_s": load_s,
             "test_acc_mean": statistics.mean(accs),
             "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,

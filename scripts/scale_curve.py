@@ -40,6 +40,14 @@ def epoch_bytes(nodes, edges):
     return sparse + dense
 
 
+def write_json(path, obj):
+    """Writes obj to path through a temporary file, so path never holds half a document."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -80,9 +88,8 @@ def main():
         points.append(point)
         print(f"| {nodes:>9} | {edges:>11} | {ms:>9.3f} | {point['train_step_ms']:>13.3f} | {gbs:>10.2f} | "
               f"{point['peak_device_mb']:>12.1f} | {point['peak_host_mb']:>13.1f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": args.device, "epochs": args.epochs, "points": points}, f, indent=2)
+        if args.json:  # after every point: a run stopped part-way keeps what it measured
+            write_json(args.json, {"device": args.device, "epochs": args.epochs, "points": points})
     if failed:
         sys.exit(1)
 
