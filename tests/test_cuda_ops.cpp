@@ -15,7 +15,6 @@
 #include <limits>
 #include <memory>
 #include <numeric>
-#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -212,29 +211,6 @@ TEST_F(CudaOps, SpmmRandomCsrWithEmptyRows) {
   }
 }
 
-// Sets an environment variable for one scope (the CUDA backend reads
-// GCN_SPMM_ALG when it is made).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
-
 // Every SpMM implementation GCN_SPMM_ALG can pick (cuSPARSE CSR_ALG3, the
 // default; CSR_ALG2; CSR_ALG1; our own kernel) against the CPU, on a
 // Cora-sized graph and on the awkward shapes above; the ones we rely on for
@@ -249,7 +225,7 @@ TEST_F(CudaOps, SpmmEveryAlgorithmMatchesTheCpu) {
   };
   const Case cases[] = {{&big, 16}, {&big, 7}, {&tall, 16}, {&odd, 1}, {&odd, 33}};
   for (const char* alg : {"alg3", "alg2", "alg1", "kernel"}) {
-    const ScopedEnv env("GCN_SPMM_ALG", alg);
+    const gcn::test::ScopedEnv env("GCN_SPMM_ALG", alg);
     const std::unique_ptr<Backend> gpu = gcn::make_cuda_backend(0);
     for (const Case& cs : cases) {
       const int64_t rows = cs.a->n_rows, inner = cs.a->n_cols;
@@ -272,7 +248,7 @@ TEST_F(CudaOps, SpmmEveryAlgorithmMatchesTheCpu) {
       }
     }
   }
-  const ScopedEnv bad("GCN_SPMM_ALG", "alg9");
+  const gcn::test::ScopedEnv bad("GCN_SPMM_ALG", "alg9");
   EXPECT_THROW(gcn::make_cuda_backend(0), gcn::UsageError);
 }
 

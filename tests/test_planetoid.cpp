@@ -372,16 +372,13 @@ TEST(PlanetoidNames, CanonicalNamesAndRoot) {
   } catch (const UsageError& e) {
     EXPECT_THAT(std::string(e.what()), HasSubstr("Cora, CiteSeer, PubMed"));
   }
-  const char* old = std::getenv("GCN_DATA_ROOT");
-  const std::string saved = old ? old : "";
-  ::setenv("GCN_DATA_ROOT", "/from/env", 1);
+  test::ScopedEnv env("GCN_DATA_ROOT", "/from/env");
   EXPECT_EQ(resolve_data_root(std::string("/from/cli")), fs::path("/from/cli"));
   EXPECT_EQ(resolve_data_root(std::nullopt), fs::path("/from/env"));
-  ::setenv("GCN_DATA_ROOT", "", 1);
+  env.set("");
   EXPECT_EQ(resolve_data_root(std::nullopt), fs::path("datasets"));
-  ::unsetenv("GCN_DATA_ROOT");
+  env.unset();
   EXPECT_EQ(resolve_data_root(std::nullopt), fs::path("datasets"));
-  if (old) ::setenv("GCN_DATA_ROOT", saved.c_str(), 1);
 }
 
 CsrMatrix make_csr(int32_t rows, int32_t cols, std::vector<int32_t> indptr,

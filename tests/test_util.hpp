@@ -1,4 +1,5 @@
-// Shared test helpers: finding the Planetoid data, temp directories.
+// Shared test helpers: finding the Planetoid data, temp directories, environment
+// variables set for one scope.
 //
 // GCN_PLANETOID_ROOT_OR_SKIP(var, "cora") declares `std::filesystem::path var`
 // holding a data root from which gcn::find_planetoid_dir(name, var) succeeds
@@ -95,6 +96,32 @@ inline void write_file(const std::filesystem::path& p, std::string_view bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
+
+// An environment variable changed for one scope: the value it had (or its
+// absence) comes back when the scope ends.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const char* name) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+  }
+  ScopedEnv(const char* name, const char* value) : ScopedEnv(name) { set(value); }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+  void set(const char* value) { ::setenv(name_.c_str(), value, 1); }
+  void unset() { ::unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 }  // namespace gcn::test
 
