@@ -124,6 +124,19 @@ class CudaOps : public ::testing::Test {
     return std::make_pair(std::move(got), std::move(ref));
   }
 
+  // argmax_correct on both devices: {predictions, correct counts} each.
+  auto argmax_on_both(const std::vector<float>& x_host, int64_t rows, int64_t cols,
+                      const std::vector<int32_t>& labels_host, const std::vector<uint8_t>& split_host) {
+    return on_both([&](Backend& be) {
+      Buffer<float> x(be, x_host);
+      Buffer<int32_t> labels(be, labels_host);
+      Buffer<uint8_t> split(be, split_host);
+      Buffer<int32_t> pred(be, rows), correct(be, 3);
+      be.argmax_correct({x.data(), rows, cols}, labels.data(), split.data(), pred.data(), correct.data());
+      return std::vector<std::vector<int32_t>>{pred.to_host(), correct.to_host()};
+    });
+  }
+
   std::unique_ptr<Backend> cpu_;
   std::unique_ptr<Backend> gpu_;
 };
@@ -459,14 +472,7 @@ TEST_F(CudaOps, ArgmaxTiesPickTheFirstMaximum) {
     }
     const std::vector<int32_t> labels_host = expected;
     const std::vector<uint8_t> split_host(static_cast<std::size_t>(rows), uint8_t{7});
-    auto [got, ref] = on_both([&](Backend& be) {
-      Buffer<float> x(be, x_host);
-      Buffer<int32_t> labels(be, labels_host);
-      Buffer<uint8_t> split(be, split_host);
-      Buffer<int32_t> pred(be, rows), correct(be, 3);
-      be.argmax_correct({x.data(), rows, cols}, labels.data(), split.data(), pred.data(), correct.data());
-      return std::vector<std::vector<int32_t>>{pred.to_host(), correct.to_host()};
-    });
+    auto [got, ref] = argmax_on_both(x_host, rows, cols, labels_host, split_host);
     EXPECT_TRUE(all_equal(got[0], expected)) << "C=" << cols;
     EXPECT_TRUE(all_equal(got[0], ref[0])) << "C=" << cols;
     const int32_t n = static_cast<int32_t>(rows);
@@ -500,14 +506,7 @@ TEST_F(CudaOps, ArgmaxNanRowsMatchTheCpu) {
     }
     const std::vector<int32_t> labels_host(static_cast<std::size_t>(rows), 0);
     const std::vector<uint8_t> split_host(static_cast<std::size_t>(rows), uint8_t{7});
-    auto [got, ref] = on_both([&](Backend& be) {
-      Buffer<float> x(be, x_host);
-      Buffer<int32_t> labels(be, labels_host);
-      Buffer<uint8_t> split(be, split_host);
-      Buffer<int32_t> pred(be, rows), correct(be, 3);
-      be.argmax_correct({x.data(), rows, cols}, labels.data(), split.data(), pred.data(), correct.data());
-      return std::vector<std::vector<int32_t>>{pred.to_host(), correct.to_host()};
-    });
+    auto [got, ref] = argmax_on_both(x_host, rows, cols, labels_host, split_host);
     EXPECT_TRUE(all_equal(ref[0], expected)) << "CPU, C=" << cols;
     EXPECT_TRUE(all_equal(got[0], expected)) << "C=" << cols;
     EXPECT_TRUE(all_equal(got[1], ref[1])) << "C=" << cols;
