@@ -11,6 +11,8 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +35,39 @@ constexpr int64_t kParallelMin = 1 << 20;
 
 using detail::require;
 using detail::shape;
+
+// Calls fn(j0, width) over the columns [0, n): blocks of 16, then one block
+// of the remaining 1..15, width a std::integral_constant. A block's
+// accumulators are a fixed-size local array the compiler keeps in registers
+// for the whole reduction, and a narrow matrix (7 classes, 16 hidden) is one
+// block, its columns independent chains. Every entry still sums its terms in
+// the order of a plain loop, so the blocking changes the speed and not one
+// bit of a result.
+template <int kW, typename Fn>
+void column_block(int64_t j0, Fn& fn) {
+  fn(j0, std::integral_constant<int, kW>{});
+}
+template <typename Fn, int... kWs>
+void remainder_block(int64_t j0, int64_t width, Fn& fn, std::integer_sequence<int, kWs...>) {
+  using Call = void (*)(int64_t, Fn&);
+  static constexpr Call kCalls[] = {&column_block<kWs + 1, Fn>...};
+  kCalls[width - 1](j0, fn);
+}
+template <typename Fn>
+void for_column_blocks(int64_t n, Fn&& fn) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) fn(j, std::integral_constant<int, 16>{});
+  if (j < n) remainder_block(j, n - j, fn, std::make_integer_sequence<int, 15>{});
+}
+
+// x (r, c) -> xᵀ (c, r), row-major.
+std::vector<float> transposed(ConstMatRef x) {
+  std::vector<float> t(static_cast<std::size_t>(x.size()));
+  for (int64_t i = 0; i < x.rows; ++i) {
+    for (int64_t j = 0; j < x.cols; ++j) t[j * x.rows + i] = x.data[i * x.cols + j];
+  }
+  return t;
+}
 
 class CpuSparse final : public SparseMatrix {
  public:
@@ -90,13 +125,17 @@ class CpuBackend final : public Backend {
     const int64_t n = b.cols;
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (a->nnz() * n > kParallelMin)
     for (int64_t i = 0; i < m.n_rows; ++i) {
-      float* out = c.data + i * n;
-      std::fill(out, out + n, 0.0f);
-      for (int32_t e = m.indptr[i]; e < m.indptr[i + 1]; ++e) {
-        const float w = m.values[e];
-        const float* row = b.data + static_cast<int64_t>(m.indices[e]) * n;
-        for (int64_t j = 0; j < n; ++j) out[j] += w * row[j];
-      }
+      const int32_t begin = m.indptr[i], end = m.indptr[i + 1];
+      for_column_blocks(n, [&](int64_t j0, auto width) {
+        constexpr int kW = decltype(width)::value;
+        float acc[kW] = {};
+        for (int32_t e = begin; e < end; ++e) {
+          const float w = m.values[e];
+          const float* row = b.data + static_cast<int64_t>(m.indices[e]) * n + j0;
+          for (int j = 0; j < kW; ++j) acc[j] += w * row[j];
+        }
+        std::copy(acc, acc + kW, c.data + i * n + j0);
+      });
     }
   }
 
@@ -107,33 +146,28 @@ class CpuBackend final : public Backend {
       gemm_at(a, b, trans_b, c);
       return;
     }
-    // Rows of c in parallel; each row accumulates in double, in a fixed order.
-    // op(b) = bᵀ makes every entry a dot product of two contiguous rows.
-#pragma omp parallel num_threads(n_threads_) if (m * n * k > kParallelMin)
-    {
-      std::vector<double> acc(static_cast<std::size_t>(n));
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < m; ++i) {
-        const float* arow = a.data + i * a.cols;
-        float* crow = c.data + i * n;
-        if (trans_b) {
-          for (int64_t j = 0; j < n; ++j) {
-            const float* brow = b.data + j * b.cols;
-            double sum = 0.0;
-            for (int64_t p = 0; p < k; ++p) sum += static_cast<double>(arow[p]) * brow[p];
-            crow[j] = static_cast<float>(sum);
-          }
-          continue;
-        }
-        double* out = acc.data();
-        for (int64_t j = 0; j < n; ++j) out[j] = 0.0;
+    // op(b) as a contiguous row-major (k, n) block: a transposed b is copied
+    // once (k·n floats, less than the product's k·m·n work).
+    std::vector<float> b_copy;
+    const float* bp = b.data;
+    if (trans_b) {
+      b_copy = transposed(b);
+      bp = b_copy.data();
+    }
+    // Rows of c in parallel; each entry accumulates in double over p = 0..k-1.
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (m * n * k > kParallelMin)
+    for (int64_t i = 0; i < m; ++i) {
+      const float* arow = a.data + i * a.cols;
+      for_column_blocks(n, [&](int64_t j0, auto width) {
+        constexpr int kW = decltype(width)::value;
+        double acc[kW] = {};
         for (int64_t p = 0; p < k; ++p) {
           const double aip = arow[p];
-          const float* brow = b.data + p * b.cols;
-          for (int64_t j = 0; j < n; ++j) out[j] += aip * brow[j];
+          const float* brow = bp + p * n + j0;
+          for (int j = 0; j < kW; ++j) acc[j] += aip * brow[j];
         }
-        for (int64_t j = 0; j < n; ++j) crow[j] = static_cast<float>(out[j]);
-      }
+        for (int j = 0; j < kW; ++j) c.data[i * n + j0 + j] = static_cast<float>(acc[j]);
+      });
     }
   }
 
@@ -177,7 +211,10 @@ class CpuBackend final : public Backend {
     const int64_t n = y.size();
     const float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) dx.data[i] = y.data[i] > 0.0f ? dy.data[i] * scale : 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = dy.data[i] * scale;  // loaded unconditionally: a select, not a branch per element
+      dx.data[i] = y.data[i] > 0.0f ? g : 0.0f;
+    }
   }
 
   void log_softmax(ConstMatRef x, MatRef y) override {
@@ -299,26 +336,32 @@ class CpuBackend final : public Backend {
   // so the result does not depend on the thread count.
   void gemm_at(ConstMatRef a, ConstMatRef b, bool trans_b, MatRef c) {
     const int64_t k = a.rows, m = a.cols, n = c.cols;
+    std::vector<float> b_copy;
+    const float* bp = b.data;
+    if (trans_b) {
+      b_copy = transposed(b);
+      bp = b_copy.data();
+    }
     constexpr int64_t kChunk = 4096;
     const int64_t n_chunks = (k + kChunk - 1) / kChunk;
     std::vector<double> partial(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (m * n * k > kParallelMin)
     for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-      double* acc = partial.data() + chunk * m * n;
-      const int64_t end = std::min(k, (chunk + 1) * kChunk);
-      for (int64_t p = chunk * kChunk; p < end; ++p) {
-        const float* arow = a.data + p * a.cols;
-        for (int64_t i = 0; i < m; ++i) {
-          const double aip = arow[i];
-          if (aip == 0.0) continue;
-          double* out = acc + i * n;
-          if (!trans_b) {
-            const float* brow = b.data + p * b.cols;
-            for (int64_t j = 0; j < n; ++j) out[j] += aip * brow[j];
-          } else {
-            for (int64_t j = 0; j < n; ++j) out[j] += aip * b.data[j * b.cols + p];
+      double* acc_chunk = partial.data() + chunk * m * n;
+      const int64_t begin = chunk * kChunk, end = std::min(k, begin + kChunk);
+      for (int64_t i = 0; i < m; ++i) {
+        for_column_blocks(n, [&](int64_t j0, auto width) {
+          constexpr int kW = decltype(width)::value;
+          double acc[kW] = {};
+          for (int64_t p = begin; p < end; ++p) {
+            const double api = a.data[p * a.cols + i];
+            const float* brow = bp + p * n + j0;
+            // Zeros of a (ReLU's, about half of a hidden layer) add nothing,
+            // not even a -0 or a 0·inf: a select, as a branch mispredicts.
+            for (int j = 0; j < kW; ++j) acc[j] = api != 0.0 ? acc[j] + api * brow[j] : acc[j];
           }
-        }
+          std::copy(acc, acc + kW, acc_chunk + i * n + j0);
+        });
       }
     }
     for (int64_t idx = 0; idx < m * n; ++idx) {

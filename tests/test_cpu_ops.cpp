@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -214,6 +216,119 @@ TEST_F(CpuOps, GemmAllTransposes) {
   }
   std::vector<float> c(4);
   EXPECT_THROW(be->gemm(mat(a, 2, 3), false, mat(a, 2, 3), false, mat(c, 2, 2)), Error);
+}
+
+// The blocked SpMM and GEMM loops against plain ones that sum in the same
+// order (float for SpMM, double for GEMM; a's zeros add nothing in aᵀ·b): bit
+// for bit, at widths on both sides of the 16-column blocks, with a transposed
+// b, and at sizes that take the parallel path, on one thread and on two.
+std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed, double zero_fraction = 0.0) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+  std::bernoulli_distribution zero(zero_fraction);
+  std::vector<float> m(static_cast<std::size_t>(rows * cols));
+  for (float& v : m) v = zero(gen) ? 0.0f : value(gen);
+  return m;
+}
+
+CsrMatrix random_csr(int32_t rows, int32_t cols, int max_per_row, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> count(0, max_per_row);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  CsrMatrix a;
+  a.n_rows = rows;
+  a.n_cols = cols;
+  a.indptr = {0};
+  for (int32_t i = 0; i < rows; ++i) {
+    std::vector<int32_t> picked(static_cast<std::size_t>(cols));
+    std::iota(picked.begin(), picked.end(), 0);
+    std::shuffle(picked.begin(), picked.end(), gen);
+    picked.resize(std::min<std::size_t>(picked.size(), count(gen)));
+    std::sort(picked.begin(), picked.end());
+    for (int32_t j : picked) {
+      a.indices.push_back(j);
+      a.values.push_back(value(gen));
+    }
+    a.indptr.push_back(static_cast<int32_t>(a.indices.size()));
+  }
+  return a;
+}
+
+TEST_F(CpuOps, SpmmMatchesPlainLoopsBitForBit) {
+  struct Case {
+    int32_t rows, cols;
+    int max_per_row;
+    int64_t n;
+  };
+  const Case cases[] = {{37, 23, 6, 1},  {37, 23, 6, 3},   {37, 23, 6, 7},    {37, 23, 6, 8},
+                        {37, 23, 6, 15}, {37, 23, 6, 16},  {37, 23, 6, 17},   {37, 23, 6, 40},
+                        {1, 1, 1, 5},    {3000, 900, 80, 17}};  // the last: parallel
+  for (const Case& cs : cases) {
+    const CsrMatrix a = random_csr(cs.rows, cs.cols, cs.max_per_row, 7);
+    std::vector<float> b = random_matrix(cs.cols, cs.n, 8);
+    std::vector<float> ref(static_cast<std::size_t>(cs.rows * cs.n), 0.0f);
+    for (int32_t i = 0; i < cs.rows; ++i) {
+      for (int32_t e = a.indptr[i]; e < a.indptr[i + 1]; ++e) {
+        for (int64_t j = 0; j < cs.n; ++j) ref[i * cs.n + j] += a.values[e] * b[a.indices[e] * cs.n + j];
+      }
+    }
+    for (int threads : {1, 2}) {
+      auto cpu = make_cpu_backend(threads);
+      auto dev = cpu->upload_csr(a);
+      std::vector<float> c(ref.size(), 99.0f);
+      cpu->spmm(*dev, mat(b, cs.cols, cs.n), mat(c, cs.rows, cs.n));
+      ASSERT_EQ(c, ref) << cs.rows << "x" << cs.cols << " times n=" << cs.n << ", " << threads << " threads";
+    }
+  }
+}
+
+TEST_F(CpuOps, GemmMatchesPlainLoopsBitForBit) {
+  struct Case {
+    int64_t m, n, k;
+  };
+  // k > 4096 in aᵀ·b spans several of its fixed row chunks; the large ones run in parallel.
+  const Case cases[] = {{1, 1, 1},   {5, 7, 16},   {19, 16, 7},  {19, 3, 4},       {11, 17, 9},
+                        {13, 40, 5}, {6, 33, 700}, {5000, 17, 16}, {16, 7, 9000}, {40, 23, 2000}};
+  for (const Case& cs : cases) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        // op(a) (m, k), op(b) (k, n); half of a zero, as after a ReLU.
+        std::vector<float> a = random_matrix(cs.m, cs.k, 11, 0.5), b = random_matrix(cs.k, cs.n, 12);
+        auto op_a = [&](int64_t i, int64_t p) { return ta ? a[p * cs.m + i] : a[i * cs.k + p]; };
+        auto op_b = [&](int64_t p, int64_t j) { return tb ? b[j * cs.k + p] : b[p * cs.n + j]; };
+        std::vector<float> ref(static_cast<std::size_t>(cs.m * cs.n));
+        for (int64_t i = 0; i < cs.m; ++i) {
+          for (int64_t j = 0; j < cs.n; ++j) {
+            double sum = 0.0;
+            for (int64_t p = 0; p < cs.k; ++p) {
+              if (ta && op_a(i, p) == 0.0f) continue;
+              sum += static_cast<double>(op_a(i, p)) * op_b(p, j);
+            }
+            ref[i * cs.n + j] = static_cast<float>(sum);
+          }
+        }
+        const MatRef a_ref = ta ? mat(a, cs.k, cs.m) : mat(a, cs.m, cs.k);
+        const MatRef b_ref = tb ? mat(b, cs.n, cs.k) : mat(b, cs.k, cs.n);
+        for (int threads : {1, 2}) {
+          auto cpu = make_cpu_backend(threads);
+          std::vector<float> c(ref.size(), 99.0f);
+          cpu->gemm(a_ref, ta, b_ref, tb, mat(c, cs.m, cs.n));
+          const std::string where = ::testing::PrintToString(std::vector<int64_t>{cs.m, cs.n, cs.k, ta, tb, threads});
+          if (!ta || cs.k <= 4096) {
+            ASSERT_EQ(c, ref) << "m, n, k, trans_a, trans_b, threads = " << where;
+          } else {
+            // Chunks of rows summed apart, then in chunk order: the double
+            // sum differs in its last bits, the float result by an ulp at most.
+            for (std::size_t idx = 0; idx < ref.size(); ++idx) {
+              ASSERT_LE(std::fabs(c[idx] - ref[idx]),
+                        std::nextafter(std::fabs(ref[idx]), INFINITY) - std::fabs(ref[idx]))
+                  << "entry " << idx << ", m, n, k, trans_a, trans_b, threads = " << where;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST_F(CpuOps, BiasAndColumnSum) {
