@@ -331,9 +331,10 @@ class CpuBackend final : public Backend {
 
  private:
   // c (M, N) = aᵀ · op(b) with a (K, M): a reduction over K, the long side
-  // (the rows of the graph) in the weight gradient. Both operands stream once;
-  // fixed chunks of rows are summed in parallel and combined in chunk order,
-  // so the result does not depend on the thread count.
+  // (the rows of the graph) in the weight gradient. Fixed chunks of 4096 rows
+  // (small enough to stay in cache while each column of a runs down them) are
+  // summed in parallel and combined in chunk order, so the result does not
+  // depend on the thread count.
   void gemm_at(ConstMatRef a, ConstMatRef b, bool trans_b, MatRef c) {
     const int64_t k = a.rows, m = a.cols, n = c.cols;
     std::vector<float> b_copy;
