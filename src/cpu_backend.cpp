@@ -60,13 +60,15 @@ void for_column_blocks(int64_t n, Fn&& fn) {
   if (j < n) remainder_block(j, n - j, fn, std::make_integer_sequence<int, 15>{});
 }
 
-// x (r, c) -> xᵀ (c, r), row-major.
-std::vector<float> transposed(ConstMatRef x) {
-  std::vector<float> t(static_cast<std::size_t>(x.size()));
-  for (int64_t i = 0; i < x.rows; ++i) {
-    for (int64_t j = 0; j < x.cols; ++j) t[j * x.rows + i] = x.data[i * x.cols + j];
+// op(b) as contiguous row-major (k, n) rows: b itself, or bᵀ copied into
+// `copy` (k·n floats, less than a product's k·m·n work).
+const float* op_b_rows(ConstMatRef b, bool trans_b, std::vector<float>& copy) {
+  if (!trans_b) return b.data;
+  copy.resize(static_cast<std::size_t>(b.size()));
+  for (int64_t i = 0; i < b.rows; ++i) {
+    for (int64_t j = 0; j < b.cols; ++j) copy[j * b.rows + i] = b.data[i * b.cols + j];
   }
-  return t;
+  return copy.data();
 }
 
 class CpuSparse final : public SparseMatrix {
@@ -146,14 +148,8 @@ class CpuBackend final : public Backend {
       gemm_at(a, b, trans_b, c);
       return;
     }
-    // op(b) as a contiguous row-major (k, n) block: a transposed b is copied
-    // once (k·n floats, less than the product's k·m·n work).
     std::vector<float> b_copy;
-    const float* bp = b.data;
-    if (trans_b) {
-      b_copy = transposed(b);
-      bp = b_copy.data();
-    }
+    const float* bp = op_b_rows(b, trans_b, b_copy);
     // Rows of c in parallel; each entry accumulates in double over p = 0..k-1.
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (m * n * k > kParallelMin)
     for (int64_t i = 0; i < m; ++i) {
@@ -338,11 +334,7 @@ class CpuBackend final : public Backend {
   void gemm_at(ConstMatRef a, ConstMatRef b, bool trans_b, MatRef c) {
     const int64_t k = a.rows, m = a.cols, n = c.cols;
     std::vector<float> b_copy;
-    const float* bp = b.data;
-    if (trans_b) {
-      b_copy = transposed(b);
-      bp = b_copy.data();
-    }
+    const float* bp = op_b_rows(b, trans_b, b_copy);
     constexpr int64_t kChunk = 4096;
     const int64_t n_chunks = (k + kChunk - 1) / kChunk;
     std::vector<double> partial(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);

@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gcn/backend.hpp"
@@ -18,6 +18,7 @@
 #include "gcn/error.hpp"
 #include "gcn/graph.hpp"
 #include "gcn/rng.hpp"
+#include "test_random.hpp"
 
 namespace gcn {
 namespace {
@@ -222,50 +223,26 @@ TEST_F(CpuOps, GemmAllTransposes) {
 // order (float for SpMM, double for GEMM; a's zeros add nothing in aᵀ·b): bit
 // for bit, at widths on both sides of the 16-column blocks, with a transposed
 // b, and at sizes that take the parallel path, on one thread and on two.
-std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed, double zero_fraction = 0.0) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
-  std::bernoulli_distribution zero(zero_fraction);
-  std::vector<float> m(static_cast<std::size_t>(rows * cols));
-  for (float& v : m) v = zero(gen) ? 0.0f : value(gen);
+// A random (rows, cols) matrix with about half its entries zero, as after a ReLU.
+std::vector<float> half_zero_matrix(int64_t rows, int64_t cols, uint32_t seed) {
+  std::vector<float> m = test::random_floats(static_cast<std::size_t>(rows * cols), seed, -2.0f, 2.0f);
+  std::mt19937 gen(seed + 1);
+  for (float& v : m) v = gen() % 2 ? 0.0f : v;
   return m;
-}
-
-CsrMatrix random_csr(int32_t rows, int32_t cols, int max_per_row, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_int_distribution<int> count(0, max_per_row);
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  CsrMatrix a;
-  a.n_rows = rows;
-  a.n_cols = cols;
-  a.indptr = {0};
-  for (int32_t i = 0; i < rows; ++i) {
-    std::vector<int32_t> picked(static_cast<std::size_t>(cols));
-    std::iota(picked.begin(), picked.end(), 0);
-    std::shuffle(picked.begin(), picked.end(), gen);
-    picked.resize(std::min<std::size_t>(picked.size(), count(gen)));
-    std::sort(picked.begin(), picked.end());
-    for (int32_t j : picked) {
-      a.indices.push_back(j);
-      a.values.push_back(value(gen));
-    }
-    a.indptr.push_back(static_cast<int32_t>(a.indices.size()));
-  }
-  return a;
 }
 
 TEST_F(CpuOps, SpmmMatchesPlainLoopsBitForBit) {
   struct Case {
     int32_t rows, cols;
-    int max_per_row;
+    double density;
     int64_t n;
   };
-  const Case cases[] = {{37, 23, 6, 1},  {37, 23, 6, 3},   {37, 23, 6, 7},    {37, 23, 6, 8},
-                        {37, 23, 6, 15}, {37, 23, 6, 16},  {37, 23, 6, 17},   {37, 23, 6, 40},
-                        {1, 1, 1, 5},    {3000, 900, 80, 17}};  // the last: parallel
+  const Case cases[] = {{37, 23, 0.15, 1},  {37, 23, 0.15, 3},  {37, 23, 0.15, 7},  {37, 23, 0.15, 8},
+                        {37, 23, 0.15, 15}, {37, 23, 0.15, 16}, {37, 23, 0.15, 17}, {37, 23, 0.15, 40},
+                        {1, 1, 1.0, 5},     {3000, 900, 0.045, 17}};  // the last: parallel
   for (const Case& cs : cases) {
-    const CsrMatrix a = random_csr(cs.rows, cs.cols, cs.max_per_row, 7);
-    std::vector<float> b = random_matrix(cs.cols, cs.n, 8);
+    const CsrMatrix a = test::random_csr(cs.rows, cs.cols, cs.density, 5, 7);
+    std::vector<float> b = test::random_floats(static_cast<std::size_t>(cs.cols * cs.n), 8, -2.0f, 2.0f);
     std::vector<float> ref(static_cast<std::size_t>(cs.rows * cs.n), 0.0f);
     for (int32_t i = 0; i < cs.rows; ++i) {
       for (int32_t e = a.indptr[i]; e < a.indptr[i + 1]; ++e) {
@@ -293,7 +270,8 @@ TEST_F(CpuOps, GemmMatchesPlainLoopsBitForBit) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
         // op(a) (m, k), op(b) (k, n); half of a zero, as after a ReLU.
-        std::vector<float> a = random_matrix(cs.m, cs.k, 11, 0.5), b = random_matrix(cs.k, cs.n, 12);
+        std::vector<float> a = half_zero_matrix(cs.m, cs.k, 11);
+        std::vector<float> b = test::random_floats(static_cast<std::size_t>(cs.k * cs.n), 12, -2.0f, 2.0f);
         auto op_a = [&](int64_t i, int64_t p) { return ta ? a[p * cs.m + i] : a[i * cs.k + p]; };
         auto op_b = [&](int64_t p, int64_t j) { return tb ? b[j * cs.k + p] : b[p * cs.n + j]; };
         std::vector<float> ref(static_cast<std::size_t>(cs.m * cs.n));

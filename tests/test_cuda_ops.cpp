@@ -26,6 +26,7 @@
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
 #include "test_compare.hpp"
+#include "test_random.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -36,41 +37,12 @@ using gcn::ConstMatRef;
 using gcn::MatRef;
 using gcn::test::all_close;
 using gcn::test::all_equal;
+using gcn::test::random_csr;
+using gcn::test::random_floats;
 using gcn::test::Tolerance;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 const std::vector<int64_t> kClassCounts = {1, 2, 3, 7, 16, 31, 32, 33, 64, 100, 1000, 4096};
-
-std::vector<float> random_floats(std::size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// Random CSR with sorted columns; every `empty_every`-th row has no entries.
-gcn::CsrMatrix random_csr(int32_t rows, int32_t cols, double density, int empty_every, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  std::bernoulli_distribution take(density);
-  gcn::CsrMatrix m;
-  m.n_rows = rows;
-  m.n_cols = cols;
-  m.indptr.push_back(0);
-  for (int32_t i = 0; i < rows; ++i) {
-    if (empty_every <= 0 || i % empty_every != 0) {
-      for (int32_t j = 0; j < cols; ++j) {
-        if (take(rng)) {
-          m.indices.push_back(j);
-          m.values.push_back(value(rng));
-        }
-      }
-    }
-    m.indptr.push_back(static_cast<int32_t>(m.indices.size()));
-  }
-  return m;
-}
 
 // Logits in [-5, 5] with the extreme rows the classifier kernels must survive.
 std::vector<float> classifier_logits(int64_t rows, int64_t cols, uint32_t seed) {
