@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the whole test suite with AddressSanitizer + UBSan (GCN_SANITIZE=ON,
-# CPU only) into build-asan/ and runs it with ctest. Leaks, UB and memory
+# Builds the whole test suite with AddressSanitizer + UBSan (GCN_SANITIZE=ON)
+# into build-asan/ and runs it with ctest. The CUDA backend and kernels are
+# built against cudasim (GCN_CUDA=SIM, tests/cudasim), so the CUDA tests run
+# too, simulated on the CPU, under both sanitizers. Leaks, UB and memory
 # errors abort the test that hit them; data-dependent tests must run
 # (GCN_REQUIRE_DATA=1), so point GCN_DATA_ROOT at the Planetoid files first
 # (default: ./datasets, filled by scripts/get_datasets.sh).
@@ -26,12 +28,13 @@ gen=()
 command -v ninja >/dev/null && [ ! -f "$build_dir/Makefile" ] && gen=(-G Ninja)
 start=$(date +%s)
 cmake -S "$root" -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DGCN_SANITIZE=ON -DGCN_CUDA=OFF -DGCN_BUILD_BENCH=OFF >/dev/null
+  -DGCN_SANITIZE=ON -DGCN_CUDA=SIM -DGCN_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build_dir" -j "$jobs"
 built=$(date +%s)
 
 export GCN_DATA_ROOT="${GCN_DATA_ROOT:-$root/datasets}"
 export GCN_REQUIRE_DATA=1
+export GCN_REQUIRE_GPU=1  # the simulated GPU: the CUDA tests must run, not skip
 # abort_on_error: a report ends the process with SIGABRT, which ctest counts
 # as a failure even where a test's own exit code would not be looked at.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"

@@ -76,6 +76,8 @@ TEST_F(CudaModel, OneEpochMatchesTheCpu) {
     const AdamConfig adam;
     const std::vector<float> p0 = glorot_init(GcnShape{cora().n_features, 16, cora().n_classes}, 123);
     Buffer<float> params(*cpu_, p0), grads(*cpu_, g.grads), m(*cpu_, p0.size()), v(*cpu_, p0.size());
+    m.zero();  // Adam's moments start at zero; a fresh buffer holds whatever the heap had
+    v.zero();
     cpu_->adam_step(params.data(), grads.data(), m.data(), v.data(), static_cast<int64_t>(p0.size()), adam, 1);
     EXPECT_TRUE(all_close(g.params, params.to_host(), Tolerance{1e-7, 1e-5}));
     // The updated weights against the CPU's. Adam's first step moves a weight

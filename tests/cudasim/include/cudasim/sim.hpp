@@ -1,0 +1,45 @@
+// cudasim's internals shared by the fake runtime, cuBLAS, cuSPARSE and the
+// kernel launcher: device memory bookkeeping, stream queues, errors.
+//
+// Streams run lazily: an operation queued on a stream (a memset, a kernel, a
+// library call, a copy to the device) runs only when the host waits for it
+// (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize,
+// cudaFree, a copy to pageable host memory), all queued work in the order it
+// was queued. So an event is not complete until the host has waited for it,
+// as on a GPU.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+#include "cuda_runtime_api.h"
+
+namespace cudasim {
+
+// Queues op on stream (nullptr: the legacy default stream); what names it in
+// messages. Dropped (never run) once a sticky error has occurred.
+void enqueue(cudaStream_t stream, const char* what, std::function<void()> op);
+// Runs all queued work (every stream, in queue order).
+void drain();
+
+// Whether [p, p + bytes) lies inside one live cudaMalloc block.
+bool is_device_range(const void* p, std::size_t bytes);
+// Whether p points into (or one past the end of) a live cudaMalloc block.
+bool is_device_pointer(const void* p);
+
+// A device-side fault (illegal address, misuse of a warp or block
+// primitive): prints "cudasim: <message>" to stderr and makes err sticky, as
+// a kernel fault corrupts a real CUDA context: every later call returns it.
+void fault(cudaError_t err, const std::string& message);
+// A non-sticky error of the last call (bad launch configuration, bad
+// argument): printed, then returned by the next cudaGetLastError.
+void api_error(cudaError_t err, const std::string& message);
+// The sticky error, cudaSuccess while there is none.
+cudaError_t sticky_error();
+
+// For tests of the simulator: drops queued work and both errors, as a fresh
+// process would start (a real CUDA context cannot recover from a fault).
+void reset_for_tests();
+
+}  // namespace cudasim
