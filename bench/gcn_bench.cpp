@@ -412,6 +412,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gcn-bench: error: --device %s: use cpu, cuda or all\n", device.c_str());
     return 2;
   }
+  // The backends go before main returns: the CUDA runtime tears itself down
+  // at exit ahead of static objects created before its first call (as
+  // devices() is), so a backend destroyed with them would call into a runtime
+  // that is unloading.
+  struct ReleaseDevices {
+    ~ReleaseDevices() {
+      devices().cuda.reset();
+      devices().cpu.reset();
+    }
+  } release_devices;
   try {
     devices().cpu = gcn::make_cpu_backend(threads);
     std::vector<std::string> names;

@@ -3,7 +3,10 @@
 // with a capacity (CUDASIM_MEMORY_MIB, default 16384) so that running out of
 // it can be tested, lazy streams (sim.hpp), events, and CUDA's error rules:
 // the last error is read and cleared by cudaGetLastError, a device fault is
-// sticky.
+// sticky. Like the CUDA runtime, it tears down at exit (an atexit handler
+// registered at its first call frees all device memory), and a call after
+// that gets cudaErrorCudartUnloading: a static object created before the
+// first CUDA call and destroyed at exit must not own device resources.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,11 +52,29 @@ struct State {
   int current_device = 0;
   cudaError_t last_error = cudaSuccess;
   cudaError_t sticky = cudaSuccess;
+  bool unloaded = false;
 };
 
+void unload();
+
+// Never destroyed: static destructors may still call in after the teardown.
 State& state() {
-  static State s;
-  return s;
+  static State* s = [] {
+    auto* st = new State;
+    std::atexit(unload);
+    return st;
+  }();
+  return *s;
+}
+
+void unload() {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  s.queue.clear();
+  for (const auto& block : s.blocks) std::free(reinterpret_cast<void*>(block.first));
+  s.blocks.clear();
+  s.in_use = 0;
+  s.unloaded = true;
 }
 
 std::size_t env_size(const char* name, std::size_t fallback) {
@@ -83,6 +104,7 @@ std::map<uintptr_t, std::size_t>::const_iterator find_block(const State& s, cons
 // The error a call returns: the sticky one if any.
 cudaError_t result(cudaError_t err) {
   State& s = state();
+  if (s.unloaded) return cudaErrorCudartUnloading;
   if (s.sticky != cudaSuccess) return s.sticky;
   if (err != cudaSuccess) s.last_error = err;
   return err;
@@ -106,7 +128,7 @@ cudaError_t enqueue_checked(cudaStream_t stream, const char* what, std::function
 void enqueue(cudaStream_t stream, const char* what, std::function<void()> op) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
-  if (s.sticky != cudaSuccess) return;
+  if (s.sticky != cudaSuccess || s.unloaded) return;
   s.queue.push_back(QueuedOp{stream, what, std::move(op)});
 }
 
@@ -161,6 +183,9 @@ void reset_for_tests() {
   s.queue.clear();
   s.sticky = cudaSuccess;
   s.last_error = cudaSuccess;
+  for (const auto& block : s.blocks) std::free(reinterpret_cast<void*>(block.first));
+  s.blocks.clear();
+  s.in_use = 0;
 }
 
 }  // namespace cudasim
@@ -171,6 +196,7 @@ using cudasim::state;
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (count == nullptr) return result(cudaErrorInvalidValue);
   *count = 0;
   const int n = cudasim::device_count();
@@ -180,18 +206,21 @@ cudaError_t cudaGetDeviceCount(int* count) {
 }
 
 cudaError_t cudaSetDevice(int device) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (device < 0 || device >= cudasim::device_count()) return result(cudaErrorInvalidDevice);
   state().current_device = device;
   return result(cudaSuccess);
 }
 
 cudaError_t cudaGetDevice(int* device) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (device == nullptr) return result(cudaErrorInvalidValue);
   *device = state().current_device;
   return result(cudaSuccess);
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (prop == nullptr) return result(cudaErrorInvalidValue);
   if (device < 0 || device >= cudasim::device_count()) return result(cudaErrorInvalidDevice);
   *prop = cudaDeviceProp{};
@@ -204,17 +233,20 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   cudasim::drain();
   return result(cudaSuccess);
 }
 
 cudaError_t cudaGetLastError(void) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   if (s.sticky != cudaSuccess) return s.sticky;
   return std::exchange(s.last_error, cudaSuccess);
 }
 
 cudaError_t cudaPeekAtLastError(void) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   return s.sticky != cudaSuccess ? s.sticky : s.last_error;
 }
@@ -224,6 +256,7 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaSuccess: return "cudaSuccess";
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorCudartUnloading: return "cudaErrorCudartUnloading";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
@@ -240,6 +273,7 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorCudartUnloading: return "driver shutting down";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
@@ -252,6 +286,7 @@ const char* cudaGetErrorString(cudaError_t error) {
 }
 
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (ptr == nullptr) return result(cudaErrorInvalidValue);
@@ -271,6 +306,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
 }
 
 cudaError_t cudaFree(void* ptr) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (ptr == nullptr) return result(cudaSuccess);
@@ -287,6 +323,7 @@ cudaError_t cudaFree(void* ptr) {
 }
 
 cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (free_bytes == nullptr || total_bytes == nullptr) return result(cudaErrorInvalidValue);
   auto& s = state();
   *total_bytes = cudasim::capacity_bytes();
@@ -295,6 +332,7 @@ cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (bytes == 0) return result(cudaSuccess);
   const bool dst_dev = cudasim::is_device_range(dst, bytes), src_dev = cudasim::is_device_range(src, bytes);
   bool ok = dst != nullptr && src != nullptr;
@@ -327,6 +365,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t bytes, cudaStream_t stream) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (bytes == 0) return result(cudaSuccess);
   if (!cudasim::is_device_range(dst, bytes)) {
     cudasim::api_error(cudaErrorInvalidValue,
@@ -337,6 +376,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t bytes, cudaStream_
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (stream == nullptr || (flags & ~1u) != 0) return result(cudaErrorInvalidValue);
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
@@ -347,6 +387,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) 
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (stream == nullptr || s.streams.erase(stream) == 0) return result(cudaErrorInvalidResourceHandle);
@@ -356,6 +397,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (!cudasim::known_stream(s, stream)) return result(cudaErrorInvalidResourceHandle);
@@ -364,6 +406,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   if (event == nullptr) return result(cudaErrorInvalidValue);
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
@@ -374,6 +417,7 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (event == nullptr || s.events.count(event) == 0) return result(cudaErrorInvalidResourceHandle);
@@ -384,6 +428,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (event == nullptr || s.events.count(event) == 0) return result(cudaErrorInvalidResourceHandle);
@@ -396,6 +441,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (event == nullptr || s.events.count(event) == 0) return result(cudaErrorInvalidResourceHandle);
@@ -404,6 +450,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (state().unloaded) return cudaErrorCudartUnloading;
   auto& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (ms == nullptr) return result(cudaErrorInvalidValue);
