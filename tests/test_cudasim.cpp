@@ -73,6 +73,9 @@ __global__ void divergent_barrier_kernel(float* out) {
   }
 }
 
+// Every thread writes its index to one place: the last writer wins, a race.
+__global__ void last_writer_kernel(int* out) { *out = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); }
+
 __global__ void fill_kernel(float* out, float value, int n) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i < n) out[i] = value;
@@ -199,6 +202,70 @@ TEST_F(Cudasim, BadLaunchConfigurationIsTheLaunchsErrorOnly) {
   cudasim::launch(fill_kernel, "fill_kernel", {1, 32})(d, 2.0f, 4);
   EXPECT_EQ(host_copy(d, 4), std::vector<float>(4, 2.0f));
   EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+TEST_F(Cudasim, ReverseOrderExposesARace) {
+  int* d = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), sizeof(int)), cudaSuccess);
+  cudasim::launch(last_writer_kernel, "last_writer_kernel", {3, 64})(d);
+  EXPECT_EQ(host_copy(d, 1)[0], 3 * 64 - 1);
+  {
+    const ScopedEnv reverse("CUDASIM_ORDER", "reverse");
+    cudasim::launch(last_writer_kernel, "last_writer_kernel", {3, 64})(d);
+    EXPECT_EQ(host_copy(d, 1)[0], 0);
+  }
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+// Every op of the CUDA backend gives the same bits whichever order the
+// simulator runs blocks and threads in: no result depends on an order CUDA
+// leaves open (what "bit-identical run to run on a GPU" needs).
+TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
+  using gcn::Buffer;
+  const int64_t rows = 1000;
+  const gcn::CsrMatrix a_csr = gcn::test::random_csr(static_cast<int32_t>(rows), 300, 0.02, 9, 1);
+  const auto x_host = gcn::test::random_floats(300 * 16, 2);
+  const auto w_host = gcn::test::random_floats(16 * 7, 3);
+  std::vector<int32_t> labels(rows);
+  std::vector<uint8_t> split(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    labels[i] = static_cast<int32_t>((i * 7919) % 7);
+    split[i] = static_cast<uint8_t>(i % 8);
+  }
+  auto run = [&](const char* order, const char* spmm_alg) {
+    const ScopedEnv o("CUDASIM_ORDER", order), alg("GCN_SPMM_ALG", spmm_alg);
+    auto be = gcn::make_cuda_backend(0);
+    auto a = be->upload_csr(a_csr);
+    Buffer<float> x(*be, x_host), w(*be, w_host), ax(*be, rows * 16), h(*be, rows * 16), logits(*be, rows * 7);
+    Buffer<float> loss(*be, 1), grad(*be, rows * 7), dh(*be, rows * 16), bias_grad(*be, 16), wg(*be, 16 * 7);
+    Buffer<float> m(*be, 16 * 7), v(*be, 16 * 7);
+    Buffer<int32_t> lab(*be, labels), pred(*be, rows), correct(*be, 3);
+    Buffer<uint8_t> spl(*be, split);
+    m.zero();
+    v.zero();
+    be->spmm(*a, {x.data(), 300, 16}, {ax.data(), rows, 16});
+    be->relu_dropout_forward({ax.data(), rows, 16}, {h.data(), rows, 16}, 0.5f, 11, 1);
+    be->gemm({h.data(), rows, 16}, false, {w.data(), 16, 7}, false, {logits.data(), rows, 7});
+    be->log_softmax_nll({logits.data(), rows, 7}, lab.data(), spl.data(), 1, 500, loss.data(), grad.data());
+    be->argmax_correct({logits.data(), rows, 7}, lab.data(), spl.data(), pred.data(), correct.data());
+    be->gemm({h.data(), rows, 16}, true, {grad.data(), rows, 7}, false, {wg.data(), 16, 7});
+    be->gemm({grad.data(), rows, 7}, false, {w.data(), 16, 7}, true, {dh.data(), rows, 16});
+    be->relu_dropout_backward({dh.data(), rows, 16}, {h.data(), rows, 16}, {dh.data(), rows, 16}, 0.5f);
+    be->column_sum({dh.data(), rows, 16}, bias_grad.data());
+    be->adam_step(w.data(), wg.data(), m.data(), v.data(), 16 * 7, gcn::AdamConfig{}, 1);
+    std::vector<std::vector<float>> out = {ax.to_host(), h.to_host(),         logits.to_host(), loss.to_host(),
+                                           grad.to_host(), bias_grad.to_host(), w.to_host()};
+    const auto p = pred.to_host(), c = correct.to_host();
+    out.emplace_back(p.begin(), p.end());
+    out.emplace_back(c.begin(), c.end());
+    return out;
+  };
+  for (const char* alg : {"alg3", "kernel"}) {
+    const auto forward = run("", alg), backward = run("reverse", alg);
+    ASSERT_EQ(forward.size(), backward.size());
+    for (std::size_t i = 0; i < forward.size(); ++i)
+      EXPECT_TRUE(gcn::test::all_equal(forward[i], backward[i])) << "output " << i << " with SpMM " << alg;
+  }
 }
 
 // ---- the runtime ----------------------------------------------------------------

@@ -6,6 +6,9 @@
 // them stops at a __syncthreads or a shuffle; that thread keeps the fiber and
 // a new worker takes over. So a kernel without synchronisation runs as plain
 // calls on a single fiber, and one with it gets a fiber per waiting thread.
+// Blocks run in index order, threads in index order (CUDASIM_ORDER=reverse:
+// both from the last; a result that changes with it depends on an order CUDA
+// does not promise, a race or a floating-point atomic, say).
 // Once every thread has started, the scheduler releases a warp whose lanes
 // all wait at a shuffle (exchanging their values), or the block once all its
 // live threads wait at __syncthreads, and resumes the released threads in
@@ -15,6 +18,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -129,7 +133,8 @@ struct Scheduler {
   const char* kernel = nullptr;
   const std::function<void()>* body = nullptr;
   std::vector<SimThread> threads;
-  std::size_t next_unstarted = 0;
+  std::size_t next_unstarted = 0;  // how many threads have started
+  bool reversed = false;           // CUDASIM_ORDER=reverse: blocks and threads last to first
   SimThread* running = nullptr;
   Fiber* running_fiber = nullptr;
   Context main_context;
@@ -195,7 +200,8 @@ void switch_to_main() {
   for (;;) {
     Scheduler& s = *g_sched;  // the scheduler may differ from one block to the next
     if (s.next_unstarted < s.threads.size()) {
-      SimThread& t = s.threads[s.next_unstarted++];
+      const std::size_t k = s.next_unstarted++;
+      SimThread& t = s.threads[s.reversed ? s.threads.size() - 1 - k : k];
       t.fiber = s.running_fiber;
       t.state = State::kRunning;
       s.running = &t;
@@ -404,8 +410,8 @@ void run_block(const uint3& block_idx, const dim3& grid, const dim3& block) {
       for (SimThread& t : s.threads)
         if (t.state == State::kAtBarrier) t.state = State::kReady;
     }
-    for (SimThread& t : s.threads) {
-      if (s.failed) break;
+    for (std::size_t k = 0; k < s.threads.size() && !s.failed; ++k) {
+      SimThread& t = s.threads[s.reversed ? s.threads.size() - 1 - k : k];
       if (t.state == State::kReady) resume(t);
     }
   }
@@ -486,10 +492,16 @@ void run_grid(const char* kernel, const LaunchConfig& cfg, const std::function<v
   s.kernel = kernel;
   s.body = &body;
   s.failed = false;
+  const char* order = std::getenv("CUDASIM_ORDER");
+  s.reversed = order != nullptr && std::string(order) == "reverse";
   const dim3 g = cfg.grid;
-  for (unsigned z = 0; z < g.z && !s.failed; ++z)
-    for (unsigned y = 0; y < g.y && !s.failed; ++y)
-      for (unsigned x = 0; x < g.x && !s.failed; ++x) run_block(uint3{x, y, z}, g, cfg.block);
+  const uint64_t n_blocks = static_cast<uint64_t>(g.x) * g.y * g.z;
+  for (uint64_t k = 0; k < n_blocks && !s.failed; ++k) {
+    const uint64_t b = s.reversed ? n_blocks - 1 - k : k;
+    run_block(uint3{static_cast<unsigned>(b % g.x), static_cast<unsigned>(b / g.x % g.y),
+                    static_cast<unsigned>(b / (static_cast<uint64_t>(g.x) * g.y))},
+              g, cfg.block);
+  }
   if (s.failed) {
     // Threads of the abandoned block still hold fibers mid-kernel: drop them all.
     s.idle.clear();
