@@ -20,6 +20,8 @@
 #include "gcn/buffer.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "gcn/synthetic.hpp"
+#include "gcn/trainer.hpp"
 #include "test_compare.hpp"
 #include "test_random.hpp"
 #include "test_util.hpp"
@@ -266,6 +268,46 @@ TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
     for (std::size_t i = 0; i < forward.size(); ++i)
       EXPECT_TRUE(gcn::test::all_equal(forward[i], backward[i])) << "output " << i << " with SpMM " << alg;
   }
+}
+
+// The training loop's promise on a GPU: the host waits for the device only
+// on the epochs that log (reading their values back), and nothing is
+// allocated once the first epochs have sized the workspaces.
+TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndAllocatesNothingPerEpoch) {
+  gcn::SyntheticSpec spec;
+  spec.nodes = 600;
+  spec.features = 48;
+  spec.nnz_per_row = 6;
+  spec.classes = 4;
+  spec.val = 100;
+  spec.test = 200;
+  const gcn::Dataset data = gcn::make_synthetic(spec);
+  auto be = gcn::make_cuda_backend(0);
+  uint64_t waits_per_log = 0, launches_per_epoch = 0;
+  for (const int k : {1, 4, 8}) {
+    gcn::TrainConfig cfg;
+    cfg.epochs = 24;
+    cfg.log_every = k;
+    std::vector<cudasim::Stats> at_log;
+    gcn::TrainOptions options;
+    options.on_log = [&](const gcn::EpochStats&) { at_log.push_back(cudasim::stats()); };
+    gcn::train_gcn(*be, data, cfg, options);
+    ASSERT_EQ(at_log.size(), static_cast<std::size_t>(24 / k));
+    for (std::size_t i = 1; i < at_log.size(); ++i) {
+      const uint64_t waits = at_log[i].host_waits - at_log[i - 1].host_waits;
+      const uint64_t launches = at_log[i].launches - at_log[i - 1].launches;
+      if (waits_per_log == 0) {
+        waits_per_log = waits;
+        launches_per_epoch = launches;
+      }
+      EXPECT_EQ(waits, waits_per_log) << "log every " << k << ", log " << i << ": the unlogged epochs waited";
+      EXPECT_EQ(launches, launches_per_epoch * static_cast<uint64_t>(k)) << "log every " << k << ", log " << i;
+      EXPECT_EQ(at_log[i].mallocs, at_log[i - 1].mallocs) << "log every " << k << ", log " << i << ": allocated";
+    }
+  }
+  EXPECT_GT(launches_per_epoch, 0u);
+  EXPECT_GE(waits_per_log, 1u);  // the logged values are read back
+  EXPECT_LE(waits_per_log, 3u);  // loss, validation loss and counts: at most one wait each
 }
 
 // ---- the runtime ----------------------------------------------------------------

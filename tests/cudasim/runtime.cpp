@@ -53,6 +53,7 @@ struct State {
   cudaError_t last_error = cudaSuccess;
   cudaError_t sticky = cudaSuccess;
   bool unloaded = false;
+  Stats stats;
 };
 
 void unload();
@@ -136,6 +137,7 @@ void drain() {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (s.draining) return;  // an op that waits on the queue it runs from
+  if (!s.queue.empty()) ++s.stats.host_waits;
   s.draining = true;
   while (!s.queue.empty()) {
     QueuedOp next = std::move(s.queue.front());
@@ -176,6 +178,18 @@ void api_error(cudaError_t err, const std::string& message) {
 }
 
 cudaError_t sticky_error() { return state().sticky; }
+
+Stats stats() {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  return s.stats;
+}
+
+void count_launch() {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  ++s.stats.launches;
+}
 
 void reset_for_tests() {
   State& s = state();
@@ -301,6 +315,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
   std::memset(p, 0xff, bytes);  // cudaMalloc does not zero: a float read before a write is NaN
   s.blocks.emplace(reinterpret_cast<uintptr_t>(p), bytes);
   s.in_use += bytes;
+  ++s.stats.mallocs;
   *ptr = p;
   return result(cudaSuccess);
 }

@@ -82,6 +82,7 @@ class Launcher {
     // Converted to the parameter types now, as a launch copies its arguments.
     std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...);
     if (!valid_launch(name_, cfg_)) return;
+    count_launch();
     enqueue(cfg_.stream, name_, [kernel = kernel_, name = name_, cfg = cfg_, values]() {
       if (!pointers_ok(name, values, std::index_sequence_for<Params...>{})) return;
       run_grid(name, cfg, [&]() { std::apply(kernel, values); });

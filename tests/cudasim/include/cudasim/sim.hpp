@@ -38,6 +38,15 @@ void api_error(cudaError_t err, const std::string& message);
 // The sticky error, cudaSuccess while there is none.
 cudaError_t sticky_error();
 
+// Counts since the process started, for tests of what the host code does.
+struct Stats {
+  uint64_t host_waits = 0;  // times the host waited while device work was queued
+  uint64_t mallocs = 0;     // successful cudaMalloc calls
+  uint64_t launches = 0;    // kernels queued
+};
+Stats stats();
+void count_launch();
+
 // For tests of the simulator: drops queued work, both errors and every device
 // block, as a fresh process would start (a real CUDA context cannot recover
 // from a fault). Outside it, a block never freed is a leak LeakSanitizer
