@@ -230,23 +230,20 @@ PY
   sanitize memcheck-train memcheck "$TRAIN_BIN" --dataset cora --device cuda --epochs 20 --quiet
 
   # ---- the comparison with PyG, benchmarks, scale (what time is left) --------
-  rc=0
   if sim; then
     note "[dry run] compare_pyg: PyG on CUDA needs a GPU; not run"
   else
     run_step compare-pyg 90 python3 scripts/compare_pyg.py --dataset cora --device cuda --seeds 0-2 \
       --gcn-train "$TRAIN_BIN" --python python3 --json "$RESULTS/compare-pyg.json"
     rc=$?
-  fi
-  if sim; then
-    :
-  elif ((rc == 0)); then
-    note "[ok] compare_pyg"
-    tail -n 8 "$LOGS/compare-pyg.log" | tee -a "$SUMMARY"
-  elif ((rc == SKIPPED)); then
-    unfinished_or_fail compare-pyg "$rc" ""
-  else
-    note "[warn] compare_pyg did not finish (rc=$rc; see logs.txt: torch_geometric missing, or gcn-train failed)"
+    if ((rc == 0)); then
+      note "[ok] compare_pyg"
+      tail -n 8 "$LOGS/compare-pyg.log" | tee -a "$SUMMARY"
+    elif ((rc == SKIPPED)); then
+      unfinished_or_fail compare-pyg "$rc" ""
+    else
+      note "[warn] compare_pyg did not finish (rc=$rc; see logs.txt: torch_geometric missing, or gcn-train failed)"
+    fi
   fi
   # The simulator is slow: its benchmarks only show that the CUDA paths run.
   bench_rows=(); sim && bench_rows=(--max-rows 20000)
