@@ -36,6 +36,8 @@ case $CUDA_MODE in
   *) echo "gpu-check.sh: GCN_CHECK_CUDA=$CUDA_MODE: use ON (a GPU, the default) or SIM (a dry run on cudasim)" >&2; exit 2 ;;
 esac
 sim() { [[ $CUDA_MODE == SIM ]]; }
+# The simulator is slow: its benchmarks and scale curve only show that the CUDA paths run.
+if sim; then BENCH_ROWS=20000 SPMM_ROWS=20000 SCALE_EDGES=2e5; else BENCH_ROWS= SPMM_ROWS=200000 SCALE_EDGES=1e8; fi
 mkdir -p "$RESULTS" "$LOGS"
 rm -f "$LOGS"/*.log  # a step that does not run this time shows no old log
 # A GPU session: the CUDA tests must run, not skip.
@@ -245,8 +247,8 @@ PY
       note "[warn] compare_pyg did not finish (rc=$rc; see logs.txt: torch_geometric missing, or gcn-train failed)"
     fi
   fi
-  # The simulator is slow: its benchmarks only show that the CUDA paths run.
-  bench_rows=(); sim && bench_rows=(--max-rows 20000)
+  bench_rows=()
+  [[ -n $BENCH_ROWS ]] && bench_rows=(--max-rows "$BENCH_ROWS")
   if [[ -x $BENCH_BIN ]]; then
     run_step bench 60 "$BENCH_BIN" --device cuda --benchmark_min_time=0.05 "${bench_rows[@]}" \
       --benchmark_out="$RESULTS/bench.json" --benchmark_out_format=json
@@ -259,7 +261,7 @@ PY
     # The SpMM implementations side by side (GCN_SPMM_ALG; alg3 is the default).
     for alg in alg3 alg2 alg1 kernel; do
       GCN_SPMM_ALG=$alg run_step "bench-spmm-$alg" 20 "$BENCH_BIN" --device cuda --benchmark_min_time=0.05 \
-        --max-rows "$(sim && echo 20000 || echo 200000)" --benchmark_filter='spmm.*cuda'
+        --max-rows "$SPMM_ROWS" --benchmark_filter='spmm.*cuda'
       rc=$?
       if ((rc == 0)); then
         note "spmm $alg: $(grep -E '^spmm' "$LOGS/bench-spmm-$alg.log" | awk '{printf "%s %s %s; ", $1, $2, $3}')"
@@ -268,7 +270,7 @@ PY
       fi
     done
   fi
-  run_step scale-curve 90 python3 scripts/scale_curve.py --device cuda --max-edges "$(sim && echo 2e5 || echo 1e8)" --epochs 10 \
+  run_step scale-curve 90 python3 scripts/scale_curve.py --device cuda --max-edges "$SCALE_EDGES" --epochs 10 \
     --gcn-train "$TRAIN_BIN" --json "$RESULTS/scale-curve.json"
   rc=$?
   if ((rc == 0)); then

@@ -92,6 +92,13 @@ class Cudasim : public ::testing::Test {
 };
 
 template <class T>
+T* device_alloc(std::size_t n) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+template <class T>
 T* device_copy(const std::vector<T>& host) {
   void* p = nullptr;
   EXPECT_EQ(cudaMalloc(&p, host.size() * sizeof(T)), cudaSuccess);
@@ -113,9 +120,8 @@ TEST_F(Cudasim, ShuffleButterflySumsEachGroupOfLanes) {
   std::vector<int> v(64);
   std::iota(v.begin(), v.end(), 1);  // 1..64
   int* dv = device_copy(v);
-  int *d8 = nullptr, *d32 = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d8), 64 * sizeof(int)), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d32), 64 * sizeof(int)), cudaSuccess);
+  int* d8 = device_alloc<int>(64);
+  int* d32 = device_alloc<int>(64);
   cudasim::launch(group_sum_kernel<8>, "group_sum_kernel<8>", {1, 64})(dv, d8);
   cudasim::launch(group_sum_kernel<32>, "group_sum_kernel<32>", {2, 32})(dv, d32);
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
@@ -135,8 +141,7 @@ TEST_F(Cudasim, ShuffleXorBeyondTheGroupReturnsTheLanesOwnValue) {
   std::vector<float> v(32);
   for (int i = 0; i < 32; ++i) v[i] = static_cast<float>(100 + i);
   float* dv = device_copy(v);
-  float* dout = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dout), 32 * sizeof(float)), cudaSuccess);
+  float* dout = device_alloc<float>(32);
   cudasim::launch(xor_kernel, "xor_kernel", {1, 32})(dv, dout, 8);
   const std::vector<float> out = host_copy(dout, 32);
   for (int i = 0; i < 32; ++i) {
@@ -155,8 +160,7 @@ TEST_F(Cudasim, SyncthreadsOrdersSharedMemory) {
   std::vector<int> v(3 * 256);
   std::iota(v.begin(), v.end(), 0);
   int* din = device_copy(v);
-  int* dout = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dout), v.size() * sizeof(int)), cudaSuccess);
+  int* dout = device_alloc<int>(v.size());
   cudasim::launch(reverse_kernel, "reverse_kernel", {3, 256})(din, dout);
   const std::vector<int> out = host_copy(dout, v.size());
   for (int b = 0; b < 3; ++b)
@@ -166,8 +170,7 @@ TEST_F(Cudasim, SyncthreadsOrdersSharedMemory) {
 }
 
 TEST_F(Cudasim, ShuffleWithExitedLanesIsAFault) {
-  float* d = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 32 * sizeof(float)), cudaSuccess);
+  float* d = device_alloc<float>(32);
   cudasim::launch(early_exit_shuffle_kernel, "early_exit_shuffle_kernel", {1, 32})(d, 32);
   EXPECT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);  // all lanes present: fine
   cudasim::launch(early_exit_shuffle_kernel, "early_exit_shuffle_kernel", {1, 32})(d, 20);
@@ -180,8 +183,7 @@ TEST_F(Cudasim, ShuffleWithExitedLanesIsAFault) {
 }
 
 TEST_F(Cudasim, DivergentBarrierIsAFault) {
-  float* d = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 64 * sizeof(float)), cudaSuccess);
+  float* d = device_alloc<float>(64);
   cudasim::launch(divergent_barrier_kernel, "divergent_barrier_kernel", {1, 64})(d);
   EXPECT_EQ(cudaStreamSynchronize(nullptr), cudaErrorLaunchFailure);
 }
@@ -194,8 +196,7 @@ TEST_F(Cudasim, HostPointerArgumentIsAnIllegalAddress) {
 }
 
 TEST_F(Cudasim, BadLaunchConfigurationIsTheLaunchsErrorOnly) {
-  float* d = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 4 * sizeof(float)), cudaSuccess);
+  float* d = device_alloc<float>(4);
   cudasim::launch(fill_kernel, "fill_kernel", {1, 1025})(d, 1.0f, 4);
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // read and cleared: not sticky
@@ -207,8 +208,7 @@ TEST_F(Cudasim, BadLaunchConfigurationIsTheLaunchsErrorOnly) {
 }
 
 TEST_F(Cudasim, ReverseOrderExposesARace) {
-  int* d = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), sizeof(int)), cudaSuccess);
+  int* d = device_alloc<int>(1);
   cudasim::launch(last_writer_kernel, "last_writer_kernel", {3, 64})(d);
   EXPECT_EQ(host_copy(d, 1)[0], 3 * 64 - 1);
   {
@@ -313,8 +313,7 @@ TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndAllocatesNothingPerEpoch) {
 // ---- the runtime ----------------------------------------------------------------
 
 TEST_F(Cudasim, CopiesArePageableAndKernelsWaitForTheHost) {
-  float* d = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 4 * sizeof(float)), cudaSuccess);
+  float* d = device_alloc<float>(4);
   // Fresh device memory reads as NaN (cudaMalloc does not zero it); a copy to
   // pageable host memory has completed when it returns.
   std::vector<float> host(4, 7.0f);
@@ -341,8 +340,7 @@ TEST_F(Cudasim, CopiesArePageableAndKernelsWaitForTheHost) {
 }
 
 TEST_F(Cudasim, CopiesMustMatchTheirKind) {
-  float* d = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 4 * sizeof(float)), cudaSuccess);
+  float* d = device_alloc<float>(4);
   std::vector<float> host(8, 0.0f);
   EXPECT_EQ(cudaMemcpyAsync(host.data(), d, 4 * sizeof(float), cudaMemcpyHostToDevice, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);

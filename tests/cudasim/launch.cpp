@@ -422,30 +422,27 @@ Scheduler& scheduler() {
   return s;
 }
 
-}  // namespace
-
-const ThreadContext& ctx() {
+// The simulated thread that is running; `what` names the primitive used
+// outside a kernel (a programming error in the simulator's caller).
+SimThread& running_thread(const char* what) {
   if (g_sched == nullptr || g_sched->running == nullptr) {
-    std::fprintf(stderr, "cudasim: threadIdx/blockIdx used outside a kernel\n");
+    std::fprintf(stderr, "cudasim: %s outside a kernel\n", what);
     std::abort();
   }
-  return g_sched->running->ctx;
+  return *g_sched->running;
 }
 
+}  // namespace
+
+const ThreadContext& ctx() { return running_thread("threadIdx/blockIdx").ctx; }
+
 void syncthreads() {
-  if (g_sched == nullptr || g_sched->running == nullptr) {
-    std::fprintf(stderr, "cudasim: __syncthreads outside a kernel\n");
-    std::abort();
-  }
+  running_thread("__syncthreads");
   block_running(State::kAtBarrier);
 }
 
 uint64_t shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width) {
-  if (g_sched == nullptr || g_sched->running == nullptr) {
-    std::fprintf(stderr, "cudasim: __shfl_xor_sync outside a kernel\n");
-    std::abort();
-  }
-  SimThread& t = *g_sched->running;
+  SimThread& t = running_thread("__shfl_xor_sync");
   if (width <= 0 || width > kWarp || (width & (width - 1)) != 0) {
     kernel_fault(where(t) + ": __shfl_xor_sync width " + std::to_string(width) + " is not a power of two <= 32");
     width = kWarp;

@@ -58,6 +58,13 @@ struct State {
 
 void unload();
 
+// Frees every device block, as a context's teardown does.
+void free_all_blocks(State& s) {
+  for (const auto& block : s.blocks) std::free(reinterpret_cast<void*>(block.first));
+  s.blocks.clear();
+  s.in_use = 0;
+}
+
 // Never destroyed: static destructors may still call in after the teardown.
 State& state() {
   static State* s = [] {
@@ -72,9 +79,7 @@ void unload() {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   s.queue.clear();
-  for (const auto& block : s.blocks) std::free(reinterpret_cast<void*>(block.first));
-  s.blocks.clear();
-  s.in_use = 0;
+  free_all_blocks(s);
   s.unloaded = true;
 }
 
@@ -197,9 +202,7 @@ void reset_for_tests() {
   s.queue.clear();
   s.sticky = cudaSuccess;
   s.last_error = cudaSuccess;
-  for (const auto& block : s.blocks) std::free(reinterpret_cast<void*>(block.first));
-  s.blocks.clear();
-  s.in_use = 0;
+  free_all_blocks(s);
 }
 
 }  // namespace cudasim
@@ -376,7 +379,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
   const cudaError_t err =
       cudasim::enqueue_checked(stream, "cudaMemcpyAsync", [dst, src, bytes]() { std::memmove(dst, src, bytes); });
   if (err == cudaSuccess && kind == cudaMemcpyDeviceToHost) cudasim::drain();
-  return result(err);
+  return err;
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, std::size_t bytes, cudaStream_t stream) {

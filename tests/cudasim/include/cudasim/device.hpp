@@ -153,12 +153,8 @@ inline unsigned atomicAdd(unsigned* address, unsigned value) {
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 
-// CUDA's device min/max overloads for integers.
+// CUDA's device min for integers (the kernels' only use of it).
 template <class T>
 inline T min(T a, T b) {
   return b < a ? b : a;
-}
-template <class T>
-inline T max(T a, T b) {
-  return a < b ? b : a;
 }
