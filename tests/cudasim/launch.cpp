@@ -28,13 +28,15 @@
 #include "cudasim/device.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
 #define CUDASIM_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#include <sanitizer/common_interface_defs.h>
 #define CUDASIM_ASAN 1
 #endif
+#endif
+#if CUDASIM_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
 #endif
 
 namespace cudasim {
@@ -112,7 +114,14 @@ struct Fiber {
   Fiber(const Fiber&) = delete;
   Fiber& operator=(const Fiber&) = delete;
   ~Fiber() {
-    if (stack != nullptr) munmap(stack, stack_bytes);
+    if (stack == nullptr) return;
+#if CUDASIM_ASAN
+    // A fiber abandoned mid-kernel (a device fault) never unwound its frames,
+    // so their redzones are still poisoned, and ASan keeps shadow across
+    // munmap: a later stack mapped at these addresses would read as poisoned.
+    __asan_unpoison_memory_region(stack, stack_bytes);
+#endif
+    munmap(stack, stack_bytes);
   }
 };
 
