@@ -15,8 +15,10 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -86,7 +88,9 @@ using StreamPtr = std::unique_ptr<CUstream_st, HandleDeleter<CUstream_st, Destro
 using CublasPtr = std::unique_ptr<cublasContext, HandleDeleter<cublasContext, DestroyCublas>>;
 using CusparsePtr = std::unique_ptr<cusparseContext, HandleDeleter<cusparseContext, DestroyCusparse>>;
 using SpMatPtr = std::unique_ptr<cusparseSpMatDescr, HandleDeleter<cusparseSpMatDescr, DestroySpMat>>;
-using DnMatPtr = std::unique_ptr<const cusparseDnMatDescr, HandleDeleter<const cusparseDnMatDescr, DestroyDnMat>>;
+using ConstDnMatPtr =
+    std::unique_ptr<const cusparseDnMatDescr, HandleDeleter<const cusparseDnMatDescr, DestroyDnMat>>;
+using DnMatPtr = std::unique_ptr<cusparseDnMatDescr, HandleDeleter<cusparseDnMatDescr, DestroyDnMat>>;
 
 void* device_malloc(std::size_t bytes, int device) {
   void* p = nullptr;
@@ -137,6 +141,18 @@ class DeviceMemory {
 
 // A CSR matrix on the device with its cuSPARSE descriptor. The descriptor
 // holds raw pointers into the three arrays, which live exactly as long.
+// cuSPARSE's setup for one product A·B -> C with row-major B and C: the dense
+// descriptors and the workspace size cusparseSpMM_bufferSize gave, or that
+// the algorithm refused the shape (NOT_SUPPORTED). Made on the product's
+// first call and reused by every later one: an epoch multiplies the same
+// buffers each time, so no descriptor is created per epoch.
+struct SpmmPlan {
+  ConstDnMatPtr b;
+  DnMatPtr c;
+  std::size_t workspace = 0;
+  bool supported = true;
+};
+
 class CudaSparse final : public SparseMatrix {
  public:
   CudaSparse(const CsrMatrix& host, int device, cudaStream_t stream)
@@ -162,7 +178,26 @@ class CudaSparse final : public SparseMatrix {
   const int32_t* indices() const { return static_cast<const int32_t*>(indices_.get()); }
   const float* values() const { return static_cast<const float*>(values_.get()); }
 
+  // The plan of the product of this matrix with B (n columns) into C under
+  // alg, or nullptr before its first call. Plans live with the matrix they
+  // were made for. A descriptor holds the buffer's address and shape, and a
+  // key holds both, so a buffer freed and another allocated at the same
+  // address with the same shape finds a plan that describes it exactly.
+  SpmmPlan* find_plan(const float* b, const float* c, int64_t n, cusparseSpMMAlg_t alg) const {
+    const auto it = plans_.find(PlanKey{b, c, n, alg});
+    return it == plans_.end() ? nullptr : &it->second;
+  }
+  SpmmPlan& keep_plan(const float* b, const float* c, int64_t n, cusparseSpMMAlg_t alg, SpmmPlan plan) const {
+    // Training uses a handful; a caller cycling through buffers (a benchmark)
+    // starts over rather than growing without bound.
+    if (plans_.size() >= kMaxPlans) plans_.clear();
+    return plans_[PlanKey{b, c, n, alg}] = std::move(plan);
+  }
+
  private:
+  using PlanKey = std::tuple<const float*, const float*, int64_t, cusparseSpMMAlg_t>;
+  static constexpr std::size_t kMaxPlans = 64;
+
   static void copy(const DeviceMemory& dst, const void* src, std::size_t bytes, cudaStream_t stream) {
     if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst.get(), src, bytes, cudaMemcpyHostToDevice, stream));
   }
@@ -171,6 +206,7 @@ class CudaSparse final : public SparseMatrix {
   DeviceMemory indices_;  // (nnz) int32
   DeviceMemory values_;   // (nnz) float
   SpMatPtr descr_;
+  mutable std::map<PlanKey, SpmmPlan> plans_;  // destroyed before descr_, as cuSPARSE asks
 };
 
 // Peak DRAM bandwidth of the GPUs we benchmark on, from NVIDIA's data sheets
@@ -323,17 +359,10 @@ class CudaBackend final : public Backend {
       spmm_kernel(*a, b, c);  // writes every element of c
       return;
     }
-    // cuSPARSE documents beta == 0 as overwriting C, but zeroing first costs
-    // one memset and makes sure no stale NaN in C can leak through 0 * NaN.
-    fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
-    if (a->descr() == nullptr) return;  // no non-zeros: C = 0
-
-    cusparseConstDnMatDescr_t b_raw = nullptr;
-    CUSPARSE_CHECK(cusparseCreateConstDnMat(&b_raw, b.rows, b.cols, b.cols, b.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
-    const DnMatPtr b_descr(b_raw);
-    cusparseDnMatDescr_t c_raw = nullptr;
-    CUSPARSE_CHECK(cusparseCreateDnMat(&c_raw, c.rows, c.cols, c.cols, c.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
-    const DnMatPtr c_descr(c_raw);
+    if (a->descr() == nullptr) {  // no non-zeros: C = 0
+      fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
+      return;
+    }
 
     // CSR_ALG3 by default: of cuSPARSE's CSR algorithms it is the one NVIDIA
     // names as bit-wise reproducible run to run (CSR_ALG1 and CSR_ALG2 "may
@@ -344,11 +373,9 @@ class CudaBackend final : public Backend {
     const cusparseSpMMAlg_t alg = spmm_alg_ == SpmmAlg::kAlg1   ? CUSPARSE_SPMM_CSR_ALG1
                                   : spmm_alg_ == SpmmAlg::kAlg2 ? CUSPARSE_SPMM_CSR_ALG2
                                                                 : CUSPARSE_SPMM_CSR_ALG3;
-    std::size_t needed = 0;
-    const cusparseStatus_t st =
-        cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                &alpha, a->descr(), b_descr.get(), &beta, c_raw, CUDA_R_32F, alg, &needed);
-    if (st == CUSPARSE_STATUS_NOT_SUPPORTED) {
+    const SpmmPlan* plan = a->find_plan(b.data, c.data, c.cols, alg);
+    if (plan == nullptr) plan = &a->keep_plan(b.data, c.data, c.cols, alg, make_spmm_plan(*a, b, c, alg));
+    if (!plan->supported) {
       if (!spmm_fallback_logged_) {
         spdlog::warn("cuSPARSE SpMM {} does not support a ({}, {}) x ({}, {}) row-major product; using gcn-train's "
                      "own SpMM kernel for such products",
@@ -358,10 +385,32 @@ class CudaBackend final : public Backend {
       spmm_kernel(*a, b, c);
       return;
     }
-    CUSPARSE_CHECK(st);
-    void* workspace = grow(spmm_workspace_, needed);
+    // cuSPARSE documents beta == 0 as overwriting C, but zeroing first costs
+    // one memset and makes sure no stale NaN in C can leak through 0 * NaN.
+    fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
+    void* workspace = grow(spmm_workspace_, plan->workspace);
     CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                &alpha, a->descr(), b_descr.get(), &beta, c_raw, CUDA_R_32F, alg, workspace));
+                                &alpha, a->descr(), plan->b.get(), &beta, plan->c.get(), CUDA_R_32F, alg, workspace));
+  }
+
+  SpmmPlan make_spmm_plan(const CudaSparse& a, ConstMatRef b, MatRef c, cusparseSpMMAlg_t alg) {
+    SpmmPlan plan;
+    cusparseConstDnMatDescr_t b_raw = nullptr;
+    CUSPARSE_CHECK(cusparseCreateConstDnMat(&b_raw, b.rows, b.cols, b.cols, b.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
+    plan.b.reset(b_raw);
+    cusparseDnMatDescr_t c_raw = nullptr;
+    CUSPARSE_CHECK(cusparseCreateDnMat(&c_raw, c.rows, c.cols, c.cols, c.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
+    plan.c.reset(c_raw);
+    const float alpha = 1.0f, beta = 0.0f;
+    const cusparseStatus_t st =
+        cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                &alpha, a.descr(), plan.b.get(), &beta, plan.c.get(), CUDA_R_32F, alg, &plan.workspace);
+    if (st == CUSPARSE_STATUS_NOT_SUPPORTED) {
+      plan.supported = false;
+    } else {
+      CUSPARSE_CHECK(st);
+    }
+    return plan;
   }
 
   void spmm_kernel(const CudaSparse& a, ConstMatRef b, MatRef c) {

@@ -237,6 +237,38 @@ TEST_F(CudaOps, SpmmEveryAlgorithmMatchesTheCpu) {
   EXPECT_THROW(gcn::make_cuda_backend(0), gcn::UsageError);
 }
 
+// The backend makes cuSPARSE's descriptors and workspace size once per
+// product (A, B's buffer, C's buffer, columns) and reuses them. The product
+// must stay right whatever the caller does between calls: new contents in the
+// same buffers, more products than the backend keeps (it starts over), and
+// buffers freed and allocated again, possibly at the same addresses.
+TEST_F(CudaOps, SpmmStaysRightAsItsSetupIsReused) {
+  const gcn::CsrMatrix csr = random_csr(50, 40, 0.1, 7, 40);
+  constexpr int64_t kMaxN = 80;  // more products than the backend keeps set up
+  auto a_gpu = gpu_->upload_csr(csr);
+  auto a_cpu = cpu_->upload_csr(csr);
+  auto check_pass = [&](Buffer<float>& b, Buffer<float>& c, uint32_t seed, const std::vector<int64_t>& ns) {
+    for (const int64_t n : ns) {
+      const auto b_host = random_floats(static_cast<std::size_t>(csr.n_cols * n), seed + static_cast<uint32_t>(n));
+      gpu_->upload(b.data(), b_host.data(), b_host.size() * sizeof(float));
+      gpu_->spmm(*a_gpu, {b.data(), csr.n_cols, n}, {c.data(), csr.n_rows, n});
+      std::vector<float> got = c.to_host();
+      got.resize(static_cast<std::size_t>(csr.n_rows * n));
+      std::vector<float> ref(got.size());
+      cpu_->spmm(*a_cpu, {b_host.data(), csr.n_cols, n}, {ref.data(), csr.n_rows, n});
+      ASSERT_TRUE(all_close(got, ref, {1e-5, 1e-5}, n)) << "seed " << seed << ", n=" << n;
+    }
+  };
+  std::vector<int64_t> all_n(kMaxN);
+  std::iota(all_n.begin(), all_n.end(), int64_t{1});
+  for (uint32_t round = 0; round < 3; ++round) {  // fresh buffers each round
+    Buffer<float> b(*gpu_, csr.n_cols * kMaxN), c(*gpu_, csr.n_rows * kMaxN);
+    check_pass(b, c, 100 * round, {7, 16, 7, 16});  // the same products again, new contents
+    check_pass(b, c, 100 * round + 50, all_n);
+    check_pass(b, c, 100 * round + 70, {16, 1, 80});
+  }
+}
+
 TEST_F(CudaOps, AddBias) {
   for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1}, {37, 33}, {100, 7}, {1, 100}}) {
     const int64_t rows = shape.first, cols = shape.second;

@@ -272,8 +272,9 @@ TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
 
 // The training loop's promise on a GPU: the host waits for the device only
 // on the epochs that log (reading their values back), and nothing is
-// allocated once the first epochs have sized the workspaces.
-TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndAllocatesNothingPerEpoch) {
+// allocated, and no stream, event, library handle or descriptor created,
+// once the first epochs have sized the workspaces.
+TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndCreatesNothingPerEpoch) {
   gcn::SyntheticSpec spec;
   spec.nodes = 600;
   spec.features = 48;
@@ -303,6 +304,8 @@ TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndAllocatesNothingPerEpoch) {
       EXPECT_EQ(waits, waits_per_log) << "log every " << k << ", log " << i << ": the unlogged epochs waited";
       EXPECT_EQ(launches, launches_per_epoch * static_cast<uint64_t>(k)) << "log every " << k << ", log " << i;
       EXPECT_EQ(at_log[i].mallocs, at_log[i - 1].mallocs) << "log every " << k << ", log " << i << ": allocated";
+      EXPECT_EQ(at_log[i].objects, at_log[i - 1].objects)
+          << "log every " << k << ", log " << i << ": created a stream, event, handle or descriptor";
     }
   }
   EXPECT_GT(launches_per_epoch, 0u);

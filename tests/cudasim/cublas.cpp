@@ -34,6 +34,7 @@ extern "C" {
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
   if (handle == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   *handle = new cublasContext{};
+  cudasim::count_object();
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -57,6 +57,7 @@ cusparseStatus_t make_dense(cusparseDnMatDescr** out, int64_t rows, int64_t cols
   d->values = static_cast<float*>(const_cast<void*>(values));
   d->order = order;
   *out = d;
+  cudasim::count_object();
   return CUSPARSE_STATUS_SUCCESS;
 }
 
@@ -87,6 +88,7 @@ extern "C" {
 cusparseStatus_t cusparseCreate(cusparseHandle_t* handle) {
   if (handle == nullptr) return CUSPARSE_STATUS_INVALID_VALUE;
   *handle = new cusparseContext{};
+  cudasim::count_object();
   return CUSPARSE_STATUS_SUCCESS;
 }
 
@@ -134,6 +136,7 @@ cusparseStatus_t cusparseCreateCsr(cusparseSpMatDescr_t* descr, int64_t rows, in
   d->indices = static_cast<const int32_t*>(col_indices);
   d->values = static_cast<const float*>(values);
   *descr = d;
+  cudasim::count_object();
   return CUSPARSE_STATUS_SUCCESS;
 }
 

@@ -196,6 +196,12 @@ void count_launch() {
   ++s.stats.launches;
 }
 
+void count_object() {
+  State& s = state();
+  std::lock_guard<std::recursive_mutex> lock(s.mutex);
+  ++s.stats.objects;
+}
+
 void reset_for_tests() {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
@@ -400,6 +406,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) 
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   auto* st = new CUstream_st{flags};
   s.streams.insert(st);
+  ++s.stats.objects;
   *stream = st;
   return result(cudaSuccess);
 }
@@ -430,6 +437,7 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   auto* e = new CUevent_st{};
   s.events.insert(e);
+  ++s.stats.objects;
   *event = e;
   return result(cudaSuccess);
 }

@@ -43,9 +43,11 @@ struct Stats {
   uint64_t host_waits = 0;  // times the host waited while device work was queued
   uint64_t mallocs = 0;     // successful cudaMalloc calls
   uint64_t launches = 0;    // kernels queued
+  uint64_t objects = 0;     // streams, events, cuBLAS/cuSPARSE handles and descriptors created
 };
 Stats stats();
 void count_launch();
+void count_object();
 
 // For tests of the simulator: drops queued work, both errors and every device
 // block, as a fresh process would start (a real CUDA context cannot recover
