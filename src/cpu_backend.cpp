@@ -122,7 +122,7 @@ class CpuBackend final : public Backend {
     const auto* a = dynamic_cast<const CpuSparse*>(&a_base);
     require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
     require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
-            fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)));
+            [&] { return fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)); });
     const CsrMatrix& m = a->csr;
     const int64_t n = b.cols;
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (a->nnz() * n > kParallelMin)
@@ -185,8 +185,8 @@ class CpuBackend final : public Backend {
   }
 
   void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed, uint64_t stream) override {
-    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", shape(x) + " -> " + shape(y));
-    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", fmt::format("p = {} outside [0, 1)", p));
+    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", [&] { return shape(x) + " -> " + shape(y); });
+    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", [&] { return fmt::format("p = {} outside [0, 1)", p); });
     const int64_t n = x.size();
     const float scale = 1.0f / (1.0f - p);
     const bool drop = p > 0.0f;
@@ -203,7 +203,7 @@ class CpuBackend final : public Backend {
 
   void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) override {
     require(dy.size() == y.size() && dx.size() == y.size(), "relu_dropout_backward",
-            shape(dy) + ", " + shape(y) + " -> " + shape(dx));
+            [&] { return shape(dy) + ", " + shape(y) + " -> " + shape(dx); });
     const int64_t n = y.size();
     const float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
@@ -214,7 +214,7 @@ class CpuBackend final : public Backend {
   }
 
   void log_softmax(ConstMatRef x, MatRef y) override {
-    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", shape(x) + " -> " + shape(y));
+    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", [&] { return shape(x) + " -> " + shape(y); });
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (x.size() > kParallelMin)
     for (int64_t i = 0; i < x.rows; ++i) {
       const float* in = x.data + i * x.cols;
@@ -319,7 +319,7 @@ class CpuBackend final : public Backend {
   }
   double elapsed_ms(int from, int to) override {
     require(from >= 0 && to >= 0 && static_cast<std::size_t>(std::max(from, to)) < markers_.size(), "elapsed_ms",
-            fmt::format("markers {} and {} of {}", from, to, markers_.size()));
+            [&] { return fmt::format("markers {} and {} of {}", from, to, markers_.size()); });
     return std::chrono::duration<double, std::milli>(markers_[to] - markers_[from]).count();
   }
   void clear_markers() override { markers_.clear(); }

@@ -353,7 +353,7 @@ class CudaBackend final : public Backend {
     const auto* a = dynamic_cast<const CudaSparse*>(&a_base);
     require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
     require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
-            fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)));
+            [&] { return fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)); });
     if (c.size() == 0) return;
     if (spmm_alg_ == SpmmAlg::kKernel) {
       spmm_kernel(*a, b, c);  // writes every element of c
@@ -450,28 +450,28 @@ class CudaBackend final : public Backend {
   }
 
   void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed, uint64_t stream) override {
-    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", shape(x) + " -> " + shape(y));
-    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", fmt::format("p = {} outside [0, 1)", p));
+    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", [&] { return shape(x) + " -> " + shape(y); });
+    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", [&] { return fmt::format("p = {} outside [0, 1)", p); });
     kernels::launch_relu_dropout_forward(x.data, y.data, x.size(), p, seed, stream, stream_.get());
   }
 
   void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) override {
     require(dy.size() == y.size() && dx.size() == y.size(), "relu_dropout_backward",
-            shape(dy) + ", " + shape(y) + " -> " + shape(dx));
-    require(p >= 0.0f && p < 1.0f, "relu_dropout_backward", fmt::format("p = {} outside [0, 1)", p));
+            [&] { return shape(dy) + ", " + shape(y) + " -> " + shape(dx); });
+    require(p >= 0.0f && p < 1.0f, "relu_dropout_backward", [&] { return fmt::format("p = {} outside [0, 1)", p); });
     kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, y.size(), p, stream_.get());
   }
 
   // ---- classifier -----------------------------------------------------------
   void log_softmax(ConstMatRef x, MatRef y) override {
-    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", shape(x) + " -> " + shape(y));
+    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", [&] { return shape(x) + " -> " + shape(y); });
     kernels::launch_log_softmax(x.data, y.data, x.rows, x.cols, stream_.get());
   }
 
   void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
                        int64_t n_masked, float* loss_out, float* grad) override {
     require(n_masked >= 0 && n_masked <= logits.rows, "log_softmax_nll",
-            fmt::format("n_masked = {} for {} rows", n_masked, logits.rows));
+            [&] { return fmt::format("n_masked = {} for {} rows", n_masked, logits.rows); });
     auto* row_loss = static_cast<float*>(grow(scratch_, static_cast<std::size_t>(logits.rows) * sizeof(float)));
     kernels::launch_log_softmax_nll(logits.data, labels, split, mask_bit, n_masked, logits.rows, logits.cols,
                                     row_loss, loss_out, grad, stream_.get());
@@ -480,7 +480,7 @@ class CudaBackend final : public Backend {
   void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
                 int64_t n_masked, float* loss_out, float* grad) override {
     require(n_masked >= 0 && n_masked <= log_probs.rows, "nll_loss",
-            fmt::format("n_masked = {} for {} rows", n_masked, log_probs.rows));
+            [&] { return fmt::format("n_masked = {} for {} rows", n_masked, log_probs.rows); });
     auto* row_loss = static_cast<float*>(grow(scratch_, static_cast<std::size_t>(log_probs.rows) * sizeof(float)));
     kernels::launch_nll_loss(log_probs.data, labels, split, mask_bit, n_masked, log_probs.rows, log_probs.cols,
                              row_loss, loss_out, grad, stream_.get());
@@ -505,7 +505,7 @@ class CudaBackend final : public Backend {
   }
   double elapsed_ms(int from, int to) override {
     require(from >= 0 && to >= 0 && std::max(from, to) < n_markers_, "elapsed_ms",
-            fmt::format("markers {} and {} of {}", from, to, n_markers_));
+            [&] { return fmt::format("markers {} and {} of {}", from, to, n_markers_); });
     CUDA_CHECK(cudaEventSynchronize(events_[std::max(from, to)]));
     float ms = 0.0f;
     CUDA_CHECK(cudaEventElapsedTime(&ms, events_[from], events_[to]));
@@ -518,7 +518,7 @@ class CudaBackend final : public Backend {
   // ---- optimizer ------------------------------------------------------------
   void adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
                  int64_t step) override {
-    require(step >= 1, "adam_step", fmt::format("step = {} (counts from 1)", step));
+    require(step >= 1, "adam_step", [&] { return fmt::format("step = {} (counts from 1)", step); });
     // As the CPU reference and torch.optim.Adam: bias corrections in double.
     const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
     const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));

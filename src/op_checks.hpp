@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -12,8 +13,17 @@
 
 namespace gcn::detail {
 
-inline void require(bool ok, const char* op, const std::string& detail) {
-  if (!ok) throw Error(fmt::format("{}: {}", op, detail));
+// Throws Error("op: detail") unless ok. detail is a message, or a callable
+// that makes one: every op checks its arguments on every call, in the epoch
+// loop too, so a message with numbers in it is formatted only on failure.
+template <class Detail>
+inline void require(bool ok, const char* op, Detail&& detail) {
+  if (ok) return;
+  if constexpr (std::is_invocable_v<Detail>) {
+    throw Error(fmt::format("{}: {}", op, detail()));
+  } else {
+    throw Error(fmt::format("{}: {}", op, detail));
+  }
 }
 
 inline std::string shape(ConstMatRef m) { return fmt::format("({}, {})", m.rows, m.cols); }
@@ -28,8 +38,10 @@ inline GemmDims gemm_dims(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans
   const int64_t kb = trans_b ? b.cols : b.rows;
   const int64_t n = trans_b ? b.rows : b.cols;
   require(k == kb && c.rows == m && c.cols == n, "gemm",
-          fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b), shape(c), trans_a,
-                      trans_b));
+          [&] {
+            return fmt::format("op(a) {} x op(b) {} -> {} (trans_a={}, trans_b={})", shape(a), shape(b), shape(c),
+                               trans_a, trans_b);
+          });
   return {m, n, k};
 }
 

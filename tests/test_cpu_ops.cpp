@@ -217,6 +217,13 @@ TEST_F(CpuOps, GemmAllTransposes) {
   }
   std::vector<float> c(4);
   EXPECT_THROW(be->gemm(mat(a, 2, 3), false, mat(a, 2, 3), false, mat(c, 2, 2)), Error);
+  // The message (formatted only when the check fails) names the op and the shapes.
+  try {
+    be->gemm(mat(a, 2, 3), false, mat(a, 2, 3), true, mat(c, 3, 1));
+    ADD_FAILURE() << "gemm with mismatched shapes did not throw";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "gemm: op(a) (2, 3) x op(b) (2, 3) -> (3, 1) (trans_a=false, trans_b=true)");
+  }
 }
 
 // The blocked SpMM and GEMM loops against plain ones that sum in the same
