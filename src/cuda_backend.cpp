@@ -139,8 +139,6 @@ class DeviceMemory {
   std::size_t bytes_ = 0;
 };
 
-// A CSR matrix on the device with its cuSPARSE descriptor. The descriptor
-// holds raw pointers into the three arrays, which live exactly as long.
 // cuSPARSE's setup for one product A·B -> C with row-major B and C: the dense
 // descriptors and the workspace size cusparseSpMM_bufferSize gave, or that
 // the algorithm refused the shape (NOT_SUPPORTED). Made on the product's
@@ -153,6 +151,9 @@ struct SpmmPlan {
   bool supported = true;
 };
 
+// A CSR matrix on the device with its cuSPARSE descriptor, and the plans of
+// the products it takes part in. The descriptor holds raw pointers into the
+// three arrays, which live exactly as long.
 class CudaSparse final : public SparseMatrix {
  public:
   CudaSparse(const CsrMatrix& host, int device, cudaStream_t stream)
@@ -206,7 +207,7 @@ class CudaSparse final : public SparseMatrix {
   DeviceMemory indices_;  // (nnz) int32
   DeviceMemory values_;   // (nnz) float
   SpMatPtr descr_;
-  mutable std::map<PlanKey, SpmmPlan> plans_;  // destroyed before descr_, as cuSPARSE asks
+  mutable std::map<PlanKey, SpmmPlan> plans_;
 };
 
 // Peak DRAM bandwidth of the GPUs we benchmark on, from NVIDIA's data sheets
