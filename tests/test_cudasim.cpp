@@ -315,6 +315,23 @@ TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndCreatesNothingPerEpoch) {
 
 // ---- the runtime ----------------------------------------------------------------
 
+// CUDASIM_TRACE=1 names each operation as it is queued, before it runs.
+TEST_F(Cudasim, TraceNamesEachQueuedOperation) {
+  float* d = device_alloc<float>(4);
+  const std::vector<float> src(4, 1.0f);
+  ::testing::internal::CaptureStderr();
+  {
+    const ScopedEnv trace("CUDASIM_TRACE", "1");
+    ASSERT_EQ(cudaMemcpyAsync(d, src.data(), sizeof(float) * 4, cudaMemcpyHostToDevice, nullptr), cudaSuccess);
+    cudasim::launch(fill_kernel, "fill_kernel", {1, 32})(d, 3.0f, 4);
+  }
+  cudasim::launch(fill_kernel, "fill_kernel", {1, 32})(d, 4.0f, 4);  // not traced
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log, "cudasim: queued cudaMemcpyAsync\ncudasim: queued fill_kernel\n");
+  EXPECT_EQ(host_copy(d, 4), std::vector<float>(4, 4.0f));
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
 TEST_F(Cudasim, CopiesArePageableAndKernelsWaitForTheHost) {
   float* d = device_alloc<float>(4);
   // Fresh device memory reads as NaN (cudaMalloc does not zero it); a copy to

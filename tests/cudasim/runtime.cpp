@@ -96,6 +96,7 @@ std::size_t env_size(const char* name, std::size_t fallback) {
 }
 
 int device_count() { return static_cast<int>(env_size("CUDASIM_DEVICES", 1)); }
+bool tracing() { return env_size("CUDASIM_TRACE", 0) != 0; }  // read each time: tests set it
 std::size_t capacity_bytes() { return env_size("CUDASIM_MEMORY_MIB", 16384) << 20; }
 
 // The block containing p (p may be one past its end), or blocks.end().
@@ -135,6 +136,7 @@ void enqueue(cudaStream_t stream, const char* what, std::function<void()> op) {
   State& s = state();
   std::lock_guard<std::recursive_mutex> lock(s.mutex);
   if (s.sticky != cudaSuccess || s.unloaded) return;
+  if (tracing()) std::fprintf(stderr, "cudasim: queued %s\n", what);
   s.queue.push_back(QueuedOp{stream, what, std::move(op)});
 }
 
