@@ -39,9 +39,16 @@ struct cusparseDnMatDescr {
 
 namespace {
 
-bool not_supported_by_request() {
+// CUDASIM_SPMM_NOT_SUPPORTED=1: every SpMM answers NOT_SUPPORTED; =invalid:
+// INVALID_VALUE, which is what some algorithms answer for a dense layout they
+// do not take (NVIDIA/CUDALibrarySamples#97: "matrix B must be in
+// column-major order").
+cusparseStatus_t refusal_by_request() {
   const char* v = std::getenv("CUDASIM_SPMM_NOT_SUPPORTED");
-  return v != nullptr && std::strcmp(v, "1") == 0;
+  if (v == nullptr) return CUSPARSE_STATUS_SUCCESS;
+  if (std::strcmp(v, "1") == 0) return CUSPARSE_STATUS_NOT_SUPPORTED;
+  if (std::strcmp(v, "invalid") == 0) return CUSPARSE_STATUS_INVALID_VALUE;
+  return CUSPARSE_STATUS_SUCCESS;
 }
 
 cusparseStatus_t make_dense(cusparseDnMatDescr** out, int64_t rows, int64_t cols, int64_t ld, const void* values,
@@ -74,9 +81,9 @@ cusparseStatus_t check_spmm(cusparseHandle_t handle, cusparseOperation_t op_a, c
   if (alg != CUSPARSE_SPMM_ALG_DEFAULT && alg != CUSPARSE_SPMM_CSR_ALG1 && alg != CUSPARSE_SPMM_CSR_ALG2 &&
       alg != CUSPARSE_SPMM_CSR_ALG3)
     return CUSPARSE_STATUS_INVALID_VALUE;
-  if (op_a != CUSPARSE_OPERATION_NON_TRANSPOSE || op_b != CUSPARSE_OPERATION_NON_TRANSPOSE ||
-      not_supported_by_request())
+  if (op_a != CUSPARSE_OPERATION_NON_TRANSPOSE || op_b != CUSPARSE_OPERATION_NON_TRANSPOSE)
     return CUSPARSE_STATUS_NOT_SUPPORTED;
+  if (const cusparseStatus_t refused = refusal_by_request(); refused != CUSPARSE_STATUS_SUCCESS) return refused;
   if (a->cols != b->rows || a->rows != c->rows || b->cols != c->cols) return CUSPARSE_STATUS_INVALID_VALUE;
   return CUSPARSE_STATUS_SUCCESS;
 }
@@ -171,6 +178,27 @@ cusparseStatus_t cusparseSpMM_bufferSize(cusparseHandle_t handle, cusparseOperat
   const cusparseStatus_t st = check_spmm(handle, op_a, op_b, alpha, a, b, beta, c, compute_type, alg);
   if (st != CUSPARSE_STATUS_SUCCESS) return st;
   *buffer_size = spmm_buffer_bytes(*a);  // not zero, so a caller that ignores it is caught
+  return CUSPARSE_STATUS_SUCCESS;
+}
+
+// Analyses A for the products that follow, into the external buffer (which
+// later cusparseSpMM calls must be given). Its effect on speed is not
+// simulated: here it checks its arguments and the buffer, and queues an
+// operation that does nothing else.
+cusparseStatus_t cusparseSpMM_preprocess(cusparseHandle_t handle, cusparseOperation_t op_a, cusparseOperation_t op_b,
+                                         const void* alpha, cusparseConstSpMatDescr_t a, cusparseConstDnMatDescr_t b,
+                                         const void* beta, cusparseDnMatDescr_t c, cudaDataType compute_type,
+                                         cusparseSpMMAlg_t alg, void* external_buffer) {
+  const cusparseStatus_t st = check_spmm(handle, op_a, op_b, alpha, a, b, beta, c, compute_type, alg);
+  if (st != CUSPARSE_STATUS_SUCCESS) return st;
+  if (cudasim::sticky_error() != cudaSuccess) return CUSPARSE_STATUS_EXECUTION_FAILED;
+  if (!cudasim::is_device_range(external_buffer, spmm_buffer_bytes(*a))) {
+    cudasim::fault(cudaErrorIllegalAddress,
+                   "cusparseSpMM_preprocess: the external buffer is not device memory of the size "
+                   "cusparseSpMM_bufferSize gave");
+    return CUSPARSE_STATUS_EXECUTION_FAILED;
+  }
+  cudasim::enqueue(handle->stream, "cusparseSpMM_preprocess", []() {});
   return CUSPARSE_STATUS_SUCCESS;
 }
 

@@ -1,6 +1,6 @@
 // The device side of CUDA C++ on the CPU: the qualifiers, the built-in
-// indices, __syncthreads, the warp shuffle, integer atomics, the rounding
-// intrinsics, and kernel launches.
+// indices, __syncthreads, the warp shuffle, integer atomics, __threadfence, the
+// rounding intrinsics, and kernel launches.
 //
 // A launch runs its blocks one after another; the threads of a block run as
 // fibers on the launching thread (launch.cpp), one at a time, switching only
@@ -82,11 +82,14 @@ class Launcher {
     // Converted to the parameter types now, as a launch copies its arguments.
     std::tuple<std::decay_t<Params>...> values(std::forward<Args>(args)...);
     if (!valid_launch(name_, cfg_)) return;
-    count_launch();
-    enqueue(cfg_.stream, name_, [kernel = kernel_, name = name_, cfg = cfg_, values]() {
+    // A capture records the launch with these argument values; each graph
+    // launch reruns it with them.
+    const bool recorded = capturing(cfg_.stream);
+    const cudaError_t err = enqueue(cfg_.stream, name_, [kernel = kernel_, name = name_, cfg = cfg_, values]() {
       if (!pointers_ok(name, values, std::index_sequence_for<Params...>{})) return;
       run_grid(name, cfg, [&]() { std::apply(kernel, values); });
     });
+    if (err == cudaSuccess && !recorded) count_launch();
   }
 
  private:
@@ -147,11 +150,30 @@ inline unsigned atomicAdd(unsigned* address, unsigned value) {
   *address = old + value;
   return old;
 }
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+  const unsigned long long old = *address;
+  *address = old + value;
+  return old;
+}
+// As the CUDA guide defines it: stores ((old >= val) ? 0 : (old + 1)), returns old.
+inline unsigned atomicInc(unsigned* address, unsigned val) {
+  const unsigned old = *address;
+  *address = old >= val ? 0u : old + 1u;
+  return old;
+}
+
+// A no-op here: blocks run one after another and threads one at a time, so
+// every write is seen by every later read, fence or not. (On a GPU it orders a
+// thread's writes before its later ones as other blocks see them, as in a
+// "last block done" reduction; a missing fence cannot show here.)
+inline void __threadfence() {}
 
 // Correctly rounded, never contracted (the simulator's kernels build with
 // -ffp-contract=off).
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
 
 // CUDA's device min for integers (the kernels' only use of it).
 template <class T>
