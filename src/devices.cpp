@@ -35,7 +35,8 @@ std::unique_ptr<Backend> make_backend(const DeviceSpec& spec, int cpu_threads) {
     case DeviceSpec::Kind::kAuto: {
       std::string why;
       if (cuda_device_count(&why) > 0) return make_cuda_backend(0);
-      spdlog::info("--device auto: using the CPU ({})", why);
+      // e.g. "--device auto: no NVIDIA driver found; using the CPU"
+      spdlog::info("--device auto: {}; using the CPU", why);
       return make_cpu_backend(cpu_threads);
     }
   }

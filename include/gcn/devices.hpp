@@ -19,11 +19,13 @@ DeviceSpec parse_device(const std::string& text);
 // The CPU backend; n_threads <= 0 uses OpenMP's default.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
 
-// ---- CUDA (implemented in cuda_backend.cpp, or cuda_unavailable.cpp when the
-// build has no CUDA) ---------------------------------------------------------
+// ---- CUDA (implemented in cuda_loader.cpp, which loads the CUDA backend
+// module libgcn_cuda.so on the first call of either function below, or in
+// cuda_unavailable.cpp when the build has no CUDA) ----------------------------
 bool cuda_compiled();
 // Number of usable CUDA devices. When 0, *why (if given) holds one line saying
-// why (no CUDA in this build, no driver, no device, ...).
+// why (no CUDA in this build, no NVIDIA driver, the module not loadable, no
+// device, ...).
 int cuda_device_count(std::string* why);
 // Throws gcn::DeviceError with one clear line when the device is not usable.
 std::unique_ptr<Backend> make_cuda_backend(int device_index);
