@@ -8,7 +8,8 @@
 // from the backend's markers (CUDA events on the GPU, the steady clock on the
 // CPU) after a warm-up run; counters give the achieved bandwidth (GBps, from
 // the bytes each op must move at least) and GFLOPps where it means something,
-// and pct_peak_bw where the device's peak bandwidth is known.
+// and pct_peak_bw where the GPU's peak bandwidth is known (a table of data
+// sheets here; the backends do not need it).
 //
 //   gcn-bench [--device cpu|cuda|all] [--max-rows N] [--threads N] [google benchmark flags]
 #include <benchmark/benchmark.h>
@@ -34,6 +35,7 @@
 #include "gcn/graph.hpp"
 #include "gcn/model.hpp"
 #include "gcn/rng.hpp"
+#include "gcn/step_state.hpp"
 #include "gcn/synthetic.hpp"
 
 namespace {
@@ -53,6 +55,7 @@ struct HostInputs {
   int64_t rows = 0;
   gcn::CsrMatrix adj;       // Â (rows, rows)
   gcn::CsrMatrix features;  // X (rows, F)
+  gcn::CsrMatrix features_t;  // Xᵀ (F, rows)
   std::vector<int32_t> labels;
   std::vector<uint8_t> split;
   std::vector<float> hidden;   // (rows, 16)
@@ -84,6 +87,7 @@ const HostInputs& inputs(int64_t rows) {
   in.rows = rows;
   in.adj = gcn::gcn_norm(d.n_nodes, d.edge_src, d.edge_dst);
   in.features = d.features;
+  in.features_t = d.features.transposed();
   in.labels = d.labels;
   in.split = d.split;
   in.n_train = d.count(gcn::kTrainBit);
@@ -128,14 +132,49 @@ std::function<std::vector<float>()> read(const std::shared_ptr<Buffer<float>>& b
   return [b] { return b->to_host(); };
 }
 
-// The gradient followed by the loss, for validating the classifier ops.
-std::function<std::vector<float>()> read_grad_and_loss(const std::shared_ptr<Buffer<float>>& grad,
-                                                       const std::shared_ptr<Buffer<float>>& loss) {
-  return [grad, loss] {
-    std::vector<float> r = grad->to_host();
-    r.push_back(loss->to_host()[0]);
-    return r;
+// A step state (epoch 0: the first step, dropout stream 1) and a one-slot
+// metrics ring in backend memory, for the ops that read them.
+struct StepAndRing {
+  std::shared_ptr<Buffer<uint8_t>> step, ring;
+  gcn::StepState* state() const { return reinterpret_cast<gcn::StepState*>(step->data()); }
+  gcn::MetricsRing metrics() const { return {reinterpret_cast<gcn::EpochMetrics*>(ring->data()), 1}; }
+  gcn::EpochMetrics slot() const {
+    gcn::EpochMetrics m{};
+    const std::vector<uint8_t> bytes = ring->to_host();
+    std::memcpy(&m, bytes.data(), sizeof m);
+    return m;
+  }
+};
+StepAndRing step_and_ring(Backend& be, OpInstance& op, uint64_t dropout_seed = 7) {
+  gcn::StepState s{};
+  s.dropout_seed = dropout_seed;
+  std::vector<uint8_t> bytes(sizeof s);
+  std::memcpy(bytes.data(), &s, sizeof s);
+  StepAndRing r{upload(be, bytes, op), std::make_shared<Buffer<uint8_t>>(be, int64_t{sizeof(gcn::EpochMetrics)})};
+  r.ring->zero();
+  op.keep.push_back(r.ring);
+  return r;
+}
+
+// Peak DRAM bandwidth of the GPUs we benchmark on, from NVIDIA's data sheets
+// (the CUDA 13 runtime no longer reports the memory clock), matched in the
+// backend's description. 0 when unknown.
+double known_peak_bandwidth_gbs(const std::string& describe) {
+  struct Entry {
+    const char* pattern;
+    double gbs;
   };
+  static const Entry kTable[] = {
+      {"H200", 4800.0},      {"H100 NVL", 3900.0}, {"H100 PCIe", 2000.0}, {"H100", 3350.0},
+      {"A100-SXM4-80GB", 2039.0}, {"A100 80GB PCIe", 1935.0}, {"A100", 1555.0},
+      {"L40S", 864.0},       {"L4", 300.0},        {"RTX 4090", 1008.0},  {"RTX 3090", 936.0},
+      {"V100", 900.0},       {"T4", 320.0},
+  };
+  if (describe.rfind("cuda", 0) != 0) return 0.0;
+  for (const Entry& e : kTable) {
+    if (describe.find(e.pattern) != std::string::npos) return e.gbs;
+  }
+  return 0.0;
 }
 
 struct OpSpec {
@@ -153,7 +192,9 @@ std::vector<OpSpec> op_specs() {
   const auto nh = [](const HostInputs& in) { return static_cast<double>(in.rows) * kHidden; };
   const auto none = [](const HostInputs&) { return 0.0; };
 
-  ops.push_back({"fused_log_softmax_nll", 1e-5,
+  // The training loss as an epoch runs it: loss, gradient and the gradient's
+  // column sums (the last layer's bias gradient) in one op.
+  ops.push_back({"fused_classifier_loss", 1e-5,
                  [=](const HostInputs& in) { return nc(in) * 8 + in.rows * 5.0; }, none,
                  [](Backend& be, const HostInputs& in) {
                    OpInstance op;
@@ -161,17 +202,24 @@ std::vector<OpSpec> op_specs() {
                    auto y = upload(be, in.labels, op);
                    auto s = upload(be, in.split, op);
                    auto grad = scratch(be, in.rows * kClasses, op);
-                   auto loss = scratch(be, 1, op);
+                   auto bias_grad = scratch(be, kClasses, op);
+                   const StepAndRing sr = step_and_ring(be, op);
                    const int64_t n = in.n_train;
-                   op.run = [&be, x, y, s, grad, loss, n, rows = in.rows] {
-                     be.log_softmax_nll({x->data(), rows, kClasses}, y->data(), s->data(), gcn::kTrainBit, n,
-                                        loss->data(), grad->data());
+                   op.run = [&be, x, y, s, grad, bias_grad, sr, n, rows = in.rows] {
+                     be.classifier_loss({x->data(), rows, kClasses}, y->data(), s->data(), gcn::kTrainBit, n,
+                                        {grad->data(), rows, kClasses}, bias_grad->data(), sr.state(), sr.metrics());
                    };
-                   op.result = read_grad_and_loss(grad, loss);
+                   op.result = [grad, bias_grad, sr] {
+                     std::vector<float> r = grad->to_host();
+                     for (float b : bias_grad->to_host()) r.push_back(b);
+                     r.push_back(sr.slot().loss);
+                     return r;
+                   };
                    return op;
                  }});
-  ops.push_back({"unfused_log_softmax_then_nll", 1e-5,
-                 [=](const HostInputs& in) { return nc(in) * 16 + in.rows * 5.0; }, none,
+  // The same with log_softmax, the unfused NLL and a column sum.
+  ops.push_back({"unfused_log_softmax_nll_column_sum", 1e-5,
+                 [=](const HostInputs& in) { return nc(in) * 20 + in.rows * 5.0; }, none,
                  [](Backend& be, const HostInputs& in) {
                    OpInstance op;
                    auto x = upload(be, in.logits, op);
@@ -179,30 +227,42 @@ std::vector<OpSpec> op_specs() {
                    auto s = upload(be, in.split, op);
                    auto logp = scratch(be, in.rows * kClasses, op);
                    auto grad = scratch(be, in.rows * kClasses, op);
+                   auto bias_grad = scratch(be, kClasses, op);
                    auto loss = scratch(be, 1, op);
                    const int64_t n = in.n_train;
-                   op.run = [&be, x, y, s, logp, grad, loss, n, rows = in.rows] {
+                   op.run = [&be, x, y, s, logp, grad, bias_grad, loss, n, rows = in.rows] {
                      be.log_softmax({x->data(), rows, kClasses}, {logp->data(), rows, kClasses});
-                     be.nll_loss({logp->data(), rows, kClasses}, y->data(), s->data(), gcn::kTrainBit, n,
-                                 loss->data(), grad->data());
+                     be.bench_ops()->nll_loss({logp->data(), rows, kClasses}, y->data(), s->data(), gcn::kTrainBit,
+                                              n, loss->data(), grad->data());
+                     be.column_sum({grad->data(), rows, kClasses}, bias_grad->data());
                    };
-                   op.result = read_grad_and_loss(grad, loss);
+                   op.result = [grad, bias_grad, loss] {
+                     std::vector<float> r = grad->to_host();
+                     for (float b : bias_grad->to_host()) r.push_back(b);
+                     r.push_back(loss->to_host()[0]);
+                     return r;
+                   };
                    return op;
                  }});
-  ops.push_back({"argmax_correct", 0.0, [=](const HostInputs& in) { return nc(in) * 4 + in.rows * 5.0; }, none,
+  // An epoch's evaluation: validation loss, argmax, correct counts, the
+  // best-epoch decision.
+  ops.push_back({"evaluate", 1e-5, [=](const HostInputs& in) { return nc(in) * 4 + in.rows * 5.0; }, none,
                  [](Backend& be, const HostInputs& in) {
                    OpInstance op;
                    auto x = upload(be, in.logits, op);
                    auto y = upload(be, in.labels, op);
                    auto s = upload(be, in.split, op);
-                   auto correct = std::make_shared<Buffer<int32_t>>(be, 3);
-                   op.keep.push_back(correct);
-                   op.run = [&be, x, y, s, correct, rows = in.rows] {
-                     be.argmax_correct({x->data(), rows, kClasses}, y->data(), s->data(), nullptr, correct->data());
+                   const StepAndRing sr = step_and_ring(be, op);
+                   const int64_t n_val = std::count_if(in.split.begin(), in.split.end(),
+                                                       [](uint8_t b) { return (b & gcn::kValBit) != 0; });
+                   op.run = [&be, x, y, s, sr, n_val, rows = in.rows] {
+                     be.evaluate({x->data(), rows, kClasses}, y->data(), s->data(), n_val, sr.state(), sr.metrics(),
+                                 /*advance=*/false);
                    };
-                   op.result = [correct] {
-                     const std::vector<int32_t> c = correct->to_host();
-                     return std::vector<float>(c.begin(), c.end());
+                   op.result = [sr] {
+                     const gcn::EpochMetrics m = sr.slot();
+                     return std::vector<float>{m.val_loss, static_cast<float>(m.correct[0]),
+                                               static_cast<float>(m.correct[1]), static_cast<float>(m.correct[2])};
                    };
                    return op;
                  }});
@@ -220,16 +280,37 @@ std::vector<OpSpec> op_specs() {
                    OpInstance op;
                    auto x = upload(be, in.hidden, op);
                    auto y = scratch(be, in.rows * kHidden, op);
-                   op.run = [&be, x, y, rows = in.rows] {
-                     be.relu_dropout_forward({x->data(), rows, kHidden}, {y->data(), rows, kHidden}, 0.5f, 7, 1);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   op.run = [&be, x, y, sr, rows = in.rows] {
+                     be.relu_dropout_forward({x->data(), rows, kHidden}, {y->data(), rows, kHidden}, 0.5f, sr.state());
                    };
                    op.result = read(y);
+                   return op;
+                 }});
+  // The backward with the previous layer's bias gradient (column sums).
+  ops.push_back({"relu_dropout_backward_column_sums", 1e-4, [=](const HostInputs& in) { return nh(in) * 12; }, none,
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   auto dy = upload(be, in.hidden, op);
+                   auto y = upload(be, random_vector(in.rows * kHidden, 11, 1.0f), op);
+                   auto dx = scratch(be, in.rows * kHidden, op);
+                   auto sums = scratch(be, kHidden, op);
+                   op.run = [&be, dy, y, dx, sums, rows = in.rows] {
+                     be.relu_dropout_backward({dy->data(), rows, kHidden}, {y->data(), rows, kHidden},
+                                              {dx->data(), rows, kHidden}, 0.5f, sums->data());
+                   };
+                   op.result = [dx, sums] {
+                     std::vector<float> r = dx->to_host();
+                     for (float v : sums->to_host()) r.push_back(v);
+                     return r;
+                   };
                    return op;
                  }});
   // Â·H: index and value of each entry, the output, and H read once (gathers hit cache).
   const auto spmm_bytes = [](const gcn::CsrMatrix& a, int64_t cols) {
     return static_cast<double>(a.nnz()) * 8 + (a.n_rows + 1) * 4.0 + (a.n_rows + a.n_cols) * cols * 4.0;
   };
+  // Â·H + b, as the first layer's propagation (with its bias).
   ops.push_back({"spmm_adj_x16", 1e-5, [=](const HostInputs& in) { return spmm_bytes(in.adj, kHidden); },
                  [](const HostInputs& in) { return 2.0 * in.adj.nnz() * kHidden; },
                  [](Backend& be, const HostInputs& in) {
@@ -238,8 +319,9 @@ std::vector<OpSpec> op_specs() {
                    op.keep.push_back(a);
                    auto h = upload(be, in.hidden, op);
                    auto out = scratch(be, in.rows * kHidden, op);
-                   op.run = [&be, a, h, out, rows = in.rows] {
-                     be.spmm(*a, {h->data(), rows, kHidden}, {out->data(), rows, kHidden});
+                   auto bias = upload(be, random_vector(kHidden, 12, 0.1f), op);
+                   op.run = [&be, a, h, out, bias, rows = in.rows] {
+                     be.spmm(*a, {h->data(), rows, kHidden}, {out->data(), rows, kHidden}, bias->data());
                    };
                    op.result = read(out);
                    return op;
@@ -254,6 +336,23 @@ std::vector<OpSpec> op_specs() {
                    auto out = scratch(be, in.rows * kHidden, op);
                    op.run = [&be, x, w, out, rows = in.rows, f = in.features.n_cols] {
                      be.spmm(*x, {w->data(), f, kHidden}, {out->data(), rows, kHidden});
+                   };
+                   op.result = read(out);
+                   return op;
+                 }});
+  // Xᵀ·G: the first layer's weight gradient, a row per feature (the frequent
+  // ones have thousands of entries: the schedule's balance shows here).
+  ops.push_back({"spmm_features_t_x16", 1e-4,
+                 [=](const HostInputs& in) { return spmm_bytes(in.features_t, kHidden); },
+                 [](const HostInputs& in) { return 2.0 * in.features_t.nnz() * kHidden; },
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   std::shared_ptr<gcn::SparseMatrix> xt = be.upload_csr(in.features_t);
+                   op.keep.push_back(xt);
+                   auto g = upload(be, in.hidden, op);
+                   auto out = scratch(be, static_cast<int64_t>(in.features_t.n_rows) * kHidden, op);
+                   op.run = [&be, xt, g, out, rows = in.rows, f = in.features_t.n_rows] {
+                     be.spmm(*xt, {g->data(), rows, kHidden}, {out->data(), f, kHidden});
                    };
                    op.result = read(out);
                    return op;
@@ -296,11 +395,10 @@ std::vector<OpSpec> op_specs() {
                    auto g = upload(be, random_vector(n, 9, 0.1f), op);
                    auto m = scratch(be, n, op);
                    auto v = scratch(be, n, op);
-                   auto step = std::make_shared<int64_t>(0);
-                   op.keep.push_back(step);
-                   // Validation compares one step from the same state; timing keeps stepping.
-                   op.run = [&be, p, g, m, v, n, step] {
-                     be.adam_step(p->data(), g->data(), m->data(), v->data(), n, gcn::AdamConfig{}, ++*step);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   // Validation compares one step (the first) from the same state.
+                   op.run = [&be, p, g, m, v, n, sr] {
+                     be.adam_step(p->data(), g->data(), m->data(), v->data(), n, gcn::AdamConfig{}, sr.state());
                    };
                    op.result = read(p);
                    return op;
@@ -364,7 +462,7 @@ void register_all(const std::vector<std::string>& device_names, int64_t max_rows
           const double gbs = spec.bytes(in) * runs_per_s / 1e9, gflops = spec.flops(in) * runs_per_s / 1e9;
           state.counters["GBps"] = gbs;
           if (gflops > 0) state.counters["GFLOPps"] = gflops;
-          const double peak = be.peak_bandwidth_gbs();
+          const double peak = known_peak_bandwidth_gbs(be.describe());
           if (peak > 0) state.counters["pct_peak_bw"] = 100.0 * gbs / peak;
           state.counters["rows"] = static_cast<double>(rows);
         })->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -432,7 +530,8 @@ int main(int argc, char** argv) {
         devices().cuda = gcn::make_cuda_backend(0);
         names.push_back("cuda");
         benchmark::AddCustomContext("gpu", devices().cuda->describe());
-        benchmark::AddCustomContext("gpu_peak_bandwidth_gbs", fmt::format("{}", devices().cuda->peak_bandwidth_gbs()));
+        benchmark::AddCustomContext("gpu_peak_bandwidth_gbs",
+                                    fmt::format("{}", known_peak_bandwidth_gbs(devices().cuda->describe())));
       } else if (device == "cuda") {
         std::fprintf(stderr, "gcn-bench: error: --device cuda: %s\n", why.c_str());
         return 1;

@@ -5,16 +5,18 @@
 
 #include <cstdint>
 
+#include "gcn/step_state.hpp"
+
 namespace gcn::kernels {
 
-struct AdamStepParams {
-  float beta1, beta2, eps, weight_decay;
-  float step_size;  // lr / (1 - beta1^step), computed on the host in double
-  float bc2_sqrt;   // sqrt(1 - beta2^step), computed on the host in double
+struct AdamHyper {
+  float lr, beta1, beta2, eps, weight_decay;
 };
 
-// params, m, v (n) updated in place from grads (n).
-void launch_adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
-                      const AdamStepParams& hp, cudaStream_t stream);
+// params, m, v (n) updated in place from grads (n), step step->epoch + 1
+// (read on the device, with the bias corrections computed there from it);
+// nothing once step->stopped is set.
+void launch_adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamHyper& hp,
+                      const StepState* step, cudaStream_t stream);
 
 }  // namespace gcn::kernels

@@ -1,10 +1,14 @@
-// The classifier head: log_softmax, fused log_softmax + NLL, argmax + accuracy.
+// The classifier head: log_softmax, the training loss, the evaluation.
 //
 // Fused: the loss needs max and log-sum-exp of each row, and the gradient
 // (softmax - onehot) / n needs the same two numbers, so one kernel reads each
-// row of logits once and writes both the per-row loss term and the gradient
-// row (as llm.c's fused_classifier does), instead of log_softmax, gather,
-// mean and a backward pass over the (M, C) matrix.
+// row of logits once and writes the gradient row (as llm.c's
+// fused_classifier does), instead of log_softmax, gather, mean and a
+// backward pass over the (M, C) matrix; the same kernel also reduces the loss
+// terms to their mean and the gradient to its column sums (the last layer's
+// bias gradient), and writes the loss into the epoch's metrics slot. The
+// evaluation kernel reads each row once for the validation loss, the argmax
+// and the correct counts, and its last block makes the best-epoch decision.
 //
 // Row mapping: a group of G lanes (G = the next power of two >= C, at most 32)
 // owns one row and strides over its columns; reductions are butterfly shuffles
@@ -12,10 +16,11 @@
 // no lane idles on a 7-wide row; C > 32 gives a whole warp to a row with
 // strided loops, which stays correct for any C (and fine up to a few thousand).
 //
-// Determinism: no floating-point atomics. Per-row loss terms go to a scratch
-// array that one block sums in a fixed order (double accumulators, a fixed
-// tree); shuffle trees have a fixed shape. The accuracy counts use integer
-// atomics, which are exact in any order.
+// Determinism: no floating-point atomics. Each block walks a fixed set of row
+// tiles (grid-stride over at most kMaxBlocks blocks) and sums its rows' terms
+// and gradient columns in tile and row order into a per-block partial
+// (double); the last block to finish (an integer ticket) adds the partials in
+// block order. Shuffle trees have a fixed shape. Counts are integers.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -25,12 +30,14 @@
 
 #include "check.hpp"
 #include "classifier.hpp"
+#include "gcn/dataset.hpp"
 
 namespace gcn::kernels {
 namespace {
 
 constexpr int kRowBlock = 256;     // threads per block for the row kernels (a multiple of 32)
 constexpr int kReduceBlock = 512;  // threads of the single-block loss reduction (a power of two)
+constexpr int64_t kMaxBlocks = 1024;  // row kernels with partials: the last block adds at most this many
 
 template <int G>
 __device__ __forceinline__ float group_max(float v) {
@@ -83,54 +90,99 @@ static __global__ void log_softmax_kernel(const float* x,  // (rows, cols)
   for (int64_t j = lane; j < cols; j += G) y[offset + j] = (x[offset + j] - st.max) - log_sum;
 }
 
-template <int G>
-static __global__ void log_softmax_nll_kernel(const float* __restrict__ logits,  // (rows, cols)
-                                              const int32_t* __restrict__ labels,  // (rows)
-                                              const uint8_t* __restrict__ split,   // (rows)
-                                              uint8_t mask_bit, float inv_n, int64_t rows, int64_t cols,
-                                              float* __restrict__ row_loss,  // (rows)
-                                              float* __restrict__ grad) {    // (rows, cols) or null
-  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / G;
-  const int lane = static_cast<int>(threadIdx.x % G);
-  const bool active = row < rows;
-  const bool masked = active && (split[row] & mask_bit) != 0;
-  const int64_t label = masked ? labels[row] : -1;
-  const int64_t offset = (active ? row : 0) * cols;
-  const float* xr = logits + offset;
-  const RowStats st = row_stats<G>(xr, cols, lane, active);
-  if (!active) return;
-  if (lane == 0) {
-    float term = 0.0f;
-    if (masked) term = (label >= 0 && label < cols) ? logf(st.sum) - (xr[label] - st.max) : NAN;
-    row_loss[row] = term;
-  }
-  if (grad == nullptr) return;
-  float* gr = grad + offset;
-  if (masked) {
-    const float inv_sum = 1.0f / st.sum;
-    for (int64_t j = lane; j < cols; j += G)
-      gr[j] = (expf(xr[j] - st.max) * inv_sum - (j == label ? 1.0f : 0.0f)) * inv_n;
-  } else {
-    for (int64_t j = lane; j < cols; j += G) gr[j] = 0.0f;
-  }
+// Whether this block is the last of the grid to finish: each block takes a
+// ticket after its partials are written and fenced. Every thread calls it.
+__device__ __forceinline__ bool last_block(unsigned* counter, bool* shared_flag) {
+  __syncthreads();  // the block's partials are written (and fenced) before its ticket
+  if (threadIdx.x == 0) *shared_flag = atomicAdd(counter, 1u) + 1u == gridDim.x;
+  __syncthreads();  // every thread sees the verdict
+  if (*shared_flag) __threadfence();
+  return *shared_flag;
 }
 
-// One block: a fixed assignment of rows to threads and a fixed tree, so the
-// sum is the same bits on every run.
-static __global__ void masked_mean_kernel(const float* __restrict__ row_loss,  // (rows)
-                                          int64_t rows, int64_t n_masked, float* __restrict__ loss_out) {
-  __shared__ double partial[kReduceBlock];
-  double acc = 0.0;
-  for (int64_t i = threadIdx.x; i < rows; i += kReduceBlock) acc += row_loss[i];
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-#pragma unroll
-  for (int stride = kReduceBlock / 2; stride > 0; stride >>= 1) {
-    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();  // the next level reads what this level wrote
+// The training loss. Per tile of kRowBlock / G rows: each group of G lanes
+// handles one row (its loss term to shared memory, its gradient row to
+// global memory); then thread 0 adds the tile's terms and thread c < cols
+// the tile's gradient column c, both in row order.
+template <int G>
+static __global__ void classifier_loss_kernel(const float* __restrict__ logits,   // (rows, cols)
+                                              const int32_t* __restrict__ labels,  // (rows)
+                                              const uint8_t* __restrict__ split,   // (rows)
+                                              uint8_t mask_bit, int64_t n_masked, float inv_n, int64_t rows,
+                                              int64_t cols,
+                                              float* grad,                 // (rows, cols) or null
+                                              float* bias_grad,            // (cols) or null
+                                              const StepState* step, EpochMetrics* ring, int32_t ring_size,
+                                              double* partial,             // (gridDim.x, 1 + cols)
+                                              unsigned* counter) {
+  __shared__ float terms[kRowBlock / G];
+  __shared__ bool last;
+  if (step->stopped != 0) return;
+  constexpr int kRows = kRowBlock / G;
+  const int lane = static_cast<int>(threadIdx.x % G);
+  const int slot_row = static_cast<int>(threadIdx.x / G);
+  const bool sums = bias_grad != nullptr;
+  // This block's partial: the loss terms, then the column sums; thread c
+  // owns columns c, c + blockDim.x, ... (no two threads write one entry).
+  double* mine = partial + static_cast<int64_t>(blockIdx.x) * (1 + cols);
+  if (sums)
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) mine[1 + c] = 0.0;
+  double loss_acc = 0.0;
+  const int64_t n_tiles = (rows + kRows - 1) / kRows;
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+    const int64_t row = tile * kRows + slot_row;
+    const bool active = row < rows;
+    const bool masked = active && (split[row] & mask_bit) != 0;
+    const int64_t label = masked ? labels[row] : -1;
+    const int64_t offset = (active ? row : 0) * cols;
+    const float* xr = logits + offset;
+    const RowStats st = row_stats<G>(xr, cols, lane, active);
+    if (lane == 0) {
+      float term = 0.0f;
+      if (masked) term = (label >= 0 && label < cols) ? logf(st.sum) - (xr[label] - st.max) : NAN;
+      terms[slot_row] = term;
+    }
+    if (active && grad != nullptr) {
+      float* gr = grad + offset;
+      if (masked) {
+        const float inv_sum = 1.0f / st.sum;
+        for (int64_t j = lane; j < cols; j += G)
+          gr[j] = (expf(xr[j] - st.max) * inv_sum - (j == label ? 1.0f : 0.0f)) * inv_n;
+      } else {
+        for (int64_t j = lane; j < cols; j += G) gr[j] = 0.0f;
+      }
+    }
+    __syncthreads();  // the tile's terms and gradient rows are written
+    if (threadIdx.x == 0)
+      for (int r = 0; r < kRows; ++r) loss_acc += terms[r];
+    if (sums) {
+      const int64_t end = min(rows, (tile + 1) * kRows);
+      for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        double acc = mine[1 + c];
+        for (int64_t r = tile * kRows; r < end; ++r) acc += grad[r * cols + c];
+        mine[1 + c] = acc;
+      }
+    }
+    __syncthreads();  // the next tile reuses the terms
   }
-  if (threadIdx.x == 0)
-    *loss_out = n_masked > 0 ? static_cast<float>(partial[0] / static_cast<double>(n_masked)) : 0.0f;
+  if (threadIdx.x == 0) mine[0] = loss_acc;
+  __threadfence();
+  if (!last_block(counter, &last)) return;
+  const volatile double* all = partial;
+  const int64_t stride = 1 + cols;
+  if (threadIdx.x == 0) {
+    double total = 0.0;
+    for (unsigned b = 0; b < gridDim.x; ++b) total += all[b * stride];
+    ring[step->epoch % ring_size].loss = n_masked > 0 ? static_cast<float>(total / static_cast<double>(n_masked)) : 0.0f;
+    *counter = 0u;  // ready for the next launch (no other block touches it now)
+  }
+  if (sums) {
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      double total = 0.0;
+      for (unsigned b = 0; b < gridDim.x; ++b) total += all[b * stride + 1 + c];
+      bias_grad[c] = static_cast<float>(total);
+    }
+  }
 }
 
 // Whether (a, ia) comes before (b, ib) in PyTorch's argmax order: NaN first
@@ -143,24 +195,12 @@ static __device__ __forceinline__ bool argmax_before(float a, int ia, float b, i
   return ia < ib;
 }
 
+// The argmax of a row over a group of G lanes; every lane of the warp calls
+// it (full-mask shuffles) and every lane of the group gets the result.
 template <int G>
-static __global__ void argmax_correct_kernel(const float* __restrict__ logits,   // (rows, cols)
-                                             const int32_t* __restrict__ labels,  // (rows)
-                                             const uint8_t* __restrict__ split,   // (rows)
-                                             int64_t rows, int64_t cols,
-                                             int32_t* __restrict__ pred,       // (rows) or null
-                                             int32_t* __restrict__ correct) {  // (3), zeroed
-  __shared__ int block_correct[3];
-  if (threadIdx.x < 3) block_correct[threadIdx.x] = 0;
-  __syncthreads();  // the counters are zero before any row adds to them
-
-  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / G;
-  const int lane = static_cast<int>(threadIdx.x % G);
-  const bool active = row < rows;
-  const float* xr = logits + (active ? row : 0) * cols;
+__device__ __forceinline__ int row_argmax(const float* xr, int64_t cols, int lane, bool active) {
   // Seed from the lane's first element (not -inf) so a row of -inf still
-  // picks column 0, like the CPU. The order is PyTorch's argmax: a NaN above
-  // every number, then the larger value, then the smaller index.
+  // picks column 0, like the CPU.
   float best = -INFINITY;
   int idx = INT_MAX;
   if (active && lane < cols) {
@@ -185,16 +225,92 @@ static __global__ void argmax_correct_kernel(const float* __restrict__ logits,  
       idx = other_idx;
     }
   }
-  if (active && lane == 0) {
-    if (pred != nullptr) pred[row] = idx;
-    if (idx == labels[row]) {
-      const unsigned bits = split[row];
-      for (int b = 0; b < 3; ++b)
-        if ((bits >> b) & 1u) atomicAdd(&block_correct[b], 1);
+  return idx;
+}
+
+// The evaluation. Per tile, each group handles one row: its validation loss
+// term and its correct flags (one bit per split) go to shared memory; thread
+// 0 adds the tile's in row order. The last block adds the blocks' partials
+// in block order, writes the epoch's slot and makes the selection.
+template <int G>
+static __global__ void evaluate_kernel(const float* __restrict__ logits,   // (rows, cols)
+                                       const int32_t* __restrict__ labels,  // (rows)
+                                       const uint8_t* __restrict__ split,   // (rows)
+                                       int64_t n_val, int64_t rows, int64_t cols, StepState* step,
+                                       EpochMetrics* ring, int32_t ring_size, bool advance,
+                                       double* partial,  // (gridDim.x, 4)
+                                       unsigned* counter) {
+  __shared__ float terms[kRowBlock / G];
+  __shared__ unsigned flags[kRowBlock / G];
+  __shared__ bool last;
+  if (step->stopped != 0) return;
+  constexpr int kRows = kRowBlock / G;
+  const int lane = static_cast<int>(threadIdx.x % G);
+  const int slot_row = static_cast<int>(threadIdx.x / G);
+  double loss_acc = 0.0;
+  int64_t correct[3] = {0, 0, 0};
+  const int64_t n_tiles = (rows + kRows - 1) / kRows;
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+    const int64_t row = tile * kRows + slot_row;
+    const bool active = row < rows;
+    const unsigned bits = active ? split[row] : 0u;
+    const int64_t label = active ? labels[row] : -1;
+    const float* xr = logits + (active ? row : 0) * cols;
+    const RowStats st = row_stats<G>(xr, cols, lane, active);
+    const int idx = row_argmax<G>(xr, cols, lane, active);
+    if (lane == 0) {
+      float term = 0.0f;
+      if ((bits & kValBit) != 0) term = (label >= 0 && label < cols) ? logf(st.sum) - (xr[label] - st.max) : NAN;
+      terms[slot_row] = term;
+      flags[slot_row] = idx == label ? (bits & 7u) : 0u;
     }
+    __syncthreads();  // the tile's terms and flags are written
+    if (threadIdx.x == 0) {
+      for (int r = 0; r < kRows; ++r) {
+        loss_acc += terms[r];
+        for (int b = 0; b < 3; ++b) correct[b] += (flags[r] >> b) & 1u;
+      }
+    }
+    __syncthreads();  // the next tile reuses them
   }
-  __syncthreads();  // all rows of the block are counted before the flush
-  if (threadIdx.x < 3 && block_correct[threadIdx.x] != 0) atomicAdd(&correct[threadIdx.x], block_correct[threadIdx.x]);
+  if (threadIdx.x == 0) {
+    double* mine = partial + static_cast<int64_t>(blockIdx.x) * 4;
+    mine[0] = loss_acc;
+    for (int b = 0; b < 3; ++b) mine[1 + b] = static_cast<double>(correct[b]);  // exact below 2^53
+    __threadfence();
+  }
+  if (!last_block(counter, &last)) return;
+  if (threadIdx.x != 0) return;
+  const volatile double* all = partial;
+  double total = 0.0, counts[3] = {0.0, 0.0, 0.0};
+  for (unsigned b = 0; b < gridDim.x; ++b) {
+    total += all[b * 4];
+    for (int k = 0; k < 3; ++k) counts[k] += all[b * 4 + 1 + k];
+  }
+  EpochMetrics& slot = ring[step->epoch % ring_size];
+  slot.val_loss = n_val > 0 ? static_cast<float>(total / static_cast<double>(n_val)) : 0.0f;
+  for (int k = 0; k < 3; ++k) slot.correct[k] = static_cast<int32_t>(counts[k]);
+  slot.epoch = static_cast<int32_t>(step->epoch + 1);
+  select_epoch(*step, slot, advance);
+  *counter = 0u;  // ready for the next launch
+}
+
+// One block: a fixed assignment of rows to threads and a fixed tree, so the
+// sum is the same bits on every run.
+static __global__ void masked_mean_kernel(const float* __restrict__ row_loss,  // (rows)
+                                          int64_t rows, int64_t n_masked, float* __restrict__ loss_out) {
+  __shared__ double partial[kReduceBlock];
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < rows; i += kReduceBlock) acc += row_loss[i];
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+#pragma unroll
+  for (int stride = kReduceBlock / 2; stride > 0; stride >>= 1) {
+    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();  // the next level reads what this level wrote
+  }
+  if (threadIdx.x == 0)
+    *loss_out = n_masked > 0 ? static_cast<float>(partial[0] / static_cast<double>(n_masked)) : 0.0f;
 }
 
 // The unfused baseline's second half: one thread per element of the log-probs,
@@ -259,21 +375,47 @@ void launch_log_softmax(const float* x, float* y, int64_t rows, int64_t cols, cu
   });
 }
 
-void launch_log_softmax_nll(const float* logits, const int32_t* labels, const uint8_t* split,
-                            uint8_t mask_bit, int64_t n_masked, int64_t rows, int64_t cols,
-                            float* row_loss, float* loss_out, float* grad, cudaStream_t stream) {
-  if (rows > 0 && cols > 0) {
-    const float inv_n = n_masked > 0 ? static_cast<float>(1.0 / static_cast<double>(n_masked)) : 0.0f;
-    dispatch_group(cols, [&](auto g) {
-      constexpr int G = decltype(g)::value;
-      log_softmax_nll_kernel<G><<<row_blocks(rows, G), kRowBlock, 0, stream>>>(
-          logits, labels, split, mask_bit, inv_n, rows, cols, row_loss, grad);
-      GCN_CHECK_LAUNCH("log_softmax_nll_kernel");
-    });
-  }
-  // Launched also for empty input: it writes the 0 loss.
-  masked_mean_kernel<<<1, kReduceBlock, 0, stream>>>(row_loss, cols > 0 ? rows : 0, n_masked, loss_out);
-  GCN_CHECK_LAUNCH("masked_mean_kernel");
+namespace {
+// At least one block: with no rows it still writes the empty case's figures.
+unsigned tile_blocks(int64_t rows, int g) {
+  const int64_t rows_per_tile = kRowBlock / g;
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>((rows + rows_per_tile - 1) / rows_per_tile, kMaxBlocks)));
+}
+}  // namespace
+
+// One partial per block: the loss (or the evaluation's four figures) and
+// the gradient's column sums.
+int64_t classifier_scratch(int64_t rows, int64_t cols) {
+  if (cols <= 0) return 0;
+  return static_cast<int64_t>(tile_blocks(rows, group_size(cols))) * (4 + cols);
+}
+
+void launch_classifier_loss(const float* logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                            int64_t n_masked, int64_t rows, int64_t cols, float* grad, float* bias_grad,
+                            const StepState* step, EpochMetrics* ring, int32_t ring_size, double* partial,
+                            unsigned* counter, cudaStream_t stream) {
+  if (cols <= 0) return;
+  const float inv_n = n_masked > 0 ? static_cast<float>(1.0 / static_cast<double>(n_masked)) : 0.0f;
+  dispatch_group(cols, [&](auto g) {
+    constexpr int G = decltype(g)::value;
+    classifier_loss_kernel<G><<<tile_blocks(rows, G), kRowBlock, 0, stream>>>(
+        logits, labels, split, mask_bit, n_masked, inv_n, rows, cols, grad, bias_grad, step, ring, ring_size, partial,
+        counter);
+    GCN_CHECK_LAUNCH("classifier_loss_kernel");
+  });
+}
+
+void launch_evaluate(const float* logits, const int32_t* labels, const uint8_t* split, int64_t n_val, int64_t rows,
+                     int64_t cols, StepState* step, EpochMetrics* ring, int32_t ring_size, bool advance,
+                     double* partial, unsigned* counter, cudaStream_t stream) {
+  if (cols <= 0) return;
+  dispatch_group(cols, [&](auto g) {
+    constexpr int G = decltype(g)::value;
+    evaluate_kernel<G><<<tile_blocks(rows, G), kRowBlock, 0, stream>>>(logits, labels, split, n_val, rows, cols, step,
+                                                                      ring, ring_size, advance, partial, counter);
+    GCN_CHECK_LAUNCH("evaluate_kernel");
+  });
 }
 
 void launch_nll_loss(const float* log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
@@ -288,19 +430,6 @@ void launch_nll_loss(const float* log_probs, const int32_t* labels, const uint8_
   }
   masked_mean_kernel<<<1, kReduceBlock, 0, stream>>>(row_loss, cols > 0 ? rows : 0, n_masked, loss_out);
   GCN_CHECK_LAUNCH("masked_mean_kernel");
-}
-
-void launch_argmax_correct(const float* logits, const int32_t* labels, const uint8_t* split,
-                           int64_t rows, int64_t cols, int32_t* pred, int32_t* correct_out,
-                           cudaStream_t stream) {
-  CUDA_CHECK(cudaMemsetAsync(correct_out, 0, 3 * sizeof(int32_t), stream));
-  if (rows <= 0 || cols <= 0) return;
-  dispatch_group(cols, [&](auto g) {
-    constexpr int G = decltype(g)::value;
-    argmax_correct_kernel<G><<<row_blocks(rows, G), kRowBlock, 0, stream>>>(logits, labels, split, rows, cols,
-                                                                             pred, correct_out);
-    GCN_CHECK_LAUNCH("argmax_correct_kernel");
-  });
 }
 
 }  // namespace gcn::kernels

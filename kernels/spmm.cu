@@ -1,51 +1,120 @@
-// CSR SpMM, one thread per output element. Consecutive threads take
-// consecutive columns of one row, so a warp reads each neighbour's row of b
-// as one coalesced segment and all threads of a row read the same index and
-// value (a broadcast). With the GCN's narrow dense operands (16 hidden units,
-// 7 classes) this is as much parallelism as a row holds.
+// CSR SpMM over a balanced schedule (spmm.hpp). A group of G lanes (the next
+// power of two >= n, at most 32) takes one segment; its lanes stride over the
+// columns, so a warp reads each neighbour's row of b as coalesced segments
+// and all lanes of a group read the same index and value (a broadcast).
+//
+// Determinism: a segment's sum runs in stored order; the segments of a long
+// row leave partial sums, and the lane that finishes that row last (an
+// integer atomic ticket; it resets the counter) adds them in segment order.
+// No floating-point atomics, no 64-bit division per element.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "check.hpp"
 #include "spmm.hpp"
 
 namespace gcn::kernels {
+
+SpmmSchedule make_spmm_schedule(const std::vector<int32_t>& indptr) {
+  SpmmSchedule s;
+  const int64_t rows = indptr.empty() ? 0 : static_cast<int64_t>(indptr.size()) - 1;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t begin = indptr[r], end = indptr[r + 1];
+    const int32_t count = std::max<int32_t>(1, (end - begin + kSegmentNnz - 1) / kSegmentNnz);
+    if (count == 1) {
+      s.segments.push_back({static_cast<int32_t>(r), begin, end, -1, -1, 1, -1, 0});
+      continue;
+    }
+    const int32_t first = s.n_parts, counter = s.n_counters++;
+    for (int32_t k = 0; k < count; ++k) {
+      const int32_t b = begin + k * kSegmentNnz;
+      s.segments.push_back({static_cast<int32_t>(r), b, std::min(end, b + kSegmentNnz), first + k, first, count,
+                            counter, 0});
+    }
+    s.n_parts += count;
+  }
+  return s;
+}
+
 namespace {
 
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 1 << 16;  // grid-stride beyond this
 
-static __global__ void csr_spmm_kernel(const int32_t* __restrict__ indptr,   // (rows + 1)
+template <int G>
+static __global__ void csr_spmm_kernel(const SpmmSegment* __restrict__ segments, int64_t n_segments,
                                        const int32_t* __restrict__ indices,  // (nnz)
                                        const float* __restrict__ values,     // (nnz)
-                                       int64_t rows, int64_t n,
-                                       const float* __restrict__ b,  // (k, n)
-                                       float* __restrict__ c) {      // (rows, n)
-  const int64_t total = rows * n;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = i / n;
-    const int64_t col = i - row * n;
-    float acc = 0.0f;
-    for (int32_t e = indptr[row]; e < indptr[row + 1]; ++e) {
-      // __fmul_rn / __fadd_rn are never contracted into an FMA: the same
-      // rounding as the CPU's acc += w * x.
-      acc = __fadd_rn(acc, __fmul_rn(values[e], b[static_cast<int64_t>(indices[e]) * n + col]));
+                                       int64_t n,
+                                       const float* __restrict__ b,      // (k, n)
+                                       float* __restrict__ c,            // (rows, n)
+                                       const float* __restrict__ bias,   // (n) or null
+                                       float* partials,                  // (n_parts, n)
+                                       unsigned* counters) {             // (n_counters)
+  const int lane = static_cast<int>(threadIdx.x % G);
+  const int64_t group = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / G;
+  const int64_t n_groups = static_cast<int64_t>(gridDim.x) * blockDim.x / G;
+  for (int64_t s = group; s < n_segments; s += n_groups) {
+    const SpmmSegment seg = segments[s];
+    for (int64_t j = lane; j < n; j += G) {
+      float acc = 0.0f;
+      for (int32_t e = seg.begin; e < seg.end; ++e) {
+        // __fmul_rn / __fadd_rn are never contracted into an FMA: the same
+        // rounding as the CPU's acc += w * x.
+        acc = __fadd_rn(acc, __fmul_rn(values[e], b[static_cast<int64_t>(indices[e]) * n + j]));
+      }
+      if (seg.part < 0) {
+        c[static_cast<int64_t>(seg.row) * n + j] = bias != nullptr ? __fadd_rn(acc, bias[j]) : acc;
+      } else {
+        partials[static_cast<int64_t>(seg.part) * n + j] = acc;
+      }
     }
-    c[i] = acc;
+    if (seg.part < 0 || lane >= n) continue;
+    // A segment of a cut row: every lane that wrote partials takes a ticket
+    // after a fence (its writes are visible before its ticket is); the lane
+    // that takes the row's last ticket adds the partials in segment order.
+    __threadfence();
+    const unsigned expected = static_cast<unsigned>(seg.count) * static_cast<unsigned>(n < G ? n : G);
+    if (atomicAdd(&counters[seg.counter], 1u) + 1u != expected) continue;
+    __threadfence();
+    for (int64_t j = 0; j < n; ++j) {
+      // volatile: the other segments' partials were written by other blocks.
+      const volatile float* part = partials + static_cast<int64_t>(seg.first) * n + j;
+      float sum = part[0];
+      for (int32_t k = 1; k < seg.count; ++k) sum = __fadd_rn(sum, part[static_cast<int64_t>(k) * n]);
+      c[static_cast<int64_t>(seg.row) * n + j] = bias != nullptr ? __fadd_rn(sum, bias[j]) : sum;
+    }
+    counters[seg.counter] = 0u;  // ready for the next product
   }
+}
+
+template <class F>
+void dispatch_group(int64_t n, F&& f) {
+  if (n <= 1) f(std::integral_constant<int, 1>{});
+  else if (n <= 2) f(std::integral_constant<int, 2>{});
+  else if (n <= 4) f(std::integral_constant<int, 4>{});
+  else if (n <= 8) f(std::integral_constant<int, 8>{});
+  else if (n <= 16) f(std::integral_constant<int, 16>{});
+  else f(std::integral_constant<int, 32>{});
 }
 
 }  // namespace
 
-void launch_csr_spmm(const int32_t* indptr, const int32_t* indices, const float* values, int64_t rows, int64_t n,
-                     const float* b, float* c, cudaStream_t stream) {
-  const int64_t total = rows * n;
-  if (total <= 0) return;
-  const auto blocks = static_cast<unsigned>(std::min<int64_t>((total + kBlock - 1) / kBlock, kMaxBlocks));
-  csr_spmm_kernel<<<blocks, kBlock, 0, stream>>>(indptr, indices, values, rows, n, b, c);
-  GCN_CHECK_LAUNCH("csr_spmm_kernel");
+void launch_csr_spmm(const SpmmSegment* segments, int64_t n_segments, const int32_t* indices, const float* values,
+                     int64_t n, const float* b, float* c, const float* bias, float* partials, unsigned* counters,
+                     cudaStream_t stream) {
+  if (n_segments <= 0 || n <= 0) return;
+  dispatch_group(n, [&](auto g) {
+    constexpr int G = decltype(g)::value;
+    const int64_t segments_per_block = kBlock / G;
+    const auto blocks =
+        static_cast<unsigned>(std::min<int64_t>((n_segments + segments_per_block - 1) / segments_per_block, kMaxBlocks));
+    csr_spmm_kernel<G><<<blocks, kBlock, 0, stream>>>(segments, n_segments, indices, values, n, b, c, bias, partials,
+                                                      counters);
+    GCN_CHECK_LAUNCH("csr_spmm_kernel");
+  });
 }
 
 }  // namespace gcn::kernels

@@ -6,15 +6,45 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace gcn::kernels {
 
-// c (rows, n) = A (rows, k; CSR: indptr (rows + 1), indices / values (nnz))
-// · b (k, n). Each output element sums its row's non-zeros in stored order,
-// multiply then add with no fused multiply-add, exactly as the CPU backend
-// does: the result is bit-identical from run to run, and to the CPU wherever
-// the host compiler does not contract either.
-void launch_csr_spmm(const int32_t* indptr, const int32_t* indices, const float* values, int64_t rows, int64_t n,
-                     const float* b, float* c, cudaStream_t stream);
+// A balanced schedule of a CSR matrix's rows, made once on the host: rows
+// are cut into segments of at most kSegmentNnz non-zeros, so a row with
+// thousands of entries (a frequent word of Xᵀ) is many work items instead of
+// one long serial loop. A row in one segment has part = -1; the segments of a
+// longer row write partial sums to parts [first, first + count) and the one
+// that finishes last adds them in segment order, so the summation order of
+// every output element is fixed by the matrix alone.
+struct SpmmSegment {
+  int32_t row;
+  int32_t begin, end;  // non-zeros [begin, end) of the row
+  int32_t part;        // this segment's partial-sum slot, -1 when the row is one segment
+  int32_t first;       // the row's first slot
+  int32_t count;       // the row's number of segments
+  int32_t counter;     // the row's completion counter, -1 when the row is one segment
+  int32_t pad;
+};
+constexpr int32_t kSegmentNnz = 128;
+
+struct SpmmSchedule {
+  std::vector<SpmmSegment> segments;
+  int32_t n_parts = 0;     // partial-sum slots (each holds n floats for a product with n columns)
+  int32_t n_counters = 0;  // rows cut into more than one segment
+};
+// The schedule of a CSR matrix (indptr: rows + 1 entries, on the host).
+SpmmSchedule make_spmm_schedule(const std::vector<int32_t>& indptr);
+
+// c (rows, n) = A (rows, k; CSR: indices / values (nnz)) · b (k, n), plus
+// bias (n) on every row when bias is not null. segments / n_segments: A's
+// schedule on the device; partials: n_parts * n floats of scratch;
+// counters: n_counters zeros, left at zero. Each output element sums its
+// row's non-zeros in stored order (one segment after another), multiply then
+// add with no fused multiply-add, then adds the bias: bit-identical from run
+// to run, and to the CPU backend for rows of at most kSegmentNnz entries.
+void launch_csr_spmm(const SpmmSegment* segments, int64_t n_segments, const int32_t* indices, const float* values,
+                     int64_t n, const float* b, float* c, const float* bias, float* partials, unsigned* counters,
+                     cudaStream_t stream);
 
 }  // namespace gcn::kernels

@@ -2,11 +2,14 @@
 # The one command a GPU session runs, from the project root, after
 # `source .gpu/env.sh`:
 #   versions -> CUDA build for the present GPU -> ctest (GCN_REQUIRE_GPU=1)
-#   -> Cora on cuda and cpu with --json (accuracy, ms/epoch)
+#   -> Cora on cuda and cpu with --json (accuracy, ms/epoch), and on cuda
+#      again with --cuda-graph off (the same per-epoch history, bit for bit)
 #   -> compute-sanitizer: memcheck on test_cuda_ops, racecheck on our own
 #      kernels, memcheck on a short training run
 #   -> with what time is left: compare_pyg.py, gcn-bench, the SpMM
 #      implementations side by side, scale_curve.py
+#   -> the torch/PyG versions (capped at 20 s; last, so they never crowd out
+#      the build, the tests or the sanitizers)
 # Every step is time-bounded and the whole script stays under 6 minutes (a
 # 340 s budget, GCN_CHECK_BUDGET_S; later steps get what is left). It goes on
 # past failures and exits non-zero if anything failed or could not finish.
@@ -116,8 +119,7 @@ unfinished_or_fail() {
   echo "--- nvidia-smi"; timeout 20 nvidia-smi 2>&1 | head -n 20
   echo "--- python"
   python3 --version 2>&1
-  timeout 90 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
-import torch_geometric; print("torch_geometric", torch_geometric.__version__)' 2>&1 | tail -n 2
+  # torch and PyG are probed at the end (importing torch can take a minute).
 } >"$LOGS/versions.log" 2>&1
 cat "$LOGS/versions.log"
 keep_log versions 0
@@ -185,7 +187,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 t, m, f = r["timing"], r["memory"], r["final"]
 print(f"test_acc={f['test_acc']:.4f} epoch_ms={t['epoch_ms_median']:.4f} "
-      f"train_step_ms={t['train_step_ms_median']:.4f} total_s={t['total_s']:.2f} "
+      f"cuda_graph={t.get('cuda_graph')} total_s={t['total_s']:.2f} "
       f"peak_device_mb={m['peak_device_mb']:.1f} ({r['device']})")
 PY
       )
@@ -195,6 +197,42 @@ PY
       tail -n 5 "$LOGS/train-$device.log" 2>/dev/null | tee -a "$SUMMARY"
     fi
   done
+
+  # ---- the epoch replayed as a CUDA graph gives the bits of the queued ops --
+  nograph=$LOGS/cora-cuda-nograph.json
+  rm -f "$nograph"
+  run_step train-cuda-nograph 60 "$TRAIN_BIN" --dataset cora --device cuda --seed 0 --cuda-graph off \
+    --json "$nograph" --quiet
+  rc=$?
+  if ((rc == 0)) && [[ -f $RESULTS/cora-cuda.json ]]; then
+    line=$(python3 - "$RESULTS/cora-cuda.json" "$nograph" <<'PY' 2>&1
+import json, sys
+on, off = (json.load(open(p)) for p in sys.argv[1:3])
+same = on["history"] == off["history"]
+print(("same" if same else "DIFFERENT") + f" per-epoch history with and without the CUDA graph; ms/epoch "
+      f"{on['timing']['epoch_ms_median']:.4f} (graph) vs {off['timing']['epoch_ms_median']:.4f} (ops)")
+sys.exit(0 if same else 1)
+PY
+    )
+    if (($? == 0)); then note "[ok] cuda graph: $line"; else fail "cuda graph: $line"; fi
+  else
+    unfinished_or_fail "train-cuda-nograph" "$rc" "see logs.txt"
+  fi
+
+  # ---- start-up (informational) ----------------------------------------------
+  # The CUDA backend is a module (libgcn_cuda.so) loaded for a CUDA device only:
+  # --version and a CPU run should stay small and fast on a GPU machine too
+  # (test_cli checks that they load none of CUDA; here, the figures).
+  if [[ -x /usr/bin/time ]]; then
+    startup=""
+    for run in "version:--version" "cpu:--dataset cora --device cpu --quiet" "cuda:--dataset cora --device cuda --quiet"; do
+      rm -f "$LOGS/startup.time"
+      # shellcheck disable=SC2086  # the arguments are words
+      timeout 60 /usr/bin/time -o "$LOGS/startup.time" -f "%e s %M KB" "$TRAIN_BIN" ${run#*:} >/dev/null 2>&1
+      startup+="${startup:+; }${run%%:*} $(tail -n 1 "$LOGS/startup.time" 2>/dev/null || echo '?')"
+    done
+    note "start-up (wall, max RSS): $startup"
+  fi
 
   # ---- sanitizers ------------------------------------------------------------
   # sanitize NAME TOOL CMD...: compute-sanitizer's verdict on CMD. A runtime
@@ -282,6 +320,12 @@ PY
   fi
   [[ -f $LOGS/scale-curve.log ]] && tee -a "$SUMMARY" <"$LOGS/scale-curve.log"
 fi
+
+# ---- torch and PyG (informational; last, and capped: importing torch is slow) --
+timeout 20 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+import torch_geometric; print("torch_geometric", torch_geometric.__version__)' >>"$LOGS/versions.log" 2>&1 ||
+  echo "(torch/PyG probe: no answer within 20 s)" >>"$LOGS/versions.log"
+note "versions: $(grep -E '^(torch|torch_geometric) ' "$LOGS/versions.log" | tr '\n' ' ')"
 
 note "elapsed: ${SECONDS}s of ${BUDGET_S}s"
 RESULT="RESULT:"

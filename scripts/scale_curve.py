@@ -62,9 +62,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="scale_curve_")
     points = []
     failed = False
-    print(f"| {'nodes':>9} | {'edges':>11} | {'ms/epoch':>9} | {'train step ms':>13} | {'GB/s (min)':>10} | "
+    print(f"| {'nodes':>9} | {'edges':>11} | {'ms/epoch':>9} | {'GB/s (min)':>10} | "
           f"{'peak dev MiB':>12} | {'peak host MiB':>13} |")
-    print(f"|{'-' * 11}|{'-' * 13}|{'-' * 11}|{'-' * 15}|{'-' * 12}|{'-' * 14}|{'-' * 15}|")
+    print(f"|{'-' * 11}|{'-' * 13}|{'-' * 11}|{'-' * 12}|{'-' * 14}|{'-' * 15}|")
     for nodes, degree in POINTS:
         if nodes * degree > args.max_edges:
             continue
@@ -82,11 +82,10 @@ def main():
         edges = j["dataset"]["num_edges"]
         ms = j["timing"]["epoch_ms_median"]
         gbs = epoch_bytes(nodes, edges) / (ms / 1e3) / 1e9
-        point = {"nodes": nodes, "edges": edges, "epoch_ms": ms, "train_step_ms": j["timing"]["train_step_ms_median"],
-                 "min_gb_per_s": gbs, "peak_device_mb": j["memory"]["peak_device_mb"],
+        point = {"nodes": nodes, "edges": edges, "epoch_ms": ms, "min_gb_per_s": gbs, "peak_device_mb": j["memory"]["peak_device_mb"],
                  "peak_host_mb": j["memory"]["peak_host_mb"], "device": j["device"]}
         points.append(point)
-        print(f"| {nodes:>9} | {edges:>11} | {ms:>9.3f} | {point['train_step_ms']:>13.3f} | {gbs:>10.2f} | "
+        print(f"| {nodes:>9} | {edges:>11} | {ms:>9.3f} | {gbs:>10.2f} | "
               f"{point['peak_device_mb']:>12.1f} | {point['peak_host_mb']:>13.1f} |", flush=True)
         if args.json:  # after every point: a run stopped part-way keeps what it measured
             write_json(args.json, {"device": args.device, "epochs": args.epochs, "points": points})

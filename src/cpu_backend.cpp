@@ -21,7 +21,9 @@
 #include "gcn/backend.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "gcn/dataset.hpp"
 #include "gcn/rng.hpp"
+#include "cpu_kernels.hpp"
 #include "op_checks.hpp"
 
 namespace gcn {
@@ -36,28 +38,20 @@ constexpr int64_t kParallelMin = 1 << 20;
 using detail::require;
 using detail::shape;
 
-// Calls fn(j0, width) over the columns [0, n): blocks of 16, then one block
-// of the remaining 1..15, width a std::integral_constant. A block's
-// accumulators are a fixed-size local array the compiler keeps in registers
-// for the whole reduction, and a narrow matrix (7 classes, 16 hidden) is one
-// block, its columns independent chains. Every entry still sums its terms in
-// the order of a plain loop, so the blocking changes the speed and not one
-// bit of a result.
-template <int kW, typename Fn>
-void column_block(int64_t j0, Fn& fn) {
-  fn(j0, std::integral_constant<int, kW>{});
-}
-template <typename Fn, int... kWs>
-void remainder_block(int64_t j0, int64_t width, Fn& fn, std::integer_sequence<int, kWs...>) {
-  using Call = void (*)(int64_t, Fn&);
-  static constexpr Call kCalls[] = {&column_block<kWs + 1, Fn>...};
-  kCalls[width - 1](j0, fn);
-}
-template <typename Fn>
-void for_column_blocks(int64_t n, Fn&& fn) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) fn(j, std::integral_constant<int, 16>{});
-  if (j < n) remainder_block(j, n - j, fn, std::make_integer_sequence<int, 15>{});
+// Runs fn(begin, end) over [0, n): split into one contiguous range per
+// thread when parallel, else one call. Each element's result does not depend
+// on the split.
+template <class Fn>
+void for_ranges(int n_threads, int64_t n, bool parallel, Fn&& fn) {
+  if (!parallel || n_threads <= 1 || n < 2) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(n_threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    fn(n * t / nt, n * (t + 1) / nt);
+  }
 }
 
 // op(b) as contiguous row-major (k, n) rows: b itself, or bᵀ copied into
@@ -73,17 +67,49 @@ const float* op_b_rows(ConstMatRef b, bool trans_b, std::vector<float>& copy) {
 
 class CpuSparse final : public SparseMatrix {
  public:
-  explicit CpuSparse(CsrMatrix m) : SparseMatrix(m.n_rows, m.n_cols, m.nnz()), csr(std::move(m)) {}
+  explicit CpuSparse(CsrMatrix m)
+      : SparseMatrix(m.n_rows, m.n_cols, m.nnz()), csr(std::move(m)), order(cpu::rows_by_length(csr.indptr)) {}
   CsrMatrix csr;
+  std::vector<int32_t> order;  // rows by length: the SpMM takes rows of similar length four at a time
+};
+
+// The unfused baseline gcn-bench compares the fused loss with.
+class CpuBenchOps final : public BenchOps {
+ public:
+  explicit CpuBenchOps(int n_threads) : n_threads_(n_threads) {}
+  void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                int64_t n_masked, float* loss_out, float* grad) override {
+    const int64_t n_cls = log_probs.cols;
+    const double inv_count = n_masked > 0 ? 1.0 / static_cast<double>(n_masked) : 0.0;
+    double total = 0.0;
+    for (int64_t i = 0; i < log_probs.rows; ++i) {
+      if ((split[i] & mask_bit) != 0) total -= log_probs.data[i * n_cls + labels[i]];
+    }
+    *loss_out = static_cast<float>(total * inv_count);
+    if (grad == nullptr) return;
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (log_probs.size() > kParallelMin)
+    for (int64_t i = 0; i < log_probs.rows; ++i) {
+      const float* lp = log_probs.data + i * n_cls;
+      float* g = grad + i * n_cls;
+      const bool masked = (split[i] & mask_bit) != 0;
+      for (int64_t j = 0; j < n_cls; ++j) {
+        g[j] = masked ? static_cast<float>((std::exp(lp[j]) - (j == labels[i] ? 1.0f : 0.0f)) * inv_count) : 0.0f;
+      }
+    }
+  }
+
+ private:
+  int n_threads_;
 };
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()) {}
+  explicit CpuBackend(int n_threads)
+      : n_threads_(n_threads > 0 ? n_threads : omp_get_max_threads()), bench_(n_threads_) {}
 
   DeviceKind kind() const override { return DeviceKind::kCpu; }
   std::string describe() const override {
-    return fmt::format("cpu ({} thread{})", n_threads_, n_threads_ == 1 ? "" : "s");
+    return fmt::format("cpu ({} thread{}, {})", n_threads_, n_threads_ == 1 ? "" : "s", k_.isa);
   }
 
   void* allocate(std::size_t bytes) override {
@@ -112,70 +138,52 @@ class CpuBackend final : public Backend {
   void fill_zero(void* dst, std::size_t bytes) override { std::memset(dst, 0, bytes); }
   void copy(void* dst, const void* src, std::size_t bytes) override { std::memmove(dst, src, bytes); }
   void synchronize() override {}
+  void* allocate_host(std::size_t bytes) override {
+    void* p = std::malloc(std::max<std::size_t>(bytes, 1));
+    if (p == nullptr) throw DeviceError(fmt::format("cpu: out of memory allocating {} bytes", bytes));
+    return p;
+  }
+  void deallocate_host(void* ptr) noexcept override { std::free(ptr); }
+  void download_async(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
 
   std::unique_ptr<SparseMatrix> upload_csr(const CsrMatrix& host) override {
     host.validate("upload_csr");
     return std::make_unique<CpuSparse>(host);
   }
 
-  void spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c) override {
+  BenchOps* bench_ops() override { return &bench_; }
+
+ protected:
+  // c = a · b (+ bias): each entry sums its row's terms in order, then adds
+  // the bias (the same two roundings as a product followed by a bias add).
+  // Every element of c is written, so a prepared output needs nothing.
+  void do_spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c, const float* bias, bool /*prepared*/) override {
     const auto* a = dynamic_cast<const CpuSparse*>(&a_base);
     require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
-    require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
-            [&] { return fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)); });
     const CsrMatrix& m = a->csr;
-    const int64_t n = b.cols;
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (a->nnz() * n > kParallelMin)
-    for (int64_t i = 0; i < m.n_rows; ++i) {
-      const int32_t begin = m.indptr[i], end = m.indptr[i + 1];
-      for_column_blocks(n, [&](int64_t j0, auto width) {
-        constexpr int kW = decltype(width)::value;
-        float acc[kW] = {};
-        for (int32_t e = begin; e < end; ++e) {
-          const float w = m.values[e];
-          const float* row = b.data + static_cast<int64_t>(m.indices[e]) * n + j0;
-          for (int j = 0; j < kW; ++j) acc[j] += w * row[j];
-        }
-        std::copy(acc, acc + kW, c.data + i * n + j0);
-      });
-    }
+    for_ranges(n_threads_, m.n_rows, a->nnz() * b.cols > kParallelMin, [&](int64_t r0, int64_t r1) {
+      k_.spmm(m.indptr.data(), m.indices.data(), m.values.data(), a->order.data(), b.data, b.cols, bias, c.data, r0,
+              r1);
+    });
   }
 
-  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
+  void do_prepare_outputs(const OutputInit* /*outputs*/, int /*count*/) override {}
+
+  void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
     const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
     const int64_t m = dims.m, n = dims.n, k = dims.k;
+    const float* bp = op_b_rows(b, trans_b, b_copy_);
     if (trans_a) {
-      gemm_at(a, b, trans_b, c);
+      gemm_at(a, bp, c);
       return;
     }
-    std::vector<float> b_copy;
-    const float* bp = op_b_rows(b, trans_b, b_copy);
     // Rows of c in parallel; each entry accumulates in double over p = 0..k-1.
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (m * n * k > kParallelMin)
-    for (int64_t i = 0; i < m; ++i) {
-      const float* arow = a.data + i * a.cols;
-      for_column_blocks(n, [&](int64_t j0, auto width) {
-        constexpr int kW = decltype(width)::value;
-        double acc[kW] = {};
-        for (int64_t p = 0; p < k; ++p) {
-          const double aip = arow[p];
-          const float* brow = bp + p * n + j0;
-          for (int j = 0; j < kW; ++j) acc[j] += aip * brow[j];
-        }
-        for (int j = 0; j < kW; ++j) c.data[i * n + j0 + j] = static_cast<float>(acc[j]);
-      });
-    }
+    for_ranges(n_threads_, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
+      k_.gemm_nn(a.data, a.cols, bp, n, k, n, c.data, r0, r1);
+    });
   }
 
-  void add_bias(MatRef x, const float* bias) override {
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (x.size() > kParallelMin)
-    for (int64_t i = 0; i < x.rows; ++i) {
-      float* row = x.data + i * x.cols;
-      for (int64_t j = 0; j < x.cols; ++j) row[j] += bias[j];
-    }
-  }
-
-  void column_sum(ConstMatRef x, float* out) override {
+  void do_column_sum(ConstMatRef x, float* out) override {
     std::vector<double> acc(static_cast<std::size_t>(x.cols), 0.0);
     for (int64_t i = 0; i < x.rows; ++i) {
       const float* row = x.data + i * x.cols;
@@ -184,37 +192,26 @@ class CpuBackend final : public Backend {
     for (int64_t j = 0; j < x.cols; ++j) out[j] = static_cast<float>(acc[j]);
   }
 
-  void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed, uint64_t stream) override {
-    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", [&] { return shape(x) + " -> " + shape(y); });
-    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", [&] { return fmt::format("p = {} outside [0, 1)", p); });
+  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step) override {
     const int64_t n = x.size();
     const float scale = 1.0f / (1.0f - p);
     const bool drop = p > 0.0f;
-    const uint64_t key = stream_key(seed, stream);
-    // Selects, not branches: the keep decisions are coin flips, and a
-    // mispredicted branch per element cost 6x here.
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = x.data[i] > 0.0f ? x.data[i] : 0.0f;
-      const float keep = !drop || dropout_keep_keyed(key, static_cast<uint64_t>(i), p) ? scale : 0.0f;
-      y.data[i] = v * keep;
-    }
+    const uint64_t key = drop ? stream_key(step->dropout_seed, static_cast<uint64_t>(step->epoch + 1)) : 0;
+    for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) {
+      k_.relu_dropout_forward(x.data, y.data, i0, i1, drop, p, scale, key);
+    });
   }
 
-  void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) override {
-    require(dy.size() == y.size() && dx.size() == y.size(), "relu_dropout_backward",
-            [&] { return shape(dy) + ", " + shape(y) + " -> " + shape(dx); });
+  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums) override {
     const int64_t n = y.size();
     const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = dy.data[i] * scale;  // loaded unconditionally: a select, not a branch per element
-      dx.data[i] = y.data[i] > 0.0f ? g : 0.0f;
-    }
+    for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) {
+      k_.relu_dropout_backward(dy.data, y.data, dx.data, i0, i1, scale);
+    });
+    if (col_sums != nullptr) do_column_sum(dx, col_sums);
   }
 
-  void log_softmax(ConstMatRef x, MatRef y) override {
-    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", [&] { return shape(x) + " -> " + shape(y); });
+  void do_log_softmax(ConstMatRef x, MatRef y) override {
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (x.size() > kParallelMin)
     for (int64_t i = 0; i < x.rows; ++i) {
       const float* in = x.data + i * x.cols;
@@ -224,13 +221,99 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split,
-                       uint8_t mask_bit, int64_t n_masked, float* loss_out, float* grad) override {
+  void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                          int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,
+                          MetricsRing ring) override {
+    if (step->stopped != 0) return;
+    EpochMetrics& slot = ring.slots[step->epoch % ring.size];
+    slot.loss = masked_nll(logits, labels, split, mask_bit, n_masked, grad.data);
+    if (bias_grad != nullptr) do_column_sum(grad, bias_grad);
+  }
+
+  void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* step,
+                   MetricsRing ring, bool advance) override {
+    if (step->stopped != 0) return;
+    EpochMetrics& slot = ring.slots[step->epoch % ring.size];
+    slot.val_loss = masked_nll(logits, labels, split, kValBit, n_val, nullptr);
+    argmax_correct(logits, labels, split, slot.correct);
+    slot.epoch = static_cast<int32_t>(step->epoch + 1);
+    select_epoch(*step, slot, advance);
+  }
+
+  void do_adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
+                    const StepState* state) override {
+    if (state->stopped != 0) return;
+    const int64_t step = state->epoch + 1;
+    // As torch.optim.Adam (single-tensor path): the bias corrections are Python
+    // floats (double), the element-wise update runs in float32.
+    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
+    cpu::AdamScalars s{};
+    s.beta1 = cfg.beta1;
+    s.beta2 = cfg.beta2;
+    s.one_minus_b1 = 1.0f - cfg.beta1;
+    s.one_minus_b2 = 1.0f - cfg.beta2;
+    s.eps = cfg.eps;
+    s.weight_decay = cfg.weight_decay;
+    s.step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
+    s.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+    for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) { k_.adam(params, grads, m, v, i0, i1, s); });
+  }
+
+  void do_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step) override {
+    if (step->improved != 0) std::memmove(dst, src, bytes);
+  }
+
+ public:
+  int record_marker() override {
+    markers_.push_back(std::chrono::steady_clock::now());
+    return static_cast<int>(markers_.size()) - 1;
+  }
+  double elapsed_ms(int from, int to) override {
+    require(from >= 0 && to >= 0 && static_cast<std::size_t>(std::max(from, to)) < markers_.size(), "elapsed_ms",
+            [&] { return fmt::format("markers {} and {} of {}", from, to, markers_.size()); });
+    return std::chrono::duration<double, std::milli>(markers_[to] - markers_[from]).count();
+  }
+  void clear_markers() override { markers_.clear(); }
+  std::size_t peak_memory_bytes() const override { return peak_; }
+
+ private:
+  // c (M, N) = aᵀ · b with a (K, M) and b (K, N) rows: a reduction over K,
+  // the long side (the rows of the graph) in the weight gradient. Fixed chunks
+  // of 4096 rows are summed in parallel and combined in chunk order, so the
+  // result does not depend on the thread count.
+  void gemm_at(ConstMatRef a, const float* bp, MatRef c) {
+    const int64_t k = a.rows, m = a.cols, n = c.cols;
+    constexpr int64_t kChunk = 4096;
+    const int64_t n_chunks = (k + kChunk - 1) / kChunk;
+    std::vector<double>& partial = gemm_partial_;
+    partial.assign(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);
+    // In parallel over the rows of c (each a sum of its own): the chunks'
+    // order, and so every bit, stays the same for any thread count.
+    for_ranges(n_threads_, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
+      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
+        k_.gemm_tn(a.data, m, bp, n, n, chunk * kChunk, std::min(k, (chunk + 1) * kChunk), r0, r1,
+                   partial.data() + chunk * m * n);
+      }
+    });
+    for (int64_t idx = 0; idx < m * n; ++idx) {
+      double sum = 0.0;
+      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += partial[chunk * m * n + idx];
+      c.data[idx] = static_cast<float>(sum);
+    }
+  }
+
+  // The mean over the masked rows of -log_softmax(logits)[r, label] (per-row
+  // terms summed in row order, in double), and its gradient when grad is set:
+  // (softmax - onehot) / n_masked on masked rows, 0 elsewhere.
+  float masked_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                   int64_t n_masked, float* grad) {
     const int64_t n_rows = logits.rows;
     const int64_t n_cls = logits.cols;
     const double inv_count = n_masked > 0 ? 1.0 / static_cast<double>(n_masked) : 0.0;
     // Per-row terms first, summed afterwards in row order: the same total for any thread count.
-    std::vector<double> terms(static_cast<std::size_t>(n_rows), 0.0);
+    std::vector<double>& terms = row_terms_;
+    terms.assign(static_cast<std::size_t>(n_rows), 0.0);
 #pragma omp parallel for num_threads(n_threads_) schedule(static) if (logits.size() > kParallelMin)
     for (int64_t i = 0; i < n_rows; ++i) {
       const float* in = logits.data + i * n_cls;
@@ -251,117 +334,24 @@ class CpuBackend final : public Backend {
     }
     double total = 0.0;
     for (int64_t i = 0; i < n_rows; ++i) total += terms[i];
-    *loss_out = static_cast<float>(total * inv_count);
+    return static_cast<float>(total * inv_count);
   }
 
-  void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                int64_t n_masked, float* loss_out, float* grad) override {
-    const int64_t n_cls = log_probs.cols;
-    const double inv_count = n_masked > 0 ? 1.0 / static_cast<double>(n_masked) : 0.0;
-    double total = 0.0;
-    for (int64_t i = 0; i < log_probs.rows; ++i) {
-      if ((split[i] & mask_bit) != 0) total -= log_probs.data[i * n_cls + labels[i]];
-    }
-    *loss_out = static_cast<float>(total * inv_count);
-    if (grad == nullptr) return;
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (log_probs.size() > kParallelMin)
-    for (int64_t i = 0; i < log_probs.rows; ++i) {
-      const float* lp = log_probs.data + i * n_cls;
-      float* g = grad + i * n_cls;
-      const bool masked = (split[i] & mask_bit) != 0;
-      for (int64_t j = 0; j < n_cls; ++j) {
-        g[j] = masked ? static_cast<float>((std::exp(lp[j]) - (j == labels[i] ? 1.0f : 0.0f)) * inv_count) : 0.0f;
-      }
-    }
-  }
-
-  void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* pred,
-                      int32_t* correct_out) override {
+  // torch.argmax per row (the first maximum, or the first NaN) and the
+  // correct counts per split bit.
+  static void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* correct_out) {
     int32_t correct[3] = {0, 0, 0};
     for (int64_t i = 0; i < logits.rows; ++i) {
       const float* in = logits.data + i * logits.cols;
-      // torch.argmax: the first maximum, or the first NaN if there is one.
       int32_t best = 0;
       for (int64_t j = 1; j < logits.cols && !std::isnan(in[best]); ++j) {
         if (in[j] > in[best] || std::isnan(in[j])) best = static_cast<int32_t>(j);
       }
-      if (pred != nullptr) pred[i] = best;
       if (best == labels[i]) {
         for (int bit = 0; bit < 3; ++bit) correct[bit] += (split[i] >> bit) & 1;
       }
     }
     std::copy(correct, correct + 3, correct_out);
-  }
-
-  void adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
-                 const AdamConfig& cfg, int64_t step) override {
-    // As torch.optim.Adam (single-tensor path): the bias corrections are Python
-    // floats (double), the element-wise update runs in float32.
-    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
-    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
-    const float step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
-    const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    const float one_minus_b1 = 1.0f - cfg.beta1;
-    const float one_minus_b2 = 1.0f - cfg.beta2;
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = grads[i] + cfg.weight_decay * params[i];
-      m[i] = m[i] * cfg.beta1 + one_minus_b1 * g;
-      v[i] = v[i] * cfg.beta2 + one_minus_b2 * g * g;
-      const float denom = std::sqrt(v[i]) / bc2_sqrt + cfg.eps;
-      params[i] -= step_size * (m[i] / denom);
-    }
-  }
-
-  int record_marker() override {
-    markers_.push_back(std::chrono::steady_clock::now());
-    return static_cast<int>(markers_.size()) - 1;
-  }
-  double elapsed_ms(int from, int to) override {
-    require(from >= 0 && to >= 0 && static_cast<std::size_t>(std::max(from, to)) < markers_.size(), "elapsed_ms",
-            [&] { return fmt::format("markers {} and {} of {}", from, to, markers_.size()); });
-    return std::chrono::duration<double, std::milli>(markers_[to] - markers_[from]).count();
-  }
-  void clear_markers() override { markers_.clear(); }
-  std::size_t peak_memory_bytes() const override { return peak_; }
-
- private:
-  // c (M, N) = aᵀ · op(b) with a (K, M): a reduction over K, the long side
-  // (the rows of the graph) in the weight gradient. Fixed chunks of 4096 rows
-  // (small enough to stay in cache while each column of a runs down them) are
-  // summed in parallel and combined in chunk order, so the result does not
-  // depend on the thread count.
-  void gemm_at(ConstMatRef a, ConstMatRef b, bool trans_b, MatRef c) {
-    const int64_t k = a.rows, m = a.cols, n = c.cols;
-    std::vector<float> b_copy;
-    const float* bp = op_b_rows(b, trans_b, b_copy);
-    constexpr int64_t kChunk = 4096;
-    const int64_t n_chunks = (k + kChunk - 1) / kChunk;
-    std::vector<double> partial(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (m * n * k > kParallelMin)
-    for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-      double* acc_chunk = partial.data() + chunk * m * n;
-      const int64_t begin = chunk * kChunk, end = std::min(k, begin + kChunk);
-      for (int64_t i = 0; i < m; ++i) {
-        for_column_blocks(n, [&](int64_t j0, auto width) {
-          constexpr int kW = decltype(width)::value;
-          double acc[kW] = {};
-          for (int64_t p = begin; p < end; ++p) {
-            const double api = a.data[p * a.cols + i];
-            const float* brow = bp + p * n + j0;
-            // Zeros of a (ReLU's, about half of a hidden layer) add nothing,
-            // not even a -0 or a 0·inf: a select, as a branch mispredicts.
-            for (int j = 0; j < kW; ++j) acc[j] = api != 0.0 ? acc[j] + api * brow[j] : acc[j];
-          }
-          std::copy(acc, acc + kW, acc_chunk + i * n + j0);
-        });
-      }
-    }
-    for (int64_t idx = 0; idx < m * n; ++idx) {
-      double sum = 0.0;
-      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += partial[chunk * m * n + idx];
-      c.data[idx] = static_cast<float>(sum);
-    }
   }
 
   // log_softmax(x)_j = (x_j - max) - log_sum: subtracting the max first keeps
@@ -382,6 +372,11 @@ class CpuBackend final : public Backend {
   std::unordered_map<void*, std::size_t> sizes_;  // live allocations
   std::size_t in_use_ = 0, peak_ = 0;
   std::vector<std::chrono::steady_clock::time_point> markers_;
+  std::vector<double> row_terms_;     // scratch of masked_nll, kept between calls
+  std::vector<float> b_copy_;         // a transposed gemm operand
+  std::vector<double> gemm_partial_;  // gemm_at's per-chunk sums
+  const cpu::CpuKernels& k_ = cpu::cpu_kernels();
+  CpuBenchOps bench_;
 };
 
 }  // namespace

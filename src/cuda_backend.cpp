@@ -1,9 +1,10 @@
 // The CUDA backend's host side: the device, its stream, cuBLAS and cuSPARSE
 // handles bound to that stream, device memory, and the launchers of the
 // hand-written kernels (kernels/). Every op is enqueued on the backend's own
-// non-blocking stream (nothing on the legacy default stream), and no op
-// allocates once its workspaces have grown to the run's sizes, so an epoch can
-// later be captured into a CUDA graph.
+// non-blocking stream (nothing on the legacy default stream); no op allocates
+// or waits once its workspaces have grown to the run's sizes, and per-epoch
+// values come from the step state in device memory, so an epoch is recorded
+// once as a CUDA graph (record()) and replayed.
 //
 // Compiled by the host compiler: only the C runtime API and the library
 // headers, no CUDA C++.
@@ -30,9 +31,9 @@
 #include "adam.hpp"
 #include "check.hpp"
 #include "classifier.hpp"
+#include "cuda_module.hpp"
 #include "elementwise.hpp"
 #include "gcn/backend.hpp"
-#include "gcn/devices.hpp"
 #include "gcn/error.hpp"
 #include "op_checks.hpp"
 #include "reduce.hpp"
@@ -47,7 +48,6 @@ namespace gcn {
 namespace {
 
 using detail::require;
-using detail::shape;
 
 // ---- RAII wrappers (move-only; destructors log, never throw) ---------------
 
@@ -83,6 +83,16 @@ struct DestroyDnMat {
     if (cusparseDestroyDnMat(d) != CUSPARSE_STATUS_SUCCESS) spdlog::warn("cusparseDestroyDnMat failed");
   }
 };
+struct DestroyGraph {
+  void operator()(CUgraph_st* g) const noexcept {
+    if (cudaGraphDestroy(g) != cudaSuccess) spdlog::warn("cudaGraphDestroy failed");
+  }
+};
+struct DestroyGraphExec {
+  void operator()(CUgraphExec_st* g) const noexcept {
+    if (cudaGraphExecDestroy(g) != cudaSuccess) spdlog::warn("cudaGraphExecDestroy failed");
+  }
+};
 
 using StreamPtr = std::unique_ptr<CUstream_st, HandleDeleter<CUstream_st, DestroyStream>>;
 using CublasPtr = std::unique_ptr<cublasContext, HandleDeleter<cublasContext, DestroyCublas>>;
@@ -91,6 +101,10 @@ using SpMatPtr = std::unique_ptr<cusparseSpMatDescr, HandleDeleter<cusparseSpMat
 using ConstDnMatPtr =
     std::unique_ptr<const cusparseDnMatDescr, HandleDeleter<const cusparseDnMatDescr, DestroyDnMat>>;
 using DnMatPtr = std::unique_ptr<cusparseDnMatDescr, HandleDeleter<cusparseDnMatDescr, DestroyDnMat>>;
+using GraphPtr = std::unique_ptr<CUgraph_st, HandleDeleter<CUgraph_st, DestroyGraph>>;
+using GraphExecPtr = std::unique_ptr<CUgraphExec_st, HandleDeleter<CUgraphExec_st, DestroyGraphExec>>;
+
+constexpr double kMiB = 1024.0 * 1024.0;
 
 void* device_malloc(std::size_t bytes, int device) {
   void* p = nullptr;
@@ -99,7 +113,6 @@ void* device_malloc(std::size_t bytes, int device) {
     (void)cudaGetLastError();  // an allocation failure is not sticky: clear it for the next check
     std::size_t free_bytes = 0, total_bytes = 0;
     if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
-    constexpr double kMiB = 1024.0 * 1024.0;
     throw DeviceError(fmt::format(
         "cuda:{}: cannot allocate {} bytes ({:.1f} MiB) of device memory: {} ({:.1f} MiB free of {:.1f} MiB)",
         device, bytes, static_cast<double>(bytes) / kMiB, cudaGetErrorString(err),
@@ -114,20 +127,39 @@ void device_free(void* p) noexcept {
   if (err != cudaSuccess) spdlog::warn("cudaFree failed: {}", cudaGetErrorString(err));
 }
 
-// Owning device memory.
+// Counts every byte of device memory the backend holds (allocate(), the
+// sparse matrices, the workspaces), for peak_memory_bytes().
+class MemoryAccount {
+ public:
+  void add(int64_t delta) noexcept {
+    in_use_ = static_cast<std::size_t>(static_cast<int64_t>(in_use_) + delta);
+    peak_ = std::max(peak_, in_use_);
+  }
+  std::size_t peak() const { return peak_; }
+
+ private:
+  std::size_t in_use_ = 0, peak_ = 0;
+};
+
+// Owning device memory, counted in an account.
 class DeviceMemory {
  public:
   DeviceMemory() = default;
-  DeviceMemory(std::size_t bytes, int device) : ptr_(device_malloc(bytes, device)), bytes_(bytes) {}
-  ~DeviceMemory() { device_free(ptr_); }
+  DeviceMemory(std::size_t bytes, int device, MemoryAccount* account)
+      : ptr_(device_malloc(bytes, device)), bytes_(bytes), account_(account) {
+    if (account_ != nullptr) account_->add(static_cast<int64_t>(bytes_));
+  }
+  ~DeviceMemory() { release(); }
   DeviceMemory(const DeviceMemory&) = delete;
   DeviceMemory& operator=(const DeviceMemory&) = delete;
-  DeviceMemory(DeviceMemory&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  DeviceMemory(DeviceMemory&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)), account_(o.account_) {}
   DeviceMemory& operator=(DeviceMemory&& o) noexcept {
     if (this != &o) {
-      device_free(ptr_);
+      release();
       ptr_ = std::exchange(o.ptr_, nullptr);
       bytes_ = std::exchange(o.bytes_, 0);
+      account_ = o.account_;
     }
     return *this;
   }
@@ -135,35 +167,53 @@ class DeviceMemory {
   std::size_t bytes() const { return bytes_; }
 
  private:
+  void release() noexcept {
+    if (ptr_ != nullptr && account_ != nullptr) account_->add(-static_cast<int64_t>(bytes_));
+    device_free(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
+  MemoryAccount* account_ = nullptr;
 };
 
 // cuSPARSE's setup for one product A·B -> C with row-major B and C: the dense
-// descriptors and the workspace size cusparseSpMM_bufferSize gave, or that
-// the algorithm refused the shape (NOT_SUPPORTED). Made on the product's
-// first call and reused by every later one: an epoch multiplies the same
-// buffers each time, so no descriptor is created per epoch.
+// descriptors, the workspace cusparseSpMM_bufferSize asked for (each plan its
+// own, since cusparseSpMM_preprocess keeps data in it), or that the algorithm
+// refused the shape. Made on the product's first call and reused by every
+// later one: an epoch multiplies the same buffers each time, so no descriptor
+// is created per epoch.
 struct SpmmPlan {
   ConstDnMatPtr b;
   DnMatPtr c;
-  std::size_t workspace = 0;
+  DeviceMemory workspace;
   bool supported = true;
 };
 
-// A CSR matrix on the device with its cuSPARSE descriptor, and the plans of
-// the products it takes part in. The descriptor holds raw pointers into the
-// three arrays, which live exactly as long.
+// A CSR matrix on the device with its cuSPARSE descriptor, its balanced
+// schedule for our own kernel, and the plans of the products it takes part
+// in. The descriptor holds raw pointers into the three arrays, which live
+// exactly as long.
 class CudaSparse final : public SparseMatrix {
  public:
-  CudaSparse(const CsrMatrix& host, int device, cudaStream_t stream)
+  CudaSparse(const CsrMatrix& host, int device, MemoryAccount* account, cudaStream_t stream)
       : SparseMatrix(host.n_rows, host.n_cols, host.nnz()),
-        indptr_(host.indptr.size() * sizeof(int32_t), device),
-        indices_(host.indices.size() * sizeof(int32_t), device),
-        values_(host.values.size() * sizeof(float), device) {
+        indptr_(host.indptr.size() * sizeof(int32_t), device, account),
+        indices_(host.indices.size() * sizeof(int32_t), device, account),
+        values_(host.values.size() * sizeof(float), device, account) {
+    const kernels::SpmmSchedule schedule = kernels::make_spmm_schedule(host.indptr);
+    n_segments_ = static_cast<int64_t>(schedule.segments.size());
+    n_parts_ = schedule.n_parts;
+    segments_ = DeviceMemory(schedule.segments.size() * sizeof(kernels::SpmmSegment), device, account);
+    counters_ = DeviceMemory(static_cast<std::size_t>(schedule.n_counters) * sizeof(unsigned), device, account);
     copy(indptr_, host.indptr.data(), host.indptr.size() * sizeof(int32_t), stream);
     copy(indices_, host.indices.data(), host.indices.size() * sizeof(int32_t), stream);
     copy(values_, host.values.data(), host.values.size() * sizeof(float), stream);
+    copy(segments_, schedule.segments.data(), schedule.segments.size() * sizeof(kernels::SpmmSegment), stream);
+    if (schedule.n_counters > 0) {
+      CUDA_CHECK(cudaMemsetAsync(counters_.get(), 0, counters_.bytes(), stream));
+    }
     CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vectors may go once we return
     // No descriptor for an empty product: spmm writes zeros itself.
     if (rows() > 0 && cols() > 0 && nnz() > 0) {
@@ -175,9 +225,12 @@ class CudaSparse final : public SparseMatrix {
     }
   }
   cusparseSpMatDescr_t descr() const { return descr_.get(); }
-  const int32_t* indptr() const { return static_cast<const int32_t*>(indptr_.get()); }
   const int32_t* indices() const { return static_cast<const int32_t*>(indices_.get()); }
   const float* values() const { return static_cast<const float*>(values_.get()); }
+  const kernels::SpmmSegment* segments() const { return static_cast<const kernels::SpmmSegment*>(segments_.get()); }
+  int64_t n_segments() const { return n_segments_; }
+  int64_t n_parts() const { return n_parts_; }
+  unsigned* counters() const { return static_cast<unsigned*>(counters_.get()); }
 
   // The plan of the product of this matrix with B (n columns) into C under
   // alg, or nullptr before its first call. Plans live with the matrix they
@@ -203,31 +256,15 @@ class CudaSparse final : public SparseMatrix {
     if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst.get(), src, bytes, cudaMemcpyHostToDevice, stream));
   }
 
-  DeviceMemory indptr_;   // (rows + 1) int32
-  DeviceMemory indices_;  // (nnz) int32
-  DeviceMemory values_;   // (nnz) float
+  DeviceMemory indptr_;    // (rows + 1) int32
+  DeviceMemory indices_;   // (nnz) int32
+  DeviceMemory values_;    // (nnz) float
+  DeviceMemory segments_;  // the schedule of our SpMM kernel
+  DeviceMemory counters_;  // its completion counters (zero between products)
+  int64_t n_segments_ = 0, n_parts_ = 0;
   SpMatPtr descr_;
   mutable std::map<PlanKey, SpmmPlan> plans_;
 };
-
-// Peak DRAM bandwidth of the GPUs we benchmark on, from NVIDIA's data sheets
-// (the CUDA 13 runtime no longer reports the memory clock). 0 when unknown.
-double known_peak_bandwidth_gbs(const std::string& name) {
-  struct Entry {
-    const char* pattern;
-    double gbs;
-  };
-  static const Entry kTable[] = {
-      {"H200", 4800.0},      {"H100 NVL", 3900.0}, {"H100 PCIe", 2000.0}, {"H100", 3350.0},
-      {"A100-SXM4-80GB", 2039.0}, {"A100 80GB PCIe", 1935.0}, {"A100", 1555.0},
-      {"L40S", 864.0},       {"L4", 300.0},        {"RTX 4090", 1008.0},  {"RTX 3090", 936.0},
-      {"V100", 900.0},       {"T4", 320.0},
-  };
-  for (const Entry& e : kTable) {
-    if (name.find(e.pattern) != std::string::npos) return e.gbs;
-  }
-  return 0.0;
-}
 
 // cuBLAS wants a workspace of its own under graph capture (it would otherwise
 // allocate); 32 MiB is NVIDIA's recommendation for Hopper.
@@ -260,47 +297,23 @@ SpmmAlg spmm_alg_from_env() {
   throw UsageError(fmt::format("GCN_SPMM_ALG={}: use alg3 (cuSPARSE CSR_ALG3, the default), alg2, alg1 or kernel", v));
 }
 
+// A recorded epoch: the instantiated CUDA graph, replayed on the stream.
+class CudaRecording final : public Recording {
+ public:
+  CudaRecording(GraphExecPtr exec, cudaStream_t stream) : exec_(std::move(exec)), stream_(stream) {}
+  void replay() override { CUDA_CHECK(cudaGraphLaunch(exec_.get(), stream_)); }
+
+ private:
+  GraphExecPtr exec_;
+  cudaStream_t stream_;
+};
+
+class CudaBenchOps;
+
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
-    CUDA_CHECK(cudaSetDevice(device_));
-    cudaDeviceProp prop{};
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
-    name_ = prop.name;
-    n_sms_ = prop.multiProcessorCount;
-    total_bytes_ = prop.totalGlobalMem;
-
-    cudaStream_t s = nullptr;
-    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    stream_.reset(s);
-
-    cublasHandle_t cb = nullptr;
-    CUBLAS_CHECK(cublasCreate(&cb));
-    cublas_.reset(cb);
-    CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream_.get()));
-    // Plain FP32 (no TF32): the results must match the CPU's float math.
-    CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
-    cublas_workspace_ = DeviceMemory(kCublasWorkspaceBytes, device_);
-    account(static_cast<int64_t>(kCublasWorkspaceBytes));
-    CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_workspace_.get(), cublas_workspace_.bytes()));
-
-    spmm_alg_ = spmm_alg_from_env();
-
-    cusparseHandle_t sp = nullptr;
-    CUSPARSE_CHECK(cusparseCreate(&sp));
-    cusparse_.reset(sp);
-    CUSPARSE_CHECK(cusparseSetStream(cusparse_.get(), stream_.get()));
-  }
-
-  ~CudaBackend() override {
-    for (cudaEvent_t e : events_) {
-      if (cudaEventDestroy(e) != cudaSuccess) spdlog::warn("cudaEventDestroy failed");
-    }
-    // Queued work may still use the workspaces freed below.
-    if (stream_ && cudaStreamSynchronize(stream_.get()) != cudaSuccess) {
-      spdlog::warn("cuda:{}: stream synchronisation failed at shutdown", device_);
-    }
-  }
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
 
   DeviceKind kind() const override { return DeviceKind::kCuda; }
   std::string describe() const override {
@@ -310,198 +323,77 @@ class CudaBackend final : public Backend {
 
   // ---- memory ---------------------------------------------------------------
   void* allocate(std::size_t bytes) override {
+    refuse_while_recording("allocate");
     void* p = device_malloc(bytes, device_);
     sizes_[p] = bytes;
-    account(static_cast<int64_t>(bytes));
+    account_.add(static_cast<int64_t>(bytes));
     return p;
   }
   void deallocate(void* ptr) noexcept override {
     const auto it = sizes_.find(ptr);
     if (it != sizes_.end()) {
-      account(-static_cast<int64_t>(it->second));
+      account_.add(-static_cast<int64_t>(it->second));
       sizes_.erase(it);
     }
     device_free(ptr);
   }
   void upload(void* dst, const void* host_src, std::size_t bytes) override {
+    refuse_while_recording("upload");
     if (bytes == 0) return;
-    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_.get()));
-    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // host_src may be freed once we return
+    CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream()));
+    CUDA_CHECK(cudaStreamSynchronize(stream()));  // host_src may be freed once we return
   }
   void download(void* host_dst, const void* src, std::size_t bytes) override {
-    if (bytes == 0) {
-      synchronize();
-      return;
-    }
-    CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_.get()));
-    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    refuse_while_recording("download");
+    if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
+    synchronize();
   }
   void fill_zero(void* dst, std::size_t bytes) override {
-    if (bytes > 0) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_.get()));
+    if (bytes > 0) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream()));
   }
   void copy(void* dst, const void* src, std::size_t bytes) override {
-    if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_.get()));
+    if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
   }
-  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
+  void synchronize() override {
+    refuse_while_recording("synchronize");
+    CUDA_CHECK(cudaStreamSynchronize(stream()));
+  }
+  void* allocate_host(std::size_t bytes) override {
+    refuse_while_recording("allocate_host");
+    void* p = nullptr;
+    const cudaError_t err = cudaMallocHost(&p, std::max<std::size_t>(bytes, 1));
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw DeviceError(fmt::format("cuda:{}: cannot allocate {} bytes of pinned host memory: {}", device_, bytes,
+                                    cudaGetErrorString(err)));
+    }
+    return p;
+  }
+  void deallocate_host(void* ptr) noexcept override {
+    if (ptr != nullptr && cudaFreeHost(ptr) != cudaSuccess) spdlog::warn("cudaFreeHost failed");
+  }
+  void download_async(void* host_dst, const void* src, std::size_t bytes) override {
+    if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
+  }
 
-  // ---- sparse ---------------------------------------------------------------
   std::unique_ptr<SparseMatrix> upload_csr(const CsrMatrix& host) override {
+    refuse_while_recording("upload_csr");
     host.validate("upload_csr");
-    return std::make_unique<CudaSparse>(host, device_, stream_.get());
+    return std::make_unique<CudaSparse>(host, device_, &account_, stream());
   }
 
-  void spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c) override {
-    const auto* a = dynamic_cast<const CudaSparse*>(&a_base);
-    require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
-    require(a->cols() == b.rows && c.rows == a->rows() && c.cols == b.cols, "spmm",
-            [&] { return fmt::format("shapes ({}, {}) x {} -> {}", a->rows(), a->cols(), shape(b), shape(c)); });
-    if (c.size() == 0) return;
-    if (spmm_alg_ == SpmmAlg::kKernel) {
-      spmm_kernel(*a, b, c);  // writes every element of c
-      return;
-    }
-    if (a->descr() == nullptr) {  // no non-zeros: C = 0
-      fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
-      return;
-    }
-
-    // CSR_ALG3 by default: of cuSPARSE's CSR algorithms it is the one NVIDIA
-    // names as bit-wise reproducible run to run (CSR_ALG1 and CSR_ALG2 "may
-    // produce slightly different results"), and we promise bit-identical
-    // reruns. A shape or layout it refuses (NOT_SUPPORTED) goes to our own
-    // kernel, also deterministic, never to ALG1/ALG2 behind the user's back.
-    const float alpha = 1.0f, beta = 0.0f;
-    const cusparseSpMMAlg_t alg = spmm_alg_ == SpmmAlg::kAlg1   ? CUSPARSE_SPMM_CSR_ALG1
-                                  : spmm_alg_ == SpmmAlg::kAlg2 ? CUSPARSE_SPMM_CSR_ALG2
-                                                                : CUSPARSE_SPMM_CSR_ALG3;
-    const SpmmPlan* plan = a->find_plan(b.data, c.data, c.cols, alg);
-    if (plan == nullptr) plan = &a->keep_plan(b.data, c.data, c.cols, alg, make_spmm_plan(*a, b, c, alg));
-    if (!plan->supported) {
-      if (!spmm_fallback_logged_) {
-        spdlog::warn("cuSPARSE SpMM {} does not support a ({}, {}) x ({}, {}) row-major product; using gcn-train's "
-                     "own SpMM kernel for such products",
-                     spmm_alg_name(spmm_alg_), a->rows(), a->cols(), b.rows, b.cols);
-        spmm_fallback_logged_ = true;
-      }
-      spmm_kernel(*a, b, c);
-      return;
-    }
-    // cuSPARSE documents beta == 0 as overwriting C, but zeroing first costs
-    // one memset and makes sure no stale NaN in C can leak through 0 * NaN.
-    fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
-    void* workspace = grow(spmm_workspace_, plan->workspace);
-    CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                &alpha, a->descr(), plan->b.get(), &beta, plan->c.get(), CUDA_R_32F, alg, workspace));
-  }
-
-  SpmmPlan make_spmm_plan(const CudaSparse& a, ConstMatRef b, MatRef c, cusparseSpMMAlg_t alg) {
-    SpmmPlan plan;
-    cusparseConstDnMatDescr_t b_raw = nullptr;
-    CUSPARSE_CHECK(cusparseCreateConstDnMat(&b_raw, b.rows, b.cols, b.cols, b.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
-    plan.b.reset(b_raw);
-    cusparseDnMatDescr_t c_raw = nullptr;
-    CUSPARSE_CHECK(cusparseCreateDnMat(&c_raw, c.rows, c.cols, c.cols, c.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
-    plan.c.reset(c_raw);
-    const float alpha = 1.0f, beta = 0.0f;
-    const cusparseStatus_t st =
-        cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                &alpha, a.descr(), plan.b.get(), &beta, plan.c.get(), CUDA_R_32F, alg, &plan.workspace);
-    if (st == CUSPARSE_STATUS_NOT_SUPPORTED) {
-      plan.supported = false;
-    } else {
-      CUSPARSE_CHECK(st);
-    }
-    return plan;
-  }
-
-  void spmm_kernel(const CudaSparse& a, ConstMatRef b, MatRef c) {
-    kernels::launch_csr_spmm(a.indptr(), a.indices(), a.values(), c.rows, c.cols, b.data, c.data, stream_.get());
-  }
-
-  // ---- dense ----------------------------------------------------------------
-  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
-    const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
-    const int64_t m = dims.m, n = dims.n, k = dims.k;
-    require(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.cols <= INT_MAX && b.cols <= INT_MAX, "gemm",
-            "dimensions beyond 32-bit cuBLAS sizes");
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-      fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
-      return;
-    }
-    // cuBLAS is column-major and a row-major matrix is its column-major
-    // transpose, so compute Cᵀ (n, m) = op(B)ᵀ · op(A)ᵀ: B comes first, each
-    // operand keeps its own transpose flag, and every leading dimension is
-    // the stored row length (cols).
-    const float alpha = 1.0f, beta = 0.0f;
-    CUBLAS_CHECK(cublasSgemm(cublas_.get(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                             static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b.data,
-                             static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta, c.data,
-                             static_cast<int>(n)));
-  }
-
-  void add_bias(MatRef x, const float* bias) override {
-    kernels::launch_add_bias(x.data, bias, x.rows, x.cols, stream_.get());
-  }
-
-  void column_sum(ConstMatRef x, float* out) override {
-    const int64_t n_partial = kernels::column_sum_scratch(x.rows, x.cols);
-    auto* partial = static_cast<double*>(grow(scratch_, static_cast<std::size_t>(n_partial) * sizeof(double)));
-    kernels::launch_column_sum(x.data, x.rows, x.cols, out, partial, stream_.get());
-  }
-
-  void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed, uint64_t stream) override {
-    require(x.rows == y.rows && x.cols == y.cols, "relu_dropout_forward", [&] { return shape(x) + " -> " + shape(y); });
-    require(p >= 0.0f && p < 1.0f, "relu_dropout_forward", [&] { return fmt::format("p = {} outside [0, 1)", p); });
-    kernels::launch_relu_dropout_forward(x.data, y.data, x.size(), p, seed, stream, stream_.get());
-  }
-
-  void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) override {
-    require(dy.size() == y.size() && dx.size() == y.size(), "relu_dropout_backward",
-            [&] { return shape(dy) + ", " + shape(y) + " -> " + shape(dx); });
-    require(p >= 0.0f && p < 1.0f, "relu_dropout_backward", [&] { return fmt::format("p = {} outside [0, 1)", p); });
-    kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, y.size(), p, stream_.get());
-  }
-
-  // ---- classifier -----------------------------------------------------------
-  void log_softmax(ConstMatRef x, MatRef y) override {
-    require(x.rows == y.rows && x.cols == y.cols, "log_softmax", [&] { return shape(x) + " -> " + shape(y); });
-    kernels::launch_log_softmax(x.data, y.data, x.rows, x.cols, stream_.get());
-  }
-
-  void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                       int64_t n_masked, float* loss_out, float* grad) override {
-    require(n_masked >= 0 && n_masked <= logits.rows, "log_softmax_nll",
-            [&] { return fmt::format("n_masked = {} for {} rows", n_masked, logits.rows); });
-    auto* row_loss = static_cast<float*>(grow(scratch_, static_cast<std::size_t>(logits.rows) * sizeof(float)));
-    kernels::launch_log_softmax_nll(logits.data, labels, split, mask_bit, n_masked, logits.rows, logits.cols,
-                                    row_loss, loss_out, grad, stream_.get());
-  }
-
-  void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                int64_t n_masked, float* loss_out, float* grad) override {
-    require(n_masked >= 0 && n_masked <= log_probs.rows, "nll_loss",
-            [&] { return fmt::format("n_masked = {} for {} rows", n_masked, log_probs.rows); });
-    auto* row_loss = static_cast<float*>(grow(scratch_, static_cast<std::size_t>(log_probs.rows) * sizeof(float)));
-    kernels::launch_nll_loss(log_probs.data, labels, split, mask_bit, n_masked, log_probs.rows, log_probs.cols,
-                             row_loss, loss_out, grad, stream_.get());
-  }
-
-  void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* pred,
-                      int32_t* correct_out) override {
-    require(logits.cols <= INT_MAX, "argmax_correct", "more columns than int32 indices");
-    kernels::launch_argmax_correct(logits.data, labels, split, logits.rows, logits.cols, pred, correct_out,
-                                   stream_.get());
-  }
+  // ---- recording ------------------------------------------------------------
+  std::unique_ptr<Recording> record(const std::function<void()>& body) override;
 
   // ---- timing and accounting ------------------------------------------------
   int record_marker() override {
+    refuse_while_recording("record_marker");
     if (n_markers_ == static_cast<int>(events_.size())) {
       cudaEvent_t e = nullptr;
       CUDA_CHECK(cudaEventCreate(&e));
       events_.push_back(e);
     }
-    CUDA_CHECK(cudaEventRecord(events_[n_markers_], stream_.get()));
+    CUDA_CHECK(cudaEventRecord(events_[n_markers_], stream()));
     return n_markers_++;
   }
   double elapsed_ms(int from, int to) override {
@@ -513,70 +405,317 @@ class CudaBackend final : public Backend {
     return ms;
   }
   void clear_markers() override { n_markers_ = 0; }
-  std::size_t peak_memory_bytes() const override { return peak_; }
-  double peak_bandwidth_gbs() const override { return known_peak_bandwidth_gbs(name_); }
+  std::size_t peak_memory_bytes() const override { return account_.peak(); }
+  BenchOps* bench_ops() override;
 
-  // ---- optimizer ------------------------------------------------------------
-  void adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
-                 int64_t step) override {
-    require(step >= 1, "adam_step", [&] { return fmt::format("step = {} (counts from 1)", step); });
-    // As the CPU reference and torch.optim.Adam: bias corrections in double.
-    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
-    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
-    kernels::AdamStepParams hp{};
-    hp.beta1 = cfg.beta1;
-    hp.beta2 = cfg.beta2;
-    hp.eps = cfg.eps;
-    hp.weight_decay = cfg.weight_decay;
-    hp.step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
-    hp.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    kernels::launch_adam_step(params, grads, m, v, n, hp, stream_.get());
+  cudaStream_t stream() const { return stream_.get(); }
+  double* scratch_doubles(int64_t n) {
+    return static_cast<double*>(grow(scratch_, static_cast<std::size_t>(std::max<int64_t>(n, 0)) * sizeof(double)));
+  }
+
+ protected:
+  void do_spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c, const float* bias, bool prepared) override;
+  void do_prepare_outputs(const OutputInit* outputs, int count) override {
+    // Only cuSPARSE's products read their output (beta = 1 with a bias);
+    // our kernel writes every element.
+    if (spmm_alg_ == SpmmAlg::kKernel) return;
+    kernels::OutputFills fills{};
+    for (int i = 0; i < count; ++i) fills.item[fills.count++] = {outputs[i].c.data, outputs[i].bias, outputs[i].c.rows, outputs[i].c.cols};
+    kernels::launch_fill_outputs(fills, stream());
+  }
+  void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override;
+  void do_column_sum(ConstMatRef x, float* out) override {
+    const int64_t n_partial = kernels::column_sum_scratch(x.rows, x.cols);
+    kernels::launch_column_sum(x.data, x.rows, x.cols, out, scratch_doubles(n_partial), stream());
+  }
+  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step) override {
+    kernels::launch_relu_dropout_forward(x.data, y.data, x.size(), p, step, stream());
+  }
+  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums) override {
+    double* partial = col_sums != nullptr ? scratch_doubles(kernels::relu_dropout_backward_scratch(dx.rows, dx.cols))
+                                          : nullptr;
+    kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, dx.rows, dx.cols, p, col_sums, partial, counter(),
+                                          stream());
+  }
+  void do_log_softmax(ConstMatRef x, MatRef y) override {
+    kernels::launch_log_softmax(x.data, y.data, x.rows, x.cols, stream());
+  }
+  void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                          int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,
+                          MetricsRing ring) override {
+    kernels::launch_classifier_loss(logits.data, labels, split, mask_bit, n_masked, logits.rows, logits.cols,
+                                    grad.data, bias_grad, step, ring.slots, ring.size,
+                                    scratch_doubles(kernels::classifier_scratch(logits.rows, logits.cols)), counter(),
+                                    stream());
+  }
+  void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* step,
+                   MetricsRing ring, bool advance) override {
+    kernels::launch_evaluate(logits.data, labels, split, n_val, logits.rows, logits.cols, step, ring.slots, ring.size,
+                             advance, scratch_doubles(kernels::classifier_scratch(logits.rows, logits.cols)),
+                             counter(), stream());
+  }
+  void do_adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
+                    const StepState* step) override {
+    const kernels::AdamHyper hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
+    kernels::launch_adam_step(params, grads, m, v, n, hp, step, stream());
+  }
+  void do_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step) override {
+    kernels::launch_copy_if_improved(dst, src, bytes, step, stream());
   }
 
  private:
+  SpmmPlan make_spmm_plan(const CudaSparse& a, ConstMatRef b, MatRef c, cusparseSpMMAlg_t alg);
+  void spmm_kernel(const CudaSparse& a, ConstMatRef b, MatRef c, const float* bias) {
+    auto* partials = static_cast<float*>(
+        grow(spmm_partials_, static_cast<std::size_t>(a.n_parts() * std::max<int64_t>(c.cols, 1)) * sizeof(float)));
+    kernels::launch_csr_spmm(a.segments(), a.n_segments(), a.indices(), a.values(), c.cols, b.data, c.data, bias,
+                             partials, a.counters(), stream());
+  }
+  void fill_output(MatRef c, const float* bias) {
+    kernels::OutputFills fills{};
+    fills.item[0] = {c.data, bias, c.rows, c.cols};
+    fills.count = 1;
+    kernels::launch_fill_outputs(fills, stream());
+  }
+  unsigned* counter() { return static_cast<unsigned*>(counter_.get()); }
+
   // A workspace that only grows. Growing waits for the stream, since queued
-  // work may still use the old buffer; at steady state nothing is allocated
-  // (which CUDA graph capture requires).
+  // work may still use the old buffer; at steady state nothing is allocated,
+  // and growing while an epoch is recorded is an error (a graph cannot
+  // allocate).
   void* grow(DeviceMemory& buffer, std::size_t bytes) {
     if (bytes > buffer.bytes()) {
+      refuse_while_recording("a workspace growing");
       synchronize();
-      account(-static_cast<int64_t>(buffer.bytes()));
       buffer = DeviceMemory();  // free first: the old and new buffers need not coexist
-      buffer = DeviceMemory(bytes, device_);
-      account(static_cast<int64_t>(bytes));
+      buffer = DeviceMemory(bytes, device_, &account_);
     }
     return buffer.get();
   }
-
-  void account(int64_t delta) noexcept {
-    in_use_ = static_cast<std::size_t>(static_cast<int64_t>(in_use_) + delta);
-    peak_ = std::max(peak_, in_use_);
+  void refuse_while_recording(const char* what) const {
+    if (recording_) {
+      throw Error(fmt::format("cuda:{}: {} while an epoch is recorded as a CUDA graph (a recorded epoch must not "
+                              "allocate, copy from the host or wait); rerun with --cuda-graph off and report this",
+                              device_, what));
+    }
   }
 
   int device_;
   std::string name_;
   int n_sms_ = 0;
   std::size_t total_bytes_ = 0;
+  MemoryAccount account_;
   // Declared first so they are destroyed last, after the memory that queued work used.
   StreamPtr stream_;
   DeviceMemory cublas_workspace_;  // outlives the cuBLAS handle that uses it
   CublasPtr cublas_;
   CusparsePtr cusparse_;
-  DeviceMemory spmm_workspace_;  // cusparseSpMM external buffer
-  DeviceMemory scratch_;         // per-row loss terms, column-sum partials
+  DeviceMemory scratch_;         // partial sums of the reductions
+  DeviceMemory spmm_partials_;   // partial sums of our SpMM kernel's cut rows
+  DeviceMemory counter_;         // one unsigned: the last-block tickets (zero between launches)
   std::unordered_map<void*, std::size_t> sizes_;  // live allocate() blocks
-  std::size_t in_use_ = 0, peak_ = 0;             // bytes, workspaces included
   std::vector<cudaEvent_t> events_;               // marker pool, reused across clear_markers()
   int n_markers_ = 0;
   SpmmAlg spmm_alg_ = SpmmAlg::kAlg3;
   bool spmm_fallback_logged_ = false;
+  bool recording_ = false;
+  std::unique_ptr<CudaBenchOps> bench_;
 };
+
+// The unfused NLL gcn-bench compares the fused loss with.
+class CudaBenchOps final : public BenchOps {
+ public:
+  explicit CudaBenchOps(CudaBackend& be) : be_(be) {}
+  void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                int64_t n_masked, float* loss_out, float* grad) override {
+    require(n_masked >= 0 && n_masked <= log_probs.rows, "nll_loss",
+            [&] { return fmt::format("n_masked = {} for {} rows", n_masked, log_probs.rows); });
+    auto* row_loss = reinterpret_cast<float*>(be_.scratch_doubles((log_probs.rows + 1) / 2));
+    kernels::launch_nll_loss(log_probs.data, labels, split, mask_bit, n_masked, log_probs.rows, log_probs.cols,
+                             row_loss, loss_out, grad, be_.stream());
+  }
+
+ private:
+  CudaBackend& be_;
+};
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  CUDA_CHECK(cudaSetDevice(device_));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  name_ = prop.name;
+  n_sms_ = prop.multiProcessorCount;
+  total_bytes_ = prop.totalGlobalMem;
+
+  cudaStream_t s = nullptr;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  stream_.reset(s);
+
+  cublasHandle_t cb = nullptr;
+  CUBLAS_CHECK(cublasCreate(&cb));
+  cublas_.reset(cb);
+  CUBLAS_CHECK(cublasSetStream(cublas_.get(), stream()));
+  // Plain FP32 (no TF32): the results must match the CPU's float math.
+  CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), CUBLAS_DEFAULT_MATH));
+  cublas_workspace_ = DeviceMemory(kCublasWorkspaceBytes, device_, &account_);
+  CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_workspace_.get(), cublas_workspace_.bytes()));
+
+  spmm_alg_ = spmm_alg_from_env();
+
+  cusparseHandle_t sp = nullptr;
+  CUSPARSE_CHECK(cusparseCreate(&sp));
+  cusparse_.reset(sp);
+  CUSPARSE_CHECK(cusparseSetStream(cusparse_.get(), stream()));
+
+  counter_ = DeviceMemory(sizeof(unsigned), device_, &account_);
+  fill_zero(counter_.get(), counter_.bytes());
+  bench_ = std::make_unique<CudaBenchOps>(*this);
+}
+
+CudaBackend::~CudaBackend() {
+  for (cudaEvent_t e : events_) {
+    if (cudaEventDestroy(e) != cudaSuccess) spdlog::warn("cudaEventDestroy failed");
+  }
+  // Queued work may still use the workspaces freed below.
+  if (stream_ && cudaStreamSynchronize(stream_.get()) != cudaSuccess) {
+    spdlog::warn("cuda:{}: stream synchronisation failed at shutdown", device_);
+  }
+}
+
+BenchOps* CudaBackend::bench_ops() { return bench_.get(); }
+
+void CudaBackend::do_spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c, const float* bias, bool prepared) {
+  const auto* a = dynamic_cast<const CudaSparse*>(&a_base);
+  require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
+  if (c.size() == 0) return;
+  // Our kernel: the chosen one, and the one for a single column (cuSPARSE
+  // may route n = 1 through SpMV, whose determinism NVIDIA does not document).
+  if (spmm_alg_ == SpmmAlg::kKernel || c.cols == 1) {
+    spmm_kernel(*a, b, c, bias);  // writes every element of c
+    return;
+  }
+  if (a->descr() == nullptr) {  // no non-zeros: C = bias or 0
+    fill_output(c, bias);
+    return;
+  }
+
+  // CSR_ALG3 by default: of cuSPARSE's CSR algorithms it is the one NVIDIA
+  // names as bit-wise reproducible run to run (CSR_ALG1 and CSR_ALG2 "may
+  // produce slightly different results"), and we promise bit-identical
+  // reruns. A shape or layout it refuses goes to our own kernel, also
+  // deterministic, never to ALG1/ALG2 behind the user's back.
+  const cusparseSpMMAlg_t alg = spmm_alg_ == SpmmAlg::kAlg1   ? CUSPARSE_SPMM_CSR_ALG1
+                                : spmm_alg_ == SpmmAlg::kAlg2 ? CUSPARSE_SPMM_CSR_ALG2
+                                                              : CUSPARSE_SPMM_CSR_ALG3;
+  SpmmPlan* plan = a->find_plan(b.data, c.data, c.cols, alg);
+  if (plan == nullptr) plan = &a->keep_plan(b.data, c.data, c.cols, alg, make_spmm_plan(*a, b, c, alg));
+  if (!plan->supported) {
+    if (!spmm_fallback_logged_) {
+      spdlog::warn("cuSPARSE SpMM {} does not take a ({}, {}) x ({}, {}) row-major product; using gcn-train's "
+                   "own SpMM kernel for such products",
+                   spmm_alg_name(spmm_alg_), a->rows(), a->cols(), b.rows, b.cols);
+      spmm_fallback_logged_ = true;
+    }
+    spmm_kernel(*a, b, c, bias);
+    return;
+  }
+  // C = A·B + beta·C. cuSPARSE documents beta == 0 as overwriting C but not
+  // that C is then never read, so C always starts as zeros or the bias: a
+  // prepared output already holds it (one launch for several products), any
+  // other gets it here. A stale NaN in C cannot leak through 0 * NaN.
+  if (!prepared) fill_output(c, bias);
+  const float alpha = 1.0f, beta = bias != nullptr ? 1.0f : 0.0f;
+  CUSPARSE_CHECK(cusparseSpMM(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                              &alpha, a->descr(), plan->b.get(), &beta, plan->c.get(), CUDA_R_32F, alg,
+                              plan->workspace.get()));
+}
+
+SpmmPlan CudaBackend::make_spmm_plan(const CudaSparse& a, ConstMatRef b, MatRef c, cusparseSpMMAlg_t alg) {
+  refuse_while_recording("a new cuSPARSE plan");
+  SpmmPlan plan;
+  cusparseConstDnMatDescr_t b_raw = nullptr;
+  CUSPARSE_CHECK(cusparseCreateConstDnMat(&b_raw, b.rows, b.cols, b.cols, b.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
+  plan.b.reset(b_raw);
+  cusparseDnMatDescr_t c_raw = nullptr;
+  CUSPARSE_CHECK(cusparseCreateDnMat(&c_raw, c.rows, c.cols, c.cols, c.data, CUDA_R_32F, CUSPARSE_ORDER_ROW));
+  plan.c.reset(c_raw);
+  const float alpha = 1.0f, beta = 1.0f;
+  std::size_t workspace = 0;
+  const cusparseStatus_t st =
+      cusparseSpMM_bufferSize(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                              &alpha, a.descr(), plan.b.get(), &beta, plan.c.get(), CUDA_R_32F, alg, &workspace);
+  // NOT_SUPPORTED is the documented refusal; INVALID_VALUE is what some
+  // algorithms answer for a dense layout they do not take (CSR_ALG1 and
+  // column-major-only B, NVIDIA/CUDALibrarySamples#97): both mean "use our
+  // kernel", never an error.
+  if (st == CUSPARSE_STATUS_NOT_SUPPORTED || st == CUSPARSE_STATUS_INVALID_VALUE) {
+    plan.supported = false;
+    return plan;
+  }
+  CUSPARSE_CHECK(st);
+  plan.workspace = DeviceMemory(std::max<std::size_t>(workspace, 1), device_, &account_);
+  // Preprocessing analyses A once for the products that follow; NVIDIA
+  // documents it as useful for CSR_ALG1 and CSR_ALG3 when A is reused. It
+  // keeps its analysis in this plan's workspace, which is why each plan has
+  // its own.
+  if (alg == CUSPARSE_SPMM_CSR_ALG1 || alg == CUSPARSE_SPMM_CSR_ALG3) {
+    CUSPARSE_CHECK(cusparseSpMM_preprocess(cusparse_.get(), CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                           CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a.descr(), plan.b.get(), &beta,
+                                           plan.c.get(), CUDA_R_32F, alg, plan.workspace.get()));
+  }
+  return plan;
+}
+
+void CudaBackend::do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) {
+  const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
+  const int64_t m = dims.m, n = dims.n, k = dims.k;
+  require(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.cols <= INT_MAX && b.cols <= INT_MAX, "gemm",
+          "dimensions beyond 32-bit cuBLAS sizes");
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
+    return;
+  }
+  // cuBLAS is column-major and a row-major matrix is its column-major
+  // transpose, so compute Cᵀ (n, m) = op(B)ᵀ · op(A)ᵀ: B comes first, each
+  // operand keeps its own transpose flag, and every leading dimension is
+  // the stored row length (cols). beta = 0: cuBLAS documents that C is then
+  // not read.
+  const float alpha = 1.0f, beta = 0.0f;
+  CUBLAS_CHECK(cublasSgemm(cublas_.get(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                           static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b.data,
+                           static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta, c.data,
+                           static_cast<int>(n)));
+}
+
+std::unique_ptr<Recording> CudaBackend::record(const std::function<void()>& body) {
+  CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeGlobal));
+  recording_ = true;
+  cudaGraph_t graph = nullptr;
+  try {
+    body();
+  } catch (...) {
+    recording_ = false;
+    // End (and drop) the capture so the stream can be used again.
+    if (cudaStreamEndCapture(stream(), &graph) == cudaSuccess && graph != nullptr) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    throw;
+  }
+  recording_ = false;
+  CUDA_CHECK(cudaStreamEndCapture(stream(), &graph));
+  const GraphPtr owned(graph);
+  cudaGraphExec_t exec = nullptr;
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  return std::make_unique<CudaRecording>(GraphExecPtr(exec), stream());
+}
 
 }  // namespace
 
-bool cuda_compiled() { return true; }
+// ---- the module's entry points (declared in src/cuda_module.hpp): the
+// loader (src/cuda_loader.cpp) reaches them through gcn_cuda_module_v1 ------
+namespace cuda_module {
 
-int cuda_device_count(std::string* why) {
+int device_count(std::string* why) {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
@@ -591,9 +730,9 @@ int cuda_device_count(std::string* why) {
   return n;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device_index) {
+std::unique_ptr<Backend> make_backend(int device_index) {
   std::string why;
-  const int n = cuda_device_count(&why);
+  const int n = device_count(&why);
   if (n == 0) {
     throw DeviceError(fmt::format("--device cuda: no usable CUDA GPU ({}); use --device cpu or --device auto", why));
   }
@@ -604,4 +743,5 @@ std::unique_ptr<Backend> make_cuda_backend(int device_index) {
   return std::make_unique<CudaBackend>(device_index);
 }
 
+}  // namespace cuda_module
 }  // namespace gcn

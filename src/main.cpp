@@ -17,11 +17,13 @@
 
 #include "gcn/checkpoint.hpp"
 #include "gcn/dataset.hpp"
+#include "gcn/device_graph.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/report.hpp"
 #include "gcn/synthetic.hpp"
+#include "gcn/model.hpp"
 #include "gcn/trainer.hpp"
 
 namespace {
@@ -40,6 +42,7 @@ struct Options {
   std::string json_path;
   std::string save_path, init_path, checkpoint_path, resume_path, predictions_path;
   int checkpoint_every = 0;
+  std::string cuda_graph = "on";
   bool quiet = false;
   int threads = 0;
   bool no_normalize = false;
@@ -131,6 +134,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   gcn::TrainConfig config = opt.train;
   config.loss = gcn::parse_loss(opt.loss);
   config.select = gcn::parse_selection(opt.select);
+  config.cuda_graph = opt.cuda_graph == "on";
   // --epochs 0 --init PATH evaluates a model (from PyG, say) without training.
   const bool eval_only = opt.train.epochs == 0;
   if (eval_only) {
@@ -221,12 +225,15 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                                    : "");
 
   const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
+  // The graph goes to the device once; every run trains on it, and runs share
+  // the model's workspace (and, on CUDA, the recorded epoch).
+  const gcn::DeviceGraph graph(*backend, data);
+  gcn::Trainer trainer(graph, config.hidden, eval_only ? 0.0f : config.dropout);
   gcn::RunReport report;
   if (eval_only) {
     std::vector<float> log_probs;
     gcn::TrainResult evaluated;
-    evaluated.history.push_back(gcn::evaluate_params(*backend, data, config.hidden, *init_params,
-                                                     opt.predictions_path.empty() ? nullptr : &log_probs));
+    evaluated.history.push_back(trainer.evaluate(*init_params, opt.predictions_path.empty() ? nullptr : &log_probs));
     evaluated.selected_epoch = 1;  // the one entry: epoch 0, before any training
     evaluated.params = *init_params;
     const gcn::EpochStats& e = evaluated.history.back();
@@ -262,7 +269,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
         spdlog::info("{}checkpoint after epoch {} -> {}", prefix, state.epoch, opt.checkpoint_path);
       };
     }
-    gcn::TrainResult result = gcn::train_gcn(*backend, data, cfg, options);
+    gcn::TrainResult result = trainer.train(cfg, options);
     const gcn::EpochStats& f = result.final_stats();
     int nonfinite = 0;
     for (const gcn::EpochStats& s : result.history) nonfinite += std::isfinite(s.loss) ? 0 : 1;
@@ -273,11 +280,11 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                    "since epoch {}",
                    prefix, f.epoch, result.best_epoch);
     }
-    spdlog::warn("{}{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch, train step {:.3f} ms) | loss {:.4f} | "
+    spdlog::warn("{}{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch{}) | loss {:.4f} | "
                  "{} epoch {}: train {:.4f} val {:.4f} test {:.4f}",
                  prefix, data.name, backend->describe(), f.epoch, result.train_s, result.epoch_ms_median,
-                 result.train_step_ms_median, f.loss, gcn::selection_name(cfg.select), sel.epoch, sel.train_acc,
-                 sel.val_acc, sel.test_acc);
+                 result.graph_replayed ? ", CUDA graph" : "", f.loss, gcn::selection_name(cfg.select), sel.epoch,
+                 sel.train_acc, sel.val_acc, sel.test_acc);
     if (r == 0 && !opt.save_path.empty()) {
       gcn::write_safetensors(
           opt.save_path,
@@ -380,6 +387,10 @@ int main(int argc, char** argv) {
   app.add_option("--predictions", opt.predictions_path,
                  "Write node, split, label, predicted class and class probabilities as CSV (first run)");
   app.add_option("--threads", opt.threads, "CPU threads (0: OpenMP's default)");
+  app.add_option("--cuda-graph", opt.cuda_graph,
+                 "on: after one warm-up epoch, record the epoch as a CUDA graph and replay it; off: queue every op "
+                 "each epoch (same results; CUDA only)")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--no-normalize-features", opt.no_normalize, "Skip NormalizeFeatures (rows summing to 1)");
   app.add_flag("--allow-nonfinite", opt.train.allow_nonfinite,
                "Keep training when the loss becomes NaN or infinite (default: stop with an error)");

@@ -1,11 +1,11 @@
 #include "gcn/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
 #include "gcn/error.hpp"
-#include "gcn/graph.hpp"
 #include "gcn/rng.hpp"
 
 namespace gcn {
@@ -32,122 +32,413 @@ std::vector<float> glorot_init(const GcnShape& shape, uint64_t seed) {
   return p;
 }
 
+// ---- planning ---------------------------------------------------------------
+
+// What a layer declares while the model is planned: parameters (offsets in
+// the flat array), tensors, and the outputs of prepared products.
+class Planner {
+ public:
+  Planner(Workspace& ws, const DeviceGraph& graph) : ws_(ws), graph_(graph) {}
+
+  const DeviceGraph& graph() const { return graph_; }
+  int64_t n_nodes() const { return graph_.n_nodes(); }
+
+  int64_t add_param(int64_t count) {
+    const int64_t offset = n_params_;
+    n_params_ += count;
+    return offset;
+  }
+  int64_t n_params() const { return n_params_; }
+
+  Workspace::Id tensor(const std::string& name, int64_t rows, int64_t cols) { return ws_.add(name, rows, cols); }
+
+  // The output of a product run with prepared = true in `pass`: a tensor, or
+  // a slice (rows, cols) of the gradient array; starting from zeros or from
+  // the bias at bias_offset.
+  void prepare(Pass pass, Workspace::Id tensor, int64_t bias_offset) {
+    prepares_.push_back({pass, tensor, -1, 0, 0, bias_offset});
+  }
+  void prepare_grad(Pass pass, int64_t grad_offset, int64_t rows, int64_t cols) {
+    prepares_.push_back({pass, -1, grad_offset, rows, cols, -1});
+  }
+
+  struct Prepare {
+    Pass pass;
+    Workspace::Id tensor;
+    int64_t grad_offset, rows, cols;
+    int64_t bias_offset;
+  };
+  const std::vector<Prepare>& prepares() const { return prepares_; }
+
+ private:
+  Workspace& ws_;
+  const DeviceGraph& graph_;
+  int64_t n_params_ = 0;
+  std::vector<Prepare> prepares_;
+};
+
 namespace {
-bool same_matrix(const CsrMatrix& a, const CsrMatrix& b) {
-  return a.indptr == b.indptr && a.indices == b.indices && a.values == b.values;
-}
+
+const char* pass_suffix(Pass pass) { return pass == Pass::kTrain ? ".train" : ".eval"; }
+int idx(Pass pass) { return static_cast<int>(pass); }
+
+// GCNConv(in, out): out = Â · (in · W) + b, PyG's order (linear transform,
+// then propagation, then bias). A first layer reads the sparse features X.
+class GcnConv final : public Layer {
+ public:
+  GcnConv(std::string name, int64_t in_cols, int64_t out_cols) : name_(std::move(name)), in_(in_cols), out_(out_cols) {}
+
+  std::string describe() const override { return fmt::format("GCNConv({}, {})", in_, out_); }
+  bool depends_on_pass() const override { return false; }
+  int64_t out_cols() const override { return out_; }
+  int64_t bias_offset() const override { return bias_; }
+
+  void plan(Planner& p, const Workspace::Id in[2], bool shared, Workspace::Id out[2]) override {
+    weight_ = p.add_param(in_ * out_);  // conv.lin.weight, stored (in, out)
+    bias_ = p.add_param(out_);          // conv.bias
+    sparse_input_ = in[0] < 0;
+    const int64_t n = p.n_nodes();
+    for (Pass pass : {Pass::kEval, Pass::kTrain}) {
+      in_ids_[idx(pass)] = in[idx(pass)];
+      if (shared && pass == Pass::kTrain) {
+        xw_[idx(pass)] = xw_[idx(Pass::kEval)];
+        out[idx(pass)] = out[idx(Pass::kEval)];
+        continue;
+      }
+      const std::string suffix = shared ? "" : pass_suffix(pass);
+      xw_[idx(pass)] = p.tensor(name_ + ".xw" + suffix, n, out_);          // (N, out) in · W
+      out[idx(pass)] = p.tensor(name_ + ".out" + suffix, n, out_);         // (N, out) Â · (in · W) + b
+      p.prepare(pass, out[idx(pass)], bias_);
+      if (sparse_input_) p.prepare(pass, xw_[idx(pass)], -1);
+    }
+    for (int i = 0; i < 2; ++i) out_ids_[i] = out[i];
+    grad_xw_ = p.tensor(name_ + ".xw.grad", n, out_);  // (N, out) Âᵀ · dL/d out
+    p.prepare(Pass::kTrain, grad_xw_, -1);
+    if (sparse_input_) p.prepare_grad(Pass::kTrain, weight_, in_, out_);
+    edges_ = &p.graph().gcn_norm();
+  }
+
+  void forward(const LayerContext& c, Pass pass) const override {
+    Backend& be = *c.backend;
+    const ConstMatRef w(c.params + weight_, in_, out_);
+    const MatRef xw = c.ws->mat(xw_[idx(pass)]);
+    if (sparse_input_) {
+      be.spmm(c.graph->features(), w, xw, nullptr, /*prepared=*/true);  // X · W
+    } else {
+      be.gemm(c.ws->mat(in_ids_[idx(pass)]), false, w, false, xw);      // in · W
+    }
+    be.spmm(*edges_->forward, xw, c.ws->mat(out_ids_[idx(pass)]), c.params + bias_, /*prepared=*/true);
+  }
+
+  void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
+                bool bias_grad_done) const override {
+    if (col_sums != nullptr) throw Error(describe() + ": cannot fuse the column sums of its input gradient");
+    Backend& be = *c.backend;
+    const ConstMatRef g = c.ws->mat(grad_out);
+    if (!bias_grad_done) be.column_sum(g, c.grads + bias_);
+    const MatRef gxw = c.ws->mat(grad_xw_);
+    be.spmm(edges_->backward(), g, gxw, nullptr, /*prepared=*/true);  // dL/d(in · W) = Âᵀ · g
+    const MatRef dw{c.grads + weight_, in_, out_};
+    if (sparse_input_) {
+      be.spmm(c.graph->features_t(), gxw, dw, nullptr, /*prepared=*/true);  // Xᵀ · (.)
+    } else {
+      be.gemm(c.ws->mat(in_ids_[idx(Pass::kTrain)]), true, gxw, false, dw);  // inᵀ · (.)
+    }
+    if (grad_in >= 0) {
+      const ConstMatRef w(c.params + weight_, in_, out_);
+      be.gemm(gxw, false, w, true, c.ws->mat(grad_in));  // dL/d in = (.) · Wᵀ
+    }
+  }
+
+ private:
+  std::string name_;
+  int64_t in_, out_;
+  int64_t weight_ = -1, bias_ = -1;
+  bool sparse_input_ = false;
+  const EdgeSet* edges_ = nullptr;
+  Workspace::Id in_ids_[2] = {-1, -1}, xw_[2] = {-1, -1}, out_ids_[2] = {-1, -1}, grad_xw_ = -1;
+};
+
+// ReLU, then dropout(p) in the training pass: one fused op each way.
+class ReluDropout final : public Layer {
+ public:
+  ReluDropout(std::string name, int64_t cols, float p) : name_(std::move(name)), cols_(cols), p_(p) {}
+
+  std::string describe() const override {
+    return p_ > 0.0f ? fmt::format("ReLU -> dropout({})", p_) : std::string("ReLU");
+  }
+  bool depends_on_pass() const override { return p_ > 0.0f; }
+  int64_t out_cols() const override { return cols_; }
+  bool fuses_column_sums() const override { return true; }
+
+  void plan(Planner& p, const Workspace::Id in[2], bool shared, Workspace::Id out[2]) override {
+    for (Pass pass : {Pass::kEval, Pass::kTrain}) {
+      in_ids_[idx(pass)] = in[idx(pass)];
+      if (shared && pass == Pass::kTrain) {
+        out[idx(pass)] = out[idx(Pass::kEval)];
+      } else {
+        out[idx(pass)] = p.tensor(name_ + ".out" + (shared ? "" : pass_suffix(pass)), p.n_nodes(), cols_);
+      }
+      out_ids_[idx(pass)] = out[idx(pass)];
+    }
+  }
+
+  void forward(const LayerContext& c, Pass pass) const override {
+    c.backend->relu_dropout_forward(c.ws->mat(in_ids_[idx(pass)]), c.ws->mat(out_ids_[idx(pass)]),
+                                    pass == Pass::kTrain ? p_ : 0.0f, c.step);
+  }
+
+  void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
+                bool /*bias_grad_done*/) const override {
+    if (grad_in < 0) return;
+    c.backend->relu_dropout_backward(c.ws->mat(grad_out), c.ws->mat(out_ids_[idx(Pass::kTrain)]),
+                                     c.ws->mat(grad_in), p_, col_sums);
+  }
+
+ private:
+  std::string name_;
+  int64_t cols_;
+  float p_;
+  Workspace::Id in_ids_[2] = {-1, -1}, out_ids_[2] = {-1, -1};
+};
+
 }  // namespace
 
-GcnModel::GcnModel(Backend& backend, const Dataset& data, const GcnShape& shape, float dropout)
-    : backend_(&backend), shape_(shape), layout_(shape), dropout_(dropout), n_nodes_(data.n_nodes) {
-  if (shape.n_features != data.n_features || shape.n_classes != data.n_classes) {
+// ---- the model ----------------------------------------------------------------
+
+GcnModel::GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout)
+    : backend_(&graph.backend()), graph_(&graph), shape_(shape), layout_(shape), dropout_(dropout) {
+  if (shape.n_features != graph.n_features() || shape.n_classes != graph.n_classes()) {
     throw UsageError(fmt::format("model shape ({} features, {} classes) does not match dataset {} ({}, {})",
-                                 shape.n_features, shape.n_classes, data.name, data.n_features,
-                                 data.n_classes));
+                                 shape.n_features, shape.n_classes, graph.dataset().name, graph.n_features(),
+                                 graph.n_classes()));
   }
   if (shape.hidden < 1) throw UsageError("hidden size must be at least 1");
   if (!(dropout >= 0.0f && dropout < 1.0f)) throw UsageError(fmt::format("dropout {} outside [0, 1)", dropout));
-  n_train_ = data.count(kTrainBit);
-  n_val_ = data.count(kValBit);
-
-  const CsrMatrix adj = gcn_norm(data.n_nodes, data.edge_src, data.edge_dst);
-  const CsrMatrix adj_t = adj.transposed();
-  adj_ = backend.upload_csr(adj);
-  if (!same_matrix(adj, adj_t)) adj_t_ = backend.upload_csr(adj_t);
-  x_ = backend.upload_csr(data.features);
-  x_t_ = backend.upload_csr(data.features.transposed());
-  labels_ = Buffer<int32_t>(backend, data.labels);
-  split_ = Buffer<uint8_t>(backend, data.split);
-
-  params_ = Buffer<float>(backend, layout_.total);
-  grads_ = Buffer<float>(backend, layout_.total);
-  adam_m_ = Buffer<float>(backend, layout_.total);
-  adam_v_ = Buffer<float>(backend, layout_.total);
-  params_.zero();
-  grads_.zero();
-  adam_m_.zero();
-  adam_v_.zero();
-  hidden_a_ = Matrix(backend, n_nodes_, shape.hidden);
-  hidden_b_ = Matrix(backend, n_nodes_, shape.hidden);
-  out_a_ = Matrix(backend, n_nodes_, shape.n_classes);
-  logits_ = Matrix(backend, n_nodes_, shape.n_classes);
-  dlogits_ = Matrix(backend, n_nodes_, shape.n_classes);
+  layers_.push_back(std::make_unique<GcnConv>("conv1", shape.n_features, shape.hidden));
+  layers_.push_back(std::make_unique<ReluDropout>("act1", shape.hidden, dropout));
+  layers_.push_back(std::make_unique<GcnConv>("conv2", shape.hidden, shape.n_classes));
+  plan();
 }
+
+GcnModel::~GcnModel() = default;
+
+std::string GcnModel::describe() const {
+  std::string out;
+  for (const auto& layer : layers_) out += (out.empty() ? "" : " -> ") + layer->describe();
+  return out;
+}
+
+void GcnModel::plan() {
+  Planner planner(ws_, *graph_);
+  const int n_layers = static_cast<int>(layers_.size());
+  prefix_ = 0;
+  while (prefix_ < n_layers && !layers_[prefix_]->depends_on_pass()) ++prefix_;
+
+  Workspace::Id in[2] = {-1, -1};  // the first layer reads X
+  for (int k = 0; k < n_layers; ++k) {
+    Workspace::Id out[2] = {-1, -1};
+    layers_[k]->plan(planner, in, /*shared_output=*/k < prefix_, out);
+    out_[0].push_back(out[0]);
+    out_[1].push_back(out[1]);
+    in[0] = out[0];
+    in[1] = out[1];
+  }
+  for (int k = 0; k < n_layers; ++k) {
+    grad_.push_back(ws_.add(ws_.name(out_[idx(Pass::kTrain)][k]) + ".grad", graph_->n_nodes(), layers_[k]->out_cols()));
+  }
+  if (planner.n_params() != layout_.total) {
+    throw Error(fmt::format("model: {} parameters planned, {} in the checkpoint layout", planner.n_params(),
+                            layout_.total));
+  }
+  const int64_t n_params = layout_.total;
+  params_ = ws_.add("params", n_params, 1);
+  grads_ = ws_.add("grads", n_params, 1);
+  adam_m_ = ws_.add("adam.m", n_params, 1);
+  adam_v_ = ws_.add("adam.v", n_params, 1);
+  best_ = ws_.add("best.params", n_params, 1);
+  step_ = ws_.add_bytes("step", sizeof(StepState));
+  ring_ = ws_.add_bytes("metrics", sizeof(EpochMetrics) * kRingSlots);
+  scratch_ = ws_.add("log_probs", graph_->n_nodes(), shape_.n_classes);
+  ws_.allocate(*backend_);
+
+  float* grads = ws_.get<float>(grads_);
+  const float* params = ws_.get<float>(params_);
+  for (const Planner::Prepare& p : planner.prepares()) {
+    OutputInit init;
+    init.c = p.tensor >= 0 ? ws_.mat(p.tensor) : MatRef{grads + p.grad_offset, p.rows, p.cols};
+    init.bias = p.bias_offset >= 0 ? params + p.bias_offset : nullptr;
+    prepare_[idx(p.pass)].push_back(init);
+  }
+  backend_->fill_zero(ws_.pointer(adam_m_), ws_.bytes(adam_m_));
+  backend_->fill_zero(ws_.pointer(adam_v_), ws_.bytes(adam_v_));
+  backend_->fill_zero(ws_.pointer(grads_), ws_.bytes(grads_));
+  set_step(StepState{});
+}
+
+LayerContext GcnModel::context() const {
+  LayerContext c;
+  c.backend = backend_;
+  c.graph = graph_;
+  c.ws = &ws_;
+  c.params = ws_.get<float>(params_);
+  c.grads = ws_.get<float>(grads_);
+  c.step = ws_.get<StepState>(step_);
+  return c;
+}
+
+// ---- state ------------------------------------------------------------------
+
+namespace {
+void check_count(const char* what, std::size_t got, int64_t want) {
+  if (static_cast<int64_t>(got) != want) throw UsageError(fmt::format("expected {} {}, got {}", want, what, got));
+}
+}  // namespace
 
 void GcnModel::set_params(const std::vector<float>& host) {
-  if (static_cast<int64_t>(host.size()) != layout_.total) {
-    throw UsageError(fmt::format("expected {} parameters, got {}", layout_.total, host.size()));
-  }
-  params_.from_host(host);
-  adam_m_.zero();
-  adam_v_.zero();
+  check_count("parameters", host.size(), layout_.total);
+  backend_->upload(ws_.pointer(params_), host.data(), host.size() * sizeof(float));
+  backend_->fill_zero(ws_.pointer(adam_m_), ws_.bytes(adam_m_));
+  backend_->fill_zero(ws_.pointer(adam_v_), ws_.bytes(adam_v_));
+  prefix_fresh_ = false;
 }
+
+namespace {
+std::vector<float> download_floats(Backend& be, const void* src, int64_t n) {
+  std::vector<float> out(static_cast<std::size_t>(n));
+  if (n > 0) be.download(out.data(), src, out.size() * sizeof(float));
+  return out;
+}
+}  // namespace
+
+std::vector<float> GcnModel::params() const { return download_floats(*backend_, ws_.pointer(params_), layout_.total); }
+std::vector<float> GcnModel::grads() const { return download_floats(*backend_, ws_.pointer(grads_), layout_.total); }
+std::vector<float> GcnModel::adam_m() const { return download_floats(*backend_, ws_.pointer(adam_m_), layout_.total); }
+std::vector<float> GcnModel::adam_v() const { return download_floats(*backend_, ws_.pointer(adam_v_), layout_.total); }
+std::vector<float> GcnModel::best_params() const { return download_floats(*backend_, ws_.pointer(best_), layout_.total); }
 
 void GcnModel::set_adam_state(const std::vector<float>& m, const std::vector<float>& v) {
   if (static_cast<int64_t>(m.size()) != layout_.total || static_cast<int64_t>(v.size()) != layout_.total) {
     throw UsageError(fmt::format("expected {} values per Adam moment, got {} and {}", layout_.total, m.size(),
                                  v.size()));
   }
-  adam_m_.from_host(m);
-  adam_v_.from_host(v);
+  backend_->upload(ws_.pointer(adam_m_), m.data(), m.size() * sizeof(float));
+  backend_->upload(ws_.pointer(adam_v_), v.data(), v.size() * sizeof(float));
+}
+
+void GcnModel::set_best_params(const std::vector<float>& host) {
+  check_count("best-epoch parameters", host.size(), layout_.total);
+  backend_->upload(ws_.pointer(best_), host.data(), host.size() * sizeof(float));
+}
+
+void GcnModel::use_best_params() {
+  backend_->copy(ws_.pointer(params_), ws_.pointer(best_), ws_.bytes(params_));
+  prefix_fresh_ = false;
+}
+
+void GcnModel::set_step(const StepState& state) { backend_->upload(ws_.pointer(step_), &state, sizeof(StepState)); }
+
+StepState GcnModel::step() const {
+  StepState s{};
+  backend_->download(&s, ws_.pointer(step_), sizeof(StepState));
+  return s;
+}
+
+float* GcnModel::param_data() { return ws_.get<float>(params_); }
+StepState* GcnModel::step_data() { return ws_.get<StepState>(step_); }
+MetricsRing GcnModel::ring() const { return MetricsRing{ws_.get<EpochMetrics>(ring_), kRingSlots}; }
+
+ConstMatRef GcnModel::logits(Pass pass) const { return ws_.mat(out_[idx(pass)].back()); }
+
+EpochMetrics GcnModel::metrics(int64_t epoch) const {
+  EpochMetrics m{};
+  const int64_t slot = (epoch > 0 ? epoch - 1 : 0) % kRingSlots;
+  backend_->download(&m, ring().slots + slot, sizeof m);
+  return m;
+}
+
+// ---- the epoch program --------------------------------------------------------
+
+void GcnModel::prepare(Pass pass) {
+  const std::vector<OutputInit>& list = prepare_[idx(pass)];
+  for (std::size_t i = 0; i < list.size(); i += Backend::kMaxOutputInits) {
+    const int count = static_cast<int>(std::min<std::size_t>(Backend::kMaxOutputInits, list.size() - i));
+    backend_->prepare_outputs(list.data() + i, count);
+  }
+}
+
+void GcnModel::forward(Pass pass) {
+  const LayerContext c = context();
+  const int n_layers = static_cast<int>(layers_.size());
+  // The training pass starts after the prefix, which the last evaluation left.
+  for (int k = pass == Pass::kTrain ? prefix_ : 0; k < n_layers; ++k) layers_[k]->forward(c, pass);
+}
+
+void GcnModel::train_forward_backward() {
+  if (!prefix_fresh_) eval_pass(/*advance=*/false);  // parameters set since: recompute the prefix
+  const LayerContext c = context();
+  const int n_layers = static_cast<int>(layers_.size());
+  prepare(Pass::kTrain);
+  forward(Pass::kTrain);
+  const Layer& last = *layers_[n_layers - 1];
+  float* bias_grad = last.bias_offset() >= 0 ? c.grads + last.bias_offset() : nullptr;
+  backend_->classifier_loss(ws_.mat(out_[idx(Pass::kTrain)][n_layers - 1]), graph_->labels(), graph_->split(),
+                            kTrainBit, graph_->n_train(), ws_.mat(grad_[n_layers - 1]), bias_grad, c.step, ring());
+  std::vector<bool> bias_done(layers_.size(), false);
+  bias_done[n_layers - 1] = bias_grad != nullptr;
+  for (int k = n_layers - 1; k >= 0; --k) {
+    float* col_sums = nullptr;
+    if (k > 0 && layers_[k]->fuses_column_sums() && layers_[k - 1]->bias_offset() >= 0) {
+      col_sums = c.grads + layers_[k - 1]->bias_offset();
+      bias_done[k - 1] = true;
+    }
+    layers_[k]->backward(c, grad_[k], k > 0 ? grad_[k - 1] : -1, col_sums, bias_done[k]);
+  }
+}
+
+void GcnModel::adam_step(const AdamConfig& config) {
+  backend_->adam_step(ws_.get<float>(params_), ws_.get<float>(grads_), ws_.get<float>(adam_m_),
+                      ws_.get<float>(adam_v_), layout_.total, config, ws_.get<StepState>(step_));
+  prefix_fresh_ = false;
+}
+
+void GcnModel::eval_pass(bool advance) {
+  prepare(Pass::kEval);
+  forward(Pass::kEval);
+  if (advance) {
+    const int last = static_cast<int>(layers_.size()) - 1;
+    backend_->evaluate(ws_.mat(out_[idx(Pass::kEval)][last]), graph_->labels(), graph_->split(), graph_->n_val(),
+                       ws_.get<StepState>(step_), ring(), /*advance=*/true);
+  }
+  prefix_fresh_ = true;
+}
+
+void GcnModel::eval_training_loss() {
+  const int last = static_cast<int>(layers_.size()) - 1;
+  const ConstMatRef logits = ws_.mat(out_[idx(Pass::kEval)][last]);
+  backend_->classifier_loss(logits, graph_->labels(), graph_->split(), kTrainBit, graph_->n_train(), MatRef{},
+                            nullptr, ws_.get<StepState>(step_), ring());
+  backend_->evaluate(logits, graph_->labels(), graph_->split(), graph_->n_val(), ws_.get<StepState>(step_), ring(),
+                     /*advance=*/false);
+}
+
+void GcnModel::keep_best() {
+  backend_->copy_if_improved(ws_.pointer(best_), ws_.pointer(params_), ws_.bytes(params_), ws_.get<StepState>(step_));
+}
+
+void GcnModel::epoch(const AdamConfig& config, bool copy_best) {
+  train_forward_backward();
+  adam_step(config);
+  eval_pass(/*advance=*/true);
+  if (copy_best) keep_best();
 }
 
 std::vector<float> GcnModel::log_probabilities() {
-  forward(/*training=*/false, 0, 0);
-  // dlogits_ is free between training steps: borrow it for the result.
-  backend_->log_softmax(logits_.ref(), dlogits_.ref());
-  return dlogits_.buffer().to_host();
-}
-
-std::vector<float> GcnModel::params() const { return params_.to_host(); }
-std::vector<float> GcnModel::grads() const { return grads_.to_host(); }
-
-void GcnModel::forward(bool training, uint64_t seed, uint64_t stream) {
-  Backend& be = *backend_;
-  const int64_t h = shape_.hidden, c = shape_.n_classes;
-  float* p = params_.data();
-  const ConstMatRef w1(p + layout_.w1, shape_.n_features, h);
-  const ConstMatRef w2(p + layout_.w2, h, c);
-
-  be.spmm(*x_, w1, hidden_a_.ref());                 // X·W1       (N, H)
-  be.spmm(*adj_, hidden_a_.ref(), hidden_b_.ref());  // Â·X·W1     (N, H)
-  be.add_bias(hidden_b_.ref(), p + layout_.b1);
-  dropout_applied_ = training && dropout_ > 0.0f;
-  be.relu_dropout_forward(hidden_b_.ref(), hidden_b_.ref(), dropout_applied_ ? dropout_ : 0.0f, seed, stream);
-  be.gemm(hidden_b_.ref(), false, w2, false, out_a_.ref());  // D·W2 (N, C)
-  be.spmm(*adj_, out_a_.ref(), logits_.ref());               // Â·D·W2
-  be.add_bias(logits_.ref(), p + layout_.b2);
-}
-
-void GcnModel::backward(float* loss_out) {
-  Backend& be = *backend_;
-  const int64_t h = shape_.hidden, c = shape_.n_classes;
-  float* g = grads_.data();
-  const ConstMatRef w2(params_.data() + layout_.w2, h, c);
-  const SparseMatrix& adj_t = adj_t_ ? *adj_t_ : *adj_;
-
-  be.log_softmax_nll(logits_.ref(), labels_.data(), split_.data(), kTrainBit, n_train_, loss_out,
-                     dlogits_.data());
-  be.column_sum(dlogits_.ref(), g + layout_.b2);
-  be.spmm(adj_t, dlogits_.ref(), out_a_.ref());                              // dL/d(D·W2)  (N, C)
-  be.gemm(hidden_b_.ref(), true, out_a_.ref(), false, MatRef{g + layout_.w2, h, c});  // Dᵀ·(.)
-  be.gemm(out_a_.ref(), false, w2, true, hidden_a_.ref());                   // dL/dD       (N, H)
-  be.relu_dropout_backward(hidden_a_.ref(), hidden_b_.ref(), hidden_a_.ref(),
-                           dropout_applied_ ? dropout_ : 0.0f);              // dL/d(pre-act)
-  be.column_sum(hidden_a_.ref(), g + layout_.b1);
-  be.spmm(adj_t, hidden_a_.ref(), hidden_b_.ref());                          // dL/d(X·W1)  (N, H)
-  be.spmm(*x_t_, hidden_b_.ref(), MatRef{g + layout_.w1, shape_.n_features, h});  // Xᵀ·(.)
-}
-
-void GcnModel::adam_step(const AdamConfig& config, int64_t step) {
-  backend_->adam_step(params_.data(), grads_.data(), adam_m_.data(), adam_v_.data(), layout_.total,
-                      config, step);
-}
-
-void GcnModel::evaluate(float* val_loss_out, int32_t* correct_out) {
-  backend_->log_softmax_nll(logits_.ref(), labels_.data(), split_.data(), kValBit, n_val_, val_loss_out,
-                            nullptr);
-  backend_->argmax_correct(logits_.ref(), labels_.data(), split_.data(), nullptr, correct_out);
+  eval_pass(/*advance=*/false);
+  const int last = static_cast<int>(layers_.size()) - 1;
+  const MatRef out = ws_.mat(scratch_);
+  backend_->log_softmax(ws_.mat(out_[idx(Pass::kEval)][last]), out);
+  return download_floats(*backend_, out.data, out.size());
 }
 
 }  // namespace gcn

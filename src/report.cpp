@@ -57,9 +57,7 @@ nlohmann::json history_json(const TrainResult& res) {
 }
 
 nlohmann::json timing_json(const TrainResult& res) {
-  return {{"train_s", res.train_s},
-          {"epoch_ms_median", res.epoch_ms_median},
-          {"train_step_ms_median", res.train_step_ms_median}};
+  return {{"train_s", res.train_s}, {"epoch_ms_median", res.epoch_ms_median}, {"cuda_graph", res.graph_replayed}};
 }
 
 nlohmann::json summary_json(const std::vector<double>& v) {
@@ -117,6 +115,7 @@ nlohmann::json to_json(const RunReport& r) {
         {"select", selection_name(c.select)},
         {"patience", c.patience},
         {"log_every", c.log_every},
+        {"cuda_graph", c.cuda_graph},
         {"threads", r.threads},
         {"normalize_features", r.normalize_features},
         {"init", r.init_path},

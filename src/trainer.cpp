@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "gcn/buffer.hpp"
 #include "gcn/error.hpp"
 #include "gcn/model.hpp"
 #include "gcn/rng.hpp"
@@ -50,153 +49,204 @@ constexpr uint64_t kInitDomain = 0x1'0000'0001ull;
 constexpr uint64_t kDropoutDomain = 0x2'0000'0002ull;
 
 // PyG's benchmarks drop the first epochs (allocations, first launches, caches).
+constexpr int kWarmupEpochs = 5;
 double median_after_warmup(std::vector<double> ms) {
-  const std::size_t warmup = ms.size() > 20 ? 5 : (ms.size() > 1 ? 1 : 0);
+  const std::size_t warmup = ms.size() > 4 * kWarmupEpochs ? kWarmupEpochs : (ms.size() > 1 ? 1 : 0);
   ms.erase(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(warmup));
   if (ms.empty()) return 0.0;
   std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
   return ms[ms.size() / 2];
 }
 
-// Validation improved: higher accuracy, or the same accuracy at a lower loss.
+// Validation improved: higher accuracy, or the same accuracy at a lower loss
+// (the rule Backend::evaluate applies in backend memory).
 bool better(const EpochStats& a, const EpochStats& b) {
   return a.val_acc > b.val_acc || (a.val_acc == b.val_acc && a.val_loss < b.val_loss);
 }
 
+std::string hyperparameter_key(const TrainConfig& c) {
+  return fmt::format("{:a} {:a} {}", c.lr, c.weight_decay, static_cast<int>(c.select));
+}
+
+EpochStats stats_from(const EpochMetrics& m, int epoch, const DeviceGraph& g) {
+  EpochStats s;
+  s.epoch = epoch;
+  s.loss = m.loss;
+  s.val_loss = m.val_loss;
+  s.train_acc = ratio(m.correct[0], g.n_train());
+  s.val_acc = ratio(m.correct[1], g.n_val());
+  s.test_acc = ratio(m.correct[2], g.n_test());
+  return s;
+}
+
 }  // namespace
 
-TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config,
-                      const TrainOptions& options) {
+Trainer::Trainer(const DeviceGraph& graph, int hidden, float dropout)
+    : graph_(&graph), hidden_(hidden), dropout_(dropout) {
+  const GcnShape shape{graph.n_features(), hidden, graph.n_classes()};
+  model_ = std::make_unique<GcnModel>(graph, shape, dropout);
+  host_ring_ = static_cast<EpochMetrics*>(graph.backend().allocate_host(sizeof(EpochMetrics) * GcnModel::kRingSlots));
+}
+
+Trainer::~Trainer() {
+  recording_.reset();
+  graph_->backend().deallocate_host(host_ring_);
+}
+
+TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& options) {
   config.validate();
-  const GcnShape shape{data.n_features, config.hidden, data.n_classes};
-  GcnModel model(backend, data, shape, config.dropout);
+  if (config.hidden != hidden_ || config.dropout != dropout_) {
+    throw UsageError(fmt::format("this trainer's model has hidden {} and dropout {}, not {} and {}", hidden_, dropout_,
+                                 config.hidden, config.dropout));
+  }
+  Backend& backend = graph_->backend();
+  GcnModel& model = *model_;
+  const GcnShape& shape = model.shape();
   const TrainState* resume = options.resume;
+  const bool best_val = config.select == Selection::kBestVal;
+  const int n_epochs = config.epochs;
+
+  StepState step{};
+  step.dropout_seed = mix64(config.seed ^ kDropoutDomain);
+  step.patience = config.patience;
+  TrainResult result;
+  result.history.reserve(static_cast<std::size_t>(n_epochs));
+  int first_epoch = 1;
   if (resume != nullptr) {
     if (resume->epoch < 0 || resume->epoch > config.epochs ||
         static_cast<int>(resume->history.size()) != resume->epoch) {
       throw UsageError(fmt::format("--resume: the checkpoint is at epoch {} with {} history entries; --epochs is {}",
                                    resume->epoch, resume->history.size(), config.epochs));
     }
+    if (resume->best_epoch < 0 || resume->best_epoch > resume->epoch) {
+      throw UsageError(fmt::format("--resume: the checkpoint's best epoch {} is not one of its {} epochs",
+                                   resume->best_epoch, resume->epoch));
+    }
     model.set_params(resume->params);
     model.set_adam_state(resume->adam_m, resume->adam_v);
+    result.history = resume->history;
+    result.best_epoch = resume->best_epoch;
+    first_epoch = resume->epoch + 1;
+    step.epoch = resume->epoch;
+    if (resume->best_epoch > 0) {
+      const EpochStats& b = resume->history[static_cast<std::size_t>(resume->best_epoch - 1)];
+      step.best_epoch = resume->best_epoch;
+      step.best_val_correct = static_cast<int32_t>(std::llround(b.val_acc * graph_->n_val()));
+      step.best_val_loss = static_cast<float>(b.val_loss);
+      if (best_val) {
+        if (resume->best_params.size() != static_cast<std::size_t>(model.layout().total)) {
+          throw UsageError("--resume: the checkpoint holds no best-epoch parameters; it was not made with --select "
+                           "best-val");
+        }
+        model.set_best_params(resume->best_params);
+      }
+    }
   } else if (options.init_params != nullptr) {
     model.set_params(*options.init_params);
   } else {
     model.set_params(glorot_init(shape, mix64(config.seed ^ kInitDomain)));
   }
-  const uint64_t dropout_seed = mix64(config.seed ^ kDropoutDomain);
+  model.set_step(step);
   const AdamConfig adam{config.lr, 0.9f, 0.999f, 1e-8f, config.weight_decay};
-  const bool best_val = config.select == Selection::kBestVal;
-  // Early stopping and best-epoch snapshots decide after every epoch, so the
-  // values come back every epoch (one small read per epoch).
-  const bool every_epoch = best_val || config.patience > 0;
+  const std::string key = hyperparameter_key(config);
+  if (recording_ && recording_key_ != key) recording_.reset();  // recorded with other kernel arguments
 
-  const int n_epochs = config.epochs;
-  Buffer<float> loss_dev(backend, n_epochs);
-  Buffer<float> val_loss_dev(backend, n_epochs);
-  Buffer<int32_t> correct_dev(backend, 3 * static_cast<int64_t>(n_epochs));
-  Buffer<float> best_params;  // snapshot of the best validation epoch's parameters
-  if (best_val) best_params = Buffer<float>(backend, model.layout().total);
-  const int32_t n_train = data.count(kTrainBit), n_val = data.count(kValBit), n_test = data.count(kTestBit);
-
-  TrainResult result;
-  result.history.reserve(static_cast<std::size_t>(n_epochs));
-  int first_epoch = 1;
-  if (resume != nullptr) {
-    result.history = resume->history;
-    result.best_epoch = resume->best_epoch;
-    first_epoch = resume->epoch + 1;
-    if (best_val && resume->best_epoch > 0) {
-      if (resume->best_params.size() != static_cast<std::size_t>(model.layout().total)) {
-        throw UsageError("--resume: the checkpoint holds no best-epoch parameters; it was not made with --select "
-                         "best-val");
-      }
-      best_params.from_host(resume->best_params);
-    }
-  }
-  std::vector<double> epoch_ms, step_ms;  // per epoch: train + eval, train step alone
+  const MetricsRing ring = model.ring();
+  // Read back at least once a ring's worth of epochs, so no slot is
+  // overwritten before it was read.
+  const int read_every = std::min(config.log_every, ring.size);
+  std::vector<double> epoch_ms;  // per epoch: its group's mean
   using Clock = std::chrono::steady_clock;
   backend.synchronize();
   backend.clear_markers();
   const auto t_start = Clock::now();
-  int fetched = first_epoch - 1;  // epochs whose values are on the host
-  // Markers: three per epoch (start, after the Adam step, after evaluation),
-  // read back with the logged values. A read-back at least every
-  // kMaxUnread epochs bounds the marker pool without touching the log.
-  constexpr int kMaxUnread = 1000;
+  int group_start = backend.record_marker();
+  int fetched = first_epoch - 1;  // epochs whose figures are on the host
+  bool stop = false;
 
-  for (int epoch = first_epoch; epoch <= n_epochs; ++epoch) {
-    const int e = epoch - 1;
-    backend.record_marker();
-    model.forward(/*training=*/true, dropout_seed, static_cast<uint64_t>(epoch));
-    model.backward(loss_dev.data() + e);
-    model.adam_step(adam, epoch);
-    backend.record_marker();
-    model.forward(/*training=*/false, 0, 0);
-    model.evaluate(val_loss_dev.data() + e, correct_dev.data() + 3 * e);
-    backend.record_marker();
+  for (int epoch = first_epoch; epoch <= n_epochs && !stop; ++epoch) {
+    // The first epoch of a run runs op by op (it makes the cuSPARSE plans
+    // and workspaces); then the epoch is recorded once and replayed.
+    if (config.cuda_graph && !recording_ && epoch > first_epoch) {
+      recording_ = backend.record([&] { model.epoch(adam, best_val); });
+      recording_key_ = key;
+    }
+    if (recording_ && epoch > first_epoch) {
+      recording_->replay();
+      result.graph_replayed = true;
+    } else {
+      model.epoch(adam, best_val);
+    }
 
     const bool log_now = epoch % config.log_every == 0 || epoch == n_epochs;
     const bool checkpoint_now = options.checkpoint_every > 0 && epoch % options.checkpoint_every == 0;
-    if (!log_now && !every_epoch && !checkpoint_now && epoch - fetched < kMaxUnread) continue;
+    // Timing groups end at read-backs; one more at the end of the warm-up
+    // keeps its epochs (planning, the recording) out of the steady-state figure.
+    const bool warmup_end = epoch == kWarmupEpochs && n_epochs > 4 * kWarmupEpochs;
+    if (!log_now && !checkpoint_now && !warmup_end && epoch - fetched < read_every) continue;
+
+    // One read-back: the new slots (in at most two pieces where the ring wraps).
+    const int group_end = backend.record_marker();
     const int n_new = epoch - fetched;
-    std::vector<float> loss(n_new), val_loss(n_new);
-    std::vector<int32_t> correct(3 * static_cast<std::size_t>(n_new));
-    backend.download(loss.data(), loss_dev.data() + fetched, loss.size() * sizeof(float));
-    backend.download(val_loss.data(), val_loss_dev.data() + fetched, val_loss.size() * sizeof(float));
-    backend.download(correct.data(), correct_dev.data() + 3 * fetched, correct.size() * sizeof(int32_t));
-    for (int i = 0; i < n_new; ++i) {
-      step_ms.push_back(backend.elapsed_ms(3 * i, 3 * i + 1));
-      epoch_ms.push_back(backend.elapsed_ms(3 * i, 3 * i + 2));
+    for (int done = 0; done < n_new;) {
+      const int slot = (fetched + done) % ring.size;
+      const int count = std::min(n_new - done, ring.size - slot);
+      backend.download_async(host_ring_ + slot, ring.slots + slot, sizeof(EpochMetrics) * static_cast<std::size_t>(count));
+      done += count;
     }
+    backend.synchronize();
+    const double group_ms = backend.elapsed_ms(group_start, group_end);
     backend.clear_markers();
-    for (int i = 0; i < n_new; ++i) {
-      if (!std::isfinite(loss[i]) && !config.allow_nonfinite) {
+    group_start = backend.record_marker();
+    for (int i = 0; i < n_new; ++i) epoch_ms.push_back(group_ms / n_new);
+
+    for (int e = fetched + 1; e <= epoch; ++e) {
+      const EpochMetrics& m = host_ring_[(e - 1) % ring.size];
+      if (m.epoch != e) {
+        throw Error(fmt::format("epoch {}: the metrics ring holds epoch {} (a read-back fell behind)", e, m.epoch));
+      }
+      if (!std::isfinite(m.loss) && !config.allow_nonfinite) {
         throw NumericError(fmt::format("epoch {}: the training loss is {}; lower --lr, check the input features, or pass "
                                        "--allow-nonfinite to continue anyway",
-                                       fetched + i + 1, loss[i]));
+                                       e, m.loss));
       }
-      EpochStats s;
-      s.epoch = fetched + i + 1;
-      s.loss = loss[i];
-      s.val_loss = val_loss[i];
-      s.train_acc = ratio(correct[3 * i + 0], n_train);
-      s.val_acc = ratio(correct[3 * i + 1], n_val);
-      s.test_acc = ratio(correct[3 * i + 2], n_test);
-      result.history.push_back(s);
-      // With every_epoch set this runs right after the epoch, while the
-      // parameters are still that epoch's.
-      if (result.best_epoch == 0 || better(s, result.history[result.best_epoch - 1])) {
-        result.best_epoch = s.epoch;
-        if (best_val) backend.copy(best_params.data(), model.param_buffer().data(), best_params.bytes());
+      result.history.push_back(stats_from(m, e, *graph_));
+      if (result.best_epoch == 0 || better(result.history.back(), result.history[result.best_epoch - 1])) {
+        result.best_epoch = e;
+      }
+      // The backend stopped at this epoch too (the same rule on the same
+      // figures): nothing after it changed the model.
+      if (config.patience > 0 && e - result.best_epoch >= config.patience) {
+        stop = true;
+        result.stopped_early = e < n_epochs;
+        break;
       }
     }
-    fetched = epoch;
-    if (log_now && options.on_log) options.on_log(result.history.back());
-    const bool stop = config.patience > 0 && epoch - result.best_epoch >= config.patience;
-    if (stop) result.stopped_early = epoch < n_epochs;
-    if (checkpoint_now && options.on_checkpoint) {
+    fetched = result.history.back().epoch;
+    if ((log_now || stop) && options.on_log) options.on_log(result.history.back());
+    if ((checkpoint_now || stop) && options.checkpoint_every > 0 && options.on_checkpoint &&
+        fetched % options.checkpoint_every == 0) {
       TrainState state;
-      state.epoch = epoch;
+      state.epoch = fetched;
       state.params = model.params();
       state.adam_m = model.adam_m();
       state.adam_v = model.adam_v();
       state.history = result.history;
       state.best_epoch = result.best_epoch;
-      if (best_val) state.best_params = best_params.to_host();
+      if (best_val) state.best_params = model.best_params();
       options.on_checkpoint(state);
-    }
-    if (stop) {
-      if (!log_now && options.on_log) options.on_log(result.history.back());
-      break;
     }
   }
   result.train_s = std::chrono::duration<double>(Clock::now() - t_start).count();
   result.epoch_ms_median = median_after_warmup(epoch_ms);
-  result.train_step_ms_median = median_after_warmup(step_ms);
+  const StepState final_step = model.step();
+  if (final_step.best_epoch != result.best_epoch) {
+    throw Error(fmt::format("internal: the backend's best epoch {} differs from the host's {}", final_step.best_epoch,
+                            result.best_epoch));
+  }
   if (best_val) {
     result.selected_epoch = result.best_epoch;
-    backend.copy(model.param_buffer().data(), best_params.data(), best_params.bytes());
+    model.use_best_params();
   } else {
     result.selected_epoch = static_cast<int>(result.history.size());
   }
@@ -205,27 +255,31 @@ TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& 
   return result;
 }
 
-EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
-                           std::vector<float>* log_probs) {
-  const GcnShape shape{data.n_features, hidden, data.n_classes};
-  GcnModel model(backend, data, shape, /*dropout=*/0.0f);
+EpochStats Trainer::evaluate(const std::vector<float>& params, std::vector<float>* log_probs) {
+  GcnModel& model = *model_;
   model.set_params(params);
-  Buffer<float> losses(backend, 2);
-  Buffer<int32_t> correct(backend, 3);
-  model.forward(/*training=*/false, 0, 0);
-  model.backward(losses.data());  // the training loss (gradients unused)
-  model.evaluate(losses.data() + 1, correct.data());
-  const std::vector<float> l = losses.to_host();
-  const std::vector<int32_t> c = correct.to_host();
-  EpochStats s;
-  s.epoch = 0;
-  s.loss = l[0];
-  s.val_loss = l[1];
-  s.train_acc = ratio(c[0], data.count(kTrainBit));
-  s.val_acc = ratio(c[1], data.count(kValBit));
-  s.test_acc = ratio(c[2], data.count(kTestBit));
+  model.set_step(StepState{});
+  model.eval_pass(/*advance=*/false);
+  model.eval_training_loss();
+  EpochMetrics m{};
+  graph_->backend().download(&m, model.ring().slots, sizeof(EpochMetrics));
+  EpochStats s = stats_from(m, 0, *graph_);
   if (log_probs != nullptr) *log_probs = model.log_probabilities();
   return s;
+}
+
+TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config, const TrainOptions& options) {
+  config.validate();
+  const DeviceGraph graph(backend, data);
+  Trainer trainer(graph, config.hidden, config.dropout);
+  return trainer.train(config, options);
+}
+
+EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
+                           std::vector<float>* log_probs) {
+  const DeviceGraph graph(backend, data);
+  Trainer trainer(graph, hidden, 0.0f);
+  return trainer.evaluate(params, log_probs);
 }
 
 }  // namespace gcn

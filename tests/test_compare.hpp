@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <iomanip>
 #include <sstream>
 #include <vector>
 
@@ -78,6 +80,35 @@ template <class T>
   where << n_bad << " of " << got.size() << " elements differ; first at index " << first;
   if (cols > 0) where << " (row " << first / cols << ", col " << first % cols << ")";
   where << ": got " << +got[first] << ", reference " << +ref[first];
+  return ::testing::AssertionFailure() << where.str();
+}
+
+// The same bits element by element (memcmp per element: NaN payloads and the
+// sign of zero count). A failure names how many differ and the first one,
+// with both bit patterns.
+template <class T>
+::testing::AssertionResult same_bits(const std::vector<T>& got, const std::vector<T>& ref, int64_t cols = 0) {
+  if (got.size() != ref.size()) {
+    return ::testing::AssertionFailure() << "size " << got.size() << " != reference size " << ref.size();
+  }
+  int64_t n_bad = 0;
+  int64_t first = -1;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &ref[i], sizeof(T)) != 0) {
+      if (first < 0) first = static_cast<int64_t>(i);
+      ++n_bad;
+    }
+  }
+  if (n_bad == 0) return ::testing::AssertionSuccess();
+  std::ostringstream where;
+  where.precision(9);
+  where << n_bad << " of " << got.size() << " elements differ in their bits; first at index " << first;
+  if (cols > 0) where << " (row " << first / cols << ", col " << first % cols << ")";
+  unsigned long long g = 0, r = 0;
+  std::memcpy(&g, &got[first], sizeof(T) < sizeof g ? sizeof(T) : sizeof g);
+  std::memcpy(&r, &ref[first], sizeof(T) < sizeof r ? sizeof(T) : sizeof r);
+  where << ": got " << +got[first] << " (0x" << std::hex << g << "), reference " << std::dec << +ref[first] << " (0x"
+        << std::hex << r << ")";
   return ::testing::AssertionFailure() << where.str();
 }
 

@@ -8,11 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "gcn/device_graph.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/model.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/trainer.hpp"
 #include "test_compare.hpp"
+#include "test_step.hpp"
 #include "test_util.hpp"
 
 namespace gcn {
@@ -47,18 +49,18 @@ struct EpochOutput {
 
 EpochOutput one_epoch(Backend& be, const Dataset& d, float dropout) {
   const GcnShape shape{d.n_features, 16, d.n_classes};
-  GcnModel model(be, d, shape, dropout);
+  const DeviceGraph graph(be, d);
+  GcnModel model(graph, shape, dropout);
   model.set_params(glorot_init(shape, 123));
-  Buffer<float> loss(be, 1);
-  model.forward(true, 77, 1);
-  model.backward(loss.data());
+  model.set_step(test::step_at(0, 77));  // epoch 1: dropout stream 1 of seed 77
+  model.train_forward_backward();
   EpochOutput out;
-  out.loss = loss.to_host()[0];
-  std::vector<float> logits(static_cast<std::size_t>(model.logits().size()));
-  be.download(logits.data(), model.logits().data, logits.size() * sizeof(float));
-  out.logits = std::move(logits);
+  out.loss = model.metrics(1).loss;
+  const ConstMatRef logits = model.logits(Pass::kTrain);
+  out.logits.resize(static_cast<std::size_t>(logits.size()));
+  be.download(out.logits.data(), logits.data, out.logits.size() * sizeof(float));
   out.grads = model.grads();
-  model.adam_step(AdamConfig{}, 1);
+  model.adam_step(AdamConfig{});
   out.params = model.params();
   return out;
 }
@@ -78,7 +80,9 @@ TEST_F(CudaModel, OneEpochMatchesTheCpu) {
     Buffer<float> params(*cpu_, p0), grads(*cpu_, g.grads), m(*cpu_, p0.size()), v(*cpu_, p0.size());
     m.zero();  // Adam's moments start at zero; a fresh buffer holds whatever the heap had
     v.zero();
-    cpu_->adam_step(params.data(), grads.data(), m.data(), v.data(), static_cast<int64_t>(p0.size()), adam, 1);
+    test::StepRing first_step(*cpu_);
+    cpu_->adam_step(params.data(), grads.data(), m.data(), v.data(), static_cast<int64_t>(p0.size()), adam,
+                    first_step.state());
     EXPECT_TRUE(all_close(g.params, params.to_host(), Tolerance{1e-7, 1e-5}));
     // The updated weights against the CPU's. Adam's first step moves a weight
     // by lr * d / (|d| + eps) with d = grad + weight_decay * weight: about

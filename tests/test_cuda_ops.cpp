@@ -1,10 +1,14 @@
 // Every CUDA op against the CPU reference on the same seeded inputs: edge
 // shapes (one row, one column, sizes off multiples of 32, empty inputs),
 // extreme logits, all class counts the row mappings switch between, exact
-// dropout masks and argmax, and bit-identical results run to run.
+// dropout masks and correct counts, every SpMM implementation (with a bias,
+// prepared outputs, rows cut into segments), the step state and metrics ring,
+// the argument checks, and bit-identical results run to run.
 //
 // Without a usable GPU every test is skipped with the reason, unless
-// GCN_REQUIRE_GPU=1 (a GPU session), where that is a failure.
+// GCN_REQUIRE_GPU=1 (a GPU session), where that is a failure. Without a GPU
+// the cudasim build (-DGCN_CUDA=SIM) runs them on the CPU, where a kernel is
+// slow: the inputs stay at a few thousand elements.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,10 +16,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <numeric>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,10 +29,14 @@
 #include "gcn/backend.hpp"
 #include "gcn/buffer.hpp"
 #include "gcn/csr.hpp"
+#include "gcn/dataset.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "gcn/rng.hpp"
+#include "gcn/step_state.hpp"
 #include "test_compare.hpp"
 #include "test_random.hpp"
+#include "test_step.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -34,15 +44,22 @@ namespace {
 using gcn::Backend;
 using gcn::Buffer;
 using gcn::ConstMatRef;
+using gcn::EpochMetrics;
 using gcn::MatRef;
+using gcn::StepState;
 using gcn::test::all_close;
 using gcn::test::all_equal;
 using gcn::test::random_csr;
 using gcn::test::random_floats;
+using gcn::test::same_bits;
+using gcn::test::step_at;
+using gcn::test::StepRing;
 using gcn::test::Tolerance;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-const std::vector<int64_t> kClassCounts = {1, 2, 3, 7, 16, 31, 32, 33, 64, 100, 1000, 4096};
+constexpr float kInf = std::numeric_limits<float>::infinity();
+const std::vector<int64_t> kClassCounts = {1, 2, 3, 7, 16, 31, 32, 33, 64, 100, 256, 257, 1000, 4096};
+const char* const kSpmmAlgs[] = {"alg3", "alg2", "alg1", "kernel"};
 
 // Logits in [-5, 5] with the extreme rows the classifier kernels must survive.
 std::vector<float> classifier_logits(int64_t rows, int64_t cols, uint32_t seed) {
@@ -76,6 +93,76 @@ std::vector<uint8_t> random_split(int64_t rows, uint32_t seed) {
   return split;
 }
 
+int64_t count_bit(const std::vector<uint8_t>& split, uint8_t bit) {
+  return std::count_if(split.begin(), split.end(), [bit](uint8_t s) { return (s & bit) != 0; });
+}
+
+// Each row's label shifted by one class: wrong wherever the label was right.
+std::vector<int32_t> shifted(std::vector<int32_t> labels, int64_t cols) {
+  for (auto& l : labels) l = static_cast<int32_t>((l + 1) % cols);
+  return labels;
+}
+
+// The correct counts when exactly the rows with right[r] are right.
+std::vector<int32_t> expected_counts(const std::vector<uint8_t>& split, const std::vector<bool>& right) {
+  std::vector<int32_t> c(3, 0);
+  for (std::size_t r = 0; r < split.size(); ++r) {
+    for (int b = 0; b < 3; ++b) c[b] += right[r] && ((split[r] >> b) & 1) ? 1 : 0;
+  }
+  return c;
+}
+
+std::vector<int32_t> counts_of(const EpochMetrics& m) { return {m.correct[0], m.correct[1], m.correct[2]}; }
+
+// A slot no op writes.
+EpochMetrics sentinel_metrics() {
+  EpochMetrics m{};
+  m.loss = -123.0f;
+  m.val_loss = -456.0f;
+  m.correct[0] = m.correct[1] = m.correct[2] = -7;
+  m.epoch = -9;
+  return m;
+}
+
+// The message of the gcn::Error f throws, or "(no error)".
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const gcn::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// A CSR matrix whose rows hold exactly the given numbers of non-zeros
+// (sorted distinct columns), values in [-1, 1].
+gcn::CsrMatrix csr_with_row_lengths(const std::vector<int32_t>& lengths, int32_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  gcn::CsrMatrix m;
+  m.n_rows = static_cast<int32_t>(lengths.size());
+  m.n_cols = cols;
+  m.indptr.push_back(0);
+  std::vector<int32_t> all(static_cast<std::size_t>(cols));
+  std::iota(all.begin(), all.end(), 0);
+  for (const int32_t len : lengths) {
+    if (len > cols) throw std::invalid_argument("csr_with_row_lengths: a row longer than the columns");
+    std::shuffle(all.begin(), all.end(), rng);
+    std::vector<int32_t> idx(all.begin(), all.begin() + len);
+    std::sort(idx.begin(), idx.end());
+    for (const int32_t j : idx) {
+      m.indices.push_back(j);
+      m.values.push_back(value(rng));
+    }
+    m.indptr.push_back(static_cast<int32_t>(m.indices.size()));
+  }
+  return m;
+}
+
+// Rows of 0, 1, 128, 129, 300 and 1000 non-zeros (and a few between): our
+// kernel cuts the rows longer than kernels::kSegmentNnz = 128 into segments.
+const std::vector<int32_t> kCutRowLengths = {0, 1, 128, 129, 300, 1000, 5, 127, 256, 257, 0, 3};
+
 class CudaOps : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -96,17 +183,17 @@ class CudaOps : public ::testing::Test {
     return std::make_pair(std::move(got), std::move(ref));
   }
 
-  // argmax_correct on both devices: {predictions, correct counts} each.
-  auto argmax_on_both(const std::vector<float>& x_host, int64_t rows, int64_t cols,
-                      const std::vector<int32_t>& labels_host, const std::vector<uint8_t>& split_host) {
-    return on_both([&](Backend& be) {
-      Buffer<float> x(be, x_host);
-      Buffer<int32_t> labels(be, labels_host);
-      Buffer<uint8_t> split(be, split_host);
-      Buffer<int32_t> pred(be, rows), correct(be, 3);
-      be.argmax_correct({x.data(), rows, cols}, labels.data(), split.data(), pred.data(), correct.data());
-      return std::vector<std::vector<int32_t>>{pred.to_host(), correct.to_host()};
-    });
+  // evaluate on one backend at epoch 0 into a ring of one slot: the slot.
+  static EpochMetrics evaluate_on(Backend& be, const std::vector<float>& x_host, int64_t rows, int64_t cols,
+                                  const std::vector<int32_t>& labels_host, const std::vector<uint8_t>& split_host) {
+    Buffer<float> x(be, x_host);
+    Buffer<int32_t> labels(be, labels_host);
+    Buffer<uint8_t> split(be, split_host);
+    StepRing sr(be, step_at(0));
+    sr.fill_slots(sentinel_metrics());
+    be.evaluate({x.data(), rows, cols}, labels.data(), split.data(), count_bit(split_host, gcn::kValBit), sr.state(),
+                sr.ring(), false);
+    return sr.slot(0);
   }
 
   std::unique_ptr<Backend> cpu_;
@@ -144,6 +231,12 @@ TEST_F(CudaOps, UploadDownloadRoundTrip) {
   const std::vector<float> host = random_floats(1001, 1);
   Buffer<float> b(*gpu_, host);
   EXPECT_TRUE(all_equal(b.to_host(), host));
+  // Into pinned host memory, there once synchronize() returns.
+  auto* pinned = static_cast<float*>(gpu_->allocate_host(host.size() * sizeof(float)));
+  gpu_->download_async(pinned, b.data(), host.size() * sizeof(float));
+  gpu_->synchronize();
+  EXPECT_TRUE(all_equal(std::vector<float>(pinned, pinned + host.size()), host));
+  gpu_->deallocate_host(pinned);
   b.zero();
   EXPECT_TRUE(all_equal(b.to_host(), std::vector<float>(host.size(), 0.0f)));
 }
@@ -184,57 +277,133 @@ TEST_F(CudaOps, SpmmRandomCsrWithEmptyRows) {
                         Case{20, 20, 0.0, 0, 5}}) {
     const gcn::CsrMatrix csr = random_csr(cs.rows, cs.cols, cs.density, cs.empty_every, 20);
     const auto b_host = random_floats(static_cast<std::size_t>(cs.cols * cs.n), 21);
-    auto [got, ref] = on_both([&](Backend& be) {
-      auto a = be.upload_csr(csr);
-      Buffer<float> b(be, b_host);
-      Buffer<float> c(be, std::vector<float>(static_cast<std::size_t>(cs.rows * cs.n), kNaN));
-      be.spmm(*a, {b.data(), cs.cols, cs.n}, {c.data(), cs.rows, cs.n});
-      return c.to_host();
-    });
-    EXPECT_TRUE(all_close(got, ref, {1e-5, 1e-5}, cs.n))
-        << "rows=" << cs.rows << " cols=" << cs.cols << " nnz=" << csr.nnz() << " n=" << cs.n;
+    const auto bias_host = random_floats(static_cast<std::size_t>(cs.n), 22);
+    for (const bool with_bias : {false, true}) {
+      auto [got, ref] = on_both([&](Backend& be) {
+        auto a = be.upload_csr(csr);
+        Buffer<float> b(be, b_host), bias(be, bias_host);
+        Buffer<float> c(be, std::vector<float>(static_cast<std::size_t>(cs.rows * cs.n), kNaN));
+        be.spmm(*a, {b.data(), cs.cols, cs.n}, {c.data(), cs.rows, cs.n}, with_bias ? bias.data() : nullptr);
+        return c.to_host();
+      });
+      EXPECT_TRUE(all_close(got, ref, {1e-5, 1e-5}, cs.n)) << "rows=" << cs.rows << " cols=" << cs.cols
+                                                            << " nnz=" << csr.nnz() << " n=" << cs.n
+                                                            << " bias=" << with_bias;
+    }
   }
 }
 
+// Compares a product with the CPU's: rows of at most kSegmentNnz (128)
+// entries bit for bit when our kernel computed it (it sums a row in stored
+// order with separate multiply and add roundings, as the CPU does), the rows
+// it cut into segments (partial sums added in segment order) and cuSPARSE's
+// products within a tolerance.
+::testing::AssertionResult spmm_matches_cpu(const std::vector<float>& got, const std::vector<float>& ref,
+                                            const gcn::CsrMatrix& a, int64_t n, bool our_kernel) {
+  std::vector<float> got_short, ref_short, got_long, ref_long;
+  for (int32_t r = 0; r < a.n_rows; ++r) {
+    const bool cut = a.indptr[r + 1] - a.indptr[r] > 128;
+    auto& g = (our_kernel && !cut) ? got_short : got_long;
+    auto& f = (our_kernel && !cut) ? ref_short : ref_long;
+    g.insert(g.end(), got.begin() + r * n, got.begin() + (r + 1) * n);
+    f.insert(f.end(), ref.begin() + r * n, ref.begin() + (r + 1) * n);
+  }
+  const ::testing::AssertionResult exact = same_bits(got_short, ref_short, n);
+  if (!exact) return ::testing::AssertionFailure() << "rows of at most 128 entries (bit for bit): " << exact.message();
+  const ::testing::AssertionResult close = all_close(got_long, ref_long, {1e-4, 1e-5}, n);
+  if (!close) return ::testing::AssertionFailure() << "cut rows or cuSPARSE: " << close.message();
+  return ::testing::AssertionSuccess();
+}
+
 // Every SpMM implementation GCN_SPMM_ALG can pick (cuSPARSE CSR_ALG3, the
-// default; CSR_ALG2; CSR_ALG1; our own kernel) against the CPU, on a
-// Cora-sized graph and on the awkward shapes above; the ones we rely on for
-// bit-identical reruns (alg3 and the kernel) also twice to the same bytes.
+// default; CSR_ALG2; CSR_ALG1; our own kernel) against the CPU, with and
+// without a bias, on a Cora-like graph, a features-like matrix, awkward
+// shapes and a matrix of rows long enough to be cut; one column always takes
+// our kernel. The ones we rely on for bit-identical reruns (alg3 and the
+// kernel) also twice to the same bytes.
 TEST_F(CudaOps, SpmmEveryAlgorithmMatchesTheCpu) {
-  const gcn::CsrMatrix big = random_csr(2708, 2708, 0.0015, 13, 30);
-  const gcn::CsrMatrix tall = random_csr(300, 1433, 0.013, 0, 31);  // like X (18 nnz per row)
+  const gcn::CsrMatrix big = random_csr(700, 700, 0.006, 13, 30);   // about 4 non-zeros per row
+  const gcn::CsrMatrix tall = random_csr(120, 1433, 0.013, 0, 31);  // like X (18 non-zeros per row)
   const gcn::CsrMatrix odd = random_csr(33, 64, 0.3, 2, 32);
+  const gcn::CsrMatrix cut = csr_with_row_lengths(kCutRowLengths, 1100, 33);
   struct Case {
     const gcn::CsrMatrix* a;
+    const char* name;
     int64_t n;
   };
-  const Case cases[] = {{&big, 16}, {&big, 7}, {&tall, 16}, {&odd, 1}, {&odd, 33}};
-  for (const char* alg : {"alg3", "alg2", "alg1", "kernel"}) {
+  const Case cases[] = {{&big, "graph", 16}, {&big, "graph", 7}, {&tall, "features", 16}, {&odd, "odd", 1},
+                        {&odd, "odd", 33},   {&cut, "cut", 1},   {&cut, "cut", 7},        {&cut, "cut", 16},
+                        {&cut, "cut", 33}};
+  for (const char* alg : kSpmmAlgs) {
     const gcn::test::ScopedEnv env("GCN_SPMM_ALG", alg);
     const std::unique_ptr<Backend> gpu = gcn::make_cuda_backend(0);
     for (const Case& cs : cases) {
       const int64_t rows = cs.a->n_rows, inner = cs.a->n_cols;
       const auto b_host = random_floats(static_cast<std::size_t>(inner * cs.n), 33);
-      auto run = [&](Backend& be) {
-        auto a = be.upload_csr(*cs.a);
-        Buffer<float> b(be, b_host);
-        Buffer<float> c(be, std::vector<float>(static_cast<std::size_t>(rows * cs.n), kNaN));
-        be.spmm(*a, {b.data(), inner, cs.n}, {c.data(), rows, cs.n});
-        return c.to_host();
-      };
-      const std::vector<float> ref = run(*cpu_);
-      const std::vector<float> got = run(*gpu);
-      EXPECT_TRUE(all_close(got, ref, {1e-5, 1e-5}, cs.n))
-          << alg << ": rows=" << rows << " inner=" << inner << " n=" << cs.n;
-      if (std::string(alg) == "alg3" || std::string(alg) == "kernel") {
-        const std::vector<float> again = run(*gpu);
-        EXPECT_EQ(std::memcmp(got.data(), again.data(), got.size() * sizeof(float)), 0)
-            << alg << " is not bit-identical run to run: rows=" << rows << " n=" << cs.n;
+      const auto bias_host = random_floats(static_cast<std::size_t>(cs.n), 34);
+      for (const bool with_bias : {false, true}) {
+        auto run = [&](Backend& be) {
+          auto a = be.upload_csr(*cs.a);
+          Buffer<float> b(be, b_host), bias(be, bias_host);
+          Buffer<float> c(be, std::vector<float>(static_cast<std::size_t>(rows * cs.n), kNaN));
+          be.spmm(*a, {b.data(), inner, cs.n}, {c.data(), rows, cs.n}, with_bias ? bias.data() : nullptr);
+          return c.to_host();
+        };
+        const std::vector<float> ref = run(*cpu_);
+        const std::vector<float> got = run(*gpu);
+        const bool our_kernel = std::string(alg) == "kernel" || cs.n == 1;
+        EXPECT_TRUE(spmm_matches_cpu(got, ref, *cs.a, cs.n, our_kernel))
+            << alg << ": " << cs.name << " rows=" << rows << " inner=" << inner << " n=" << cs.n
+            << " bias=" << with_bias;
+        if (std::string(alg) == "alg3" || our_kernel) {
+          EXPECT_TRUE(same_bits(run(*gpu), got, cs.n))
+              << alg << " is not bit-identical run to run: " << cs.name << " n=" << cs.n << " bias=" << with_bias;
+        }
       }
     }
   }
   const gcn::test::ScopedEnv bad("GCN_SPMM_ALG", "alg9");
   EXPECT_THROW(gcn::make_cuda_backend(0), gcn::UsageError);
+}
+
+// Our kernel on rows cut into segments: products one after another in the
+// same buffers (new column counts in between, bias on and off) give the same
+// bits each time, which they would not if a row's completion counter were
+// left non-zero or a partial sum read stale; rows of at most 128 entries are
+// the CPU's bits.
+TEST_F(CudaOps, SpmmKernelCutRowsLeaveItsCountersAtZero) {
+  const gcn::test::ScopedEnv env("GCN_SPMM_ALG", "kernel");
+  const std::unique_ptr<Backend> gpu = gcn::make_cuda_backend(0);
+  const gcn::CsrMatrix a_host = csr_with_row_lengths(kCutRowLengths, 1100, 40);
+  auto a = gpu->upload_csr(a_host);
+  auto a_cpu = cpu_->upload_csr(a_host);
+  constexpr int64_t kMaxN = 33;
+  const auto b_host = random_floats(static_cast<std::size_t>(a_host.n_cols * kMaxN), 41);
+  const auto bias_host = random_floats(kMaxN, 42);
+  Buffer<float> b(*gpu, b_host), bias(*gpu, bias_host), c(*gpu, a_host.n_rows * kMaxN);
+  std::vector<std::vector<float>> first(kMaxN + 1);
+  for (int pass = 0; pass < 3; ++pass) {
+    for (const int64_t n : {int64_t{7}, int64_t{1}, int64_t{33}, int64_t{16}, int64_t{2}}) {
+      const float* bias_ptr = (pass == 1) ? bias.data() : nullptr;
+      gpu->spmm(*a, {b.data(), a_host.n_cols, n}, {c.data(), a_host.n_rows, n}, bias_ptr);
+      std::vector<float> got = c.to_host();
+      got.resize(static_cast<std::size_t>(a_host.n_rows * n));
+      if (pass == 1) {
+        std::vector<float> ref(got.size());
+        cpu_->spmm(*a_cpu, {b_host.data(), a_host.n_cols, n}, {ref.data(), a_host.n_rows, n}, bias_host.data());
+        EXPECT_TRUE(spmm_matches_cpu(got, ref, a_host, n, true)) << "with bias, n=" << n;
+        continue;
+      }
+      std::vector<float> ref(got.size());
+      cpu_->spmm(*a_cpu, {b_host.data(), a_host.n_cols, n}, {ref.data(), a_host.n_rows, n});
+      EXPECT_TRUE(spmm_matches_cpu(got, ref, a_host, n, true)) << "pass " << pass << ", n=" << n;
+      if (pass == 0) {
+        first[n] = got;
+      } else {
+        EXPECT_TRUE(same_bits(got, first[n], n)) << "n=" << n << " differs from its first product";
+      }
+    }
+  }
 }
 
 // The backend makes cuSPARSE's descriptors and workspace size once per
@@ -247,16 +416,20 @@ TEST_F(CudaOps, SpmmStaysRightAsItsSetupIsReused) {
   constexpr int64_t kMaxN = 80;  // more products than the backend keeps set up
   auto a_gpu = gpu_->upload_csr(csr);
   auto a_cpu = cpu_->upload_csr(csr);
+  const auto bias_host = random_floats(kMaxN, 43);
+  Buffer<float> bias(*gpu_, bias_host);
   auto check_pass = [&](Buffer<float>& b, Buffer<float>& c, uint32_t seed, const std::vector<int64_t>& ns) {
     for (const int64_t n : ns) {
       const auto b_host = random_floats(static_cast<std::size_t>(csr.n_cols * n), seed + static_cast<uint32_t>(n));
+      const bool with_bias = n % 3 == 0;
       gpu_->upload(b.data(), b_host.data(), b_host.size() * sizeof(float));
-      gpu_->spmm(*a_gpu, {b.data(), csr.n_cols, n}, {c.data(), csr.n_rows, n});
+      gpu_->spmm(*a_gpu, {b.data(), csr.n_cols, n}, {c.data(), csr.n_rows, n}, with_bias ? bias.data() : nullptr);
       std::vector<float> got = c.to_host();
       got.resize(static_cast<std::size_t>(csr.n_rows * n));
       std::vector<float> ref(got.size());
-      cpu_->spmm(*a_cpu, {b_host.data(), csr.n_cols, n}, {ref.data(), csr.n_rows, n});
-      ASSERT_TRUE(all_close(got, ref, {1e-5, 1e-5}, n)) << "seed " << seed << ", n=" << n;
+      cpu_->spmm(*a_cpu, {b_host.data(), csr.n_cols, n}, {ref.data(), csr.n_rows, n},
+                 with_bias ? bias_host.data() : nullptr);
+      ASSERT_TRUE(all_close(got, ref, {1e-5, 1e-5}, n)) << "seed " << seed << ", n=" << n << " bias=" << with_bias;
     }
   };
   std::vector<int64_t> all_n(kMaxN);
@@ -269,23 +442,62 @@ TEST_F(CudaOps, SpmmStaysRightAsItsSetupIsReused) {
   }
 }
 
-TEST_F(CudaOps, AddBias) {
-  for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1}, {37, 33}, {100, 7}, {1, 100}}) {
-    const int64_t rows = shape.first, cols = shape.second;
-    const auto x_host = random_floats(static_cast<std::size_t>(rows * cols), 30);
-    const auto bias_host = random_floats(static_cast<std::size_t>(cols), 31);
-    auto [got, ref] = on_both([&](Backend& be) {
-      Buffer<float> x(be, x_host), bias(be, bias_host);
-      be.add_bias({x.data(), rows, cols}, bias.data());
-      return x.to_host();
-    });
-    EXPECT_TRUE(all_equal(got, ref, cols)) << rows << "x" << cols;
+// prepare_outputs fills (in one launch on CUDA) the outputs of the products
+// that follow with prepared = true: zeros, or the bias on every row. Outputs
+// that held NaN come out right on every algorithm, with the products in any
+// order, the most outputs at once (8), one-column products (our kernel) and
+// an empty matrix among them.
+TEST_F(CudaOps, SpmmPreparedOutputsOnEveryAlgorithm) {
+  const gcn::CsrMatrix graph = random_csr(90, 90, 0.05, 9, 50);
+  const gcn::CsrMatrix cut = csr_with_row_lengths({3, 200, 0, 129, 17}, 400, 51);
+  const gcn::CsrMatrix empty = random_csr(12, 30, 0.0, 0, 52);
+  struct Product {
+    const gcn::CsrMatrix* a;
+    int64_t n;
+    bool bias;
+  };
+  const Product products[gcn::Backend::kMaxOutputInits] = {{&graph, 16, true}, {&graph, 7, false}, {&cut, 16, true},
+                                                           {&cut, 5, false},   {&graph, 1, true},  {&cut, 1, false},
+                                                           {&empty, 8, true},  {&empty, 3, false}};
+  for (const char* alg : kSpmmAlgs) {
+    const gcn::test::ScopedEnv env("GCN_SPMM_ALG", alg);
+    const std::unique_ptr<Backend> gpu = gcn::make_cuda_backend(0);
+    auto run = [&](Backend& be) {
+      std::vector<std::unique_ptr<gcn::SparseMatrix>> as;
+      std::vector<Buffer<float>> bs, cs, biases;
+      gcn::OutputInit inits[gcn::Backend::kMaxOutputInits];
+      for (int i = 0; i < gcn::Backend::kMaxOutputInits; ++i) {
+        const Product& p = products[i];
+        as.push_back(be.upload_csr(*p.a));
+        bs.emplace_back(be, random_floats(static_cast<std::size_t>(p.a->n_cols * p.n), 60 + i));
+        biases.emplace_back(be, random_floats(static_cast<std::size_t>(p.n), 70 + i));
+        cs.emplace_back(be, std::vector<float>(static_cast<std::size_t>(p.a->n_rows * p.n), kNaN));
+        inits[i] = {{cs[i].data(), p.a->n_rows, p.n}, p.bias ? biases[i].data() : nullptr};
+      }
+      be.prepare_outputs(inits, gcn::Backend::kMaxOutputInits);
+      for (int i = gcn::Backend::kMaxOutputInits - 1; i >= 0; --i) {  // the products in another order
+        const Product& p = products[i];
+        be.spmm(*as[i], {bs[i].data(), p.a->n_cols, p.n}, {cs[i].data(), p.a->n_rows, p.n},
+                p.bias ? biases[i].data() : nullptr, true);
+      }
+      std::vector<std::vector<float>> out;
+      for (auto& c : cs) out.push_back(c.to_host());
+      return out;
+    };
+    const auto ref = run(*cpu_);
+    const auto got = run(*gpu);
+    for (int i = 0; i < gcn::Backend::kMaxOutputInits; ++i) {
+      const Product& p = products[i];
+      const bool our_kernel = std::string(alg) == "kernel" || p.n == 1;
+      EXPECT_TRUE(spmm_matches_cpu(got[i], ref[i], *p.a, p.n, our_kernel))
+          << alg << ": prepared product " << i << " (n=" << p.n << ", bias=" << p.bias << ")";
+    }
   }
 }
 
 TEST_F(CudaOps, ColumnSum) {
   for (const auto& shape :
-       {std::pair<int64_t, int64_t>{1, 1}, {1, 40}, {300, 1}, {1000, 7}, {2708, 16}, {70001, 3}, {257, 129}}) {
+       {std::pair<int64_t, int64_t>{1, 1}, {1, 40}, {300, 1}, {1000, 7}, {700, 16}, {9001, 3}, {257, 129}}) {
     const int64_t rows = shape.first, cols = shape.second;
     const auto x_host = random_floats(static_cast<std::size_t>(rows * cols), 40);
     auto [got, ref] = on_both([&](Backend& be) {
@@ -298,23 +510,79 @@ TEST_F(CudaOps, ColumnSum) {
   }
 }
 
+// The same step state (seed, epoch) gives the same dropout mask on both
+// devices, exactly; the backward (out of place and in place) the same
+// gradient, and its column sums the CPU's within rounding.
 TEST_F(CudaOps, ReluDropoutMasksMatchExactly) {
   for (const float p : {0.0f, 0.5f, 0.9f}) {
-    for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1}, {37, 33}, {300, 17}, {2708, 16}}) {
+    for (const auto& shape : {std::pair<int64_t, int64_t>{1, 1}, {37, 33}, {300, 17}, {130, 16}, {70, 1}}) {
       const int64_t rows = shape.first, cols = shape.second;
       const auto x_host = random_floats(static_cast<std::size_t>(rows * cols), 50);
       const auto dy_host = random_floats(static_cast<std::size_t>(rows * cols), 51);
-      // Forward out of place and in place, then backward (in place on dy).
       auto [got, ref] = on_both([&](Backend& be) {
-        Buffer<float> x(be, x_host), y(be, rows * cols), dy(be, dy_host);
-        be.relu_dropout_forward({x.data(), rows, cols}, {y.data(), rows, cols}, p, 1234, 7);
-        be.relu_dropout_forward({x.data(), rows, cols}, {x.data(), rows, cols}, p, 1234, 7);
-        be.relu_dropout_backward({dy.data(), rows, cols}, {y.data(), rows, cols}, {dy.data(), rows, cols}, p);
-        return std::vector<std::vector<float>>{y.to_host(), x.to_host(), dy.to_host()};
+        StepRing sr(be, step_at(6, 1234));
+        Buffer<float> x(be, x_host), y(be, rows * cols), dy(be, dy_host), dx(be, rows * cols);
+        Buffer<float> sums(be, std::vector<float>(static_cast<std::size_t>(cols), kNaN));
+        Buffer<float> sums_inplace(be, std::vector<float>(static_cast<std::size_t>(cols), kNaN));
+        be.relu_dropout_forward({x.data(), rows, cols}, {y.data(), rows, cols}, p, sr.state());
+        be.relu_dropout_backward({dy.data(), rows, cols}, {y.data(), rows, cols}, {dx.data(), rows, cols}, p,
+                                 sums.data());
+        be.relu_dropout_backward({dy.data(), rows, cols}, {y.data(), rows, cols}, {dy.data(), rows, cols}, p,
+                                 sums_inplace.data());
+        return std::vector<std::vector<float>>{y.to_host(), dx.to_host(), dy.to_host(), sums.to_host(),
+                                               sums_inplace.to_host()};
       });
-      EXPECT_TRUE(all_equal(got[0], ref[0], cols)) << "forward p=" << p << " " << rows << "x" << cols;
-      EXPECT_TRUE(all_equal(got[1], ref[1], cols)) << "forward in place p=" << p << " " << rows << "x" << cols;
-      EXPECT_TRUE(all_equal(got[2], ref[2], cols)) << "backward p=" << p << " " << rows << "x" << cols;
+      const std::string what = "p=" + std::to_string(p) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      EXPECT_TRUE(same_bits(got[0], ref[0], cols)) << "forward " << what;
+      EXPECT_TRUE(same_bits(got[1], ref[1], cols)) << "backward " << what;
+      EXPECT_TRUE(same_bits(got[2], ref[2], cols)) << "backward in place " << what;
+      EXPECT_TRUE(all_close(got[3], ref[3], {1e-6, 1e-6})) << "column sums " << what;
+      EXPECT_TRUE(same_bits(got[4], got[3])) << "column sums in place " << what;
+      if (p > 0.0f) {  // the mask is dropout_keep(seed, epoch + 1, i)
+        for (int64_t i = 0; i < rows * cols; ++i) {
+          if (x_host[i] > 0.0f) {
+            ASSERT_EQ(got[0][i] != 0.0f, gcn::dropout_keep(1234, 7, static_cast<uint64_t>(i), p)) << what << " i=" << i;
+          }
+        }
+      }
+    }
+  }
+  // Another epoch, another mask.
+  const int64_t n = 2000;
+  const std::vector<float> ones(n, 1.0f);
+  std::vector<std::vector<float>> masks;
+  for (const int64_t epoch : {int64_t{3}, int64_t{4}}) {
+    StepRing sr(*gpu_, step_at(epoch, 99));
+    Buffer<float> x(*gpu_, ones), y(*gpu_, n);
+    gpu_->relu_dropout_forward({x.data(), 1, n}, {y.data(), 1, n}, 0.5f, sr.state());
+    masks.push_back(y.to_host());
+  }
+  EXPECT_NE(masks[0], masks[1]);
+}
+
+// Special inputs: NaN, -0 and -inf become 0; +inf stays +inf where kept.
+// Where a +inf is dropped the devices must agree too.
+TEST_F(CudaOps, ReluDropoutSpecialValuesMatchTheCpu) {
+  const int64_t n = 64;
+  std::vector<float> x_host = random_floats(n, 55, -1.0f, 1.0f);
+  for (int64_t i = 0; i < n; i += 4) {
+    x_host[i] = kNaN;
+    x_host[i + 1] = -0.0f;
+    x_host[i + 2] = -kInf;
+    x_host[i + 3] = kInf;
+  }
+  for (const float p : {0.0f, 0.5f}) {
+    auto [got, ref] = on_both([&](Backend& be) {
+      StepRing sr(be, step_at(0, 5));
+      Buffer<float> x(be, x_host), y(be, std::vector<float>(n, 7.0f));
+      be.relu_dropout_forward({x.data(), 1, n}, {y.data(), 1, n}, p, sr.state());
+      return y.to_host();
+    });
+    EXPECT_TRUE(same_bits(got, ref)) << "p=" << p;
+    for (int64_t i = 0; i < n; i += 4) {
+      EXPECT_EQ(got[i], 0.0f) << i;
+      EXPECT_EQ(got[i + 1], 0.0f) << i;
+      EXPECT_EQ(got[i + 2], 0.0f) << i;
     }
   }
 }
@@ -334,10 +602,16 @@ TEST_F(CudaOps, LogSoftmax) {
   }
 }
 
-TEST_F(CudaOps, LogSoftmaxNllLossAndGradient) {
+// The training loss against the CPU for every class count (the bias gradient
+// summed by the kernel up to 256 classes, by a separate column sum beyond),
+// masks empty, full and random, with and without the gradient; into the
+// running epoch's slot (epoch 5 done, 4 slots: slot 1) and no other.
+TEST_F(CudaOps, ClassifierLossLossGradientAndBiasGradient) {
   enum class Mask { kEmpty, kFull, kRandom };
   for (const int64_t cols : kClassCounts) {
-    for (const int64_t rows : {int64_t{1}, int64_t{5}, int64_t{67}, int64_t{300}}) {
+    const std::vector<int64_t> row_counts =
+        cols <= 256 ? std::vector<int64_t>{1, 5, 67, 300} : std::vector<int64_t>{1, 5, 40};
+    for (const int64_t rows : row_counts) {
       for (const Mask mask : {Mask::kEmpty, Mask::kFull, Mask::kRandom}) {
         const auto x_host = classifier_logits(rows, cols, 70 + static_cast<uint32_t>(cols));
         const auto labels_host = random_labels(rows, cols, 71);
@@ -345,30 +619,71 @@ TEST_F(CudaOps, LogSoftmaxNllLossAndGradient) {
         if (mask == Mask::kEmpty) std::fill(split_host.begin(), split_host.end(), uint8_t{0});
         if (mask == Mask::kFull) std::fill(split_host.begin(), split_host.end(), uint8_t{1});
         const uint8_t bit = 1;
-        const int64_t n_masked = std::count_if(split_host.begin(), split_host.end(), [](uint8_t s) { return (s & 1) != 0; });
+        const int64_t n_masked = count_bit(split_host, bit);
         for (const bool with_grad : {true, false}) {
           auto [got, ref] = on_both([&](Backend& be) {
             Buffer<float> x(be, x_host);
             Buffer<int32_t> labels(be, labels_host);
             Buffer<uint8_t> split(be, split_host);
-            Buffer<float> loss(be, std::vector<float>{kNaN});
             Buffer<float> grad(be, std::vector<float>(x_host.size(), kNaN));
-            be.log_softmax_nll({x.data(), rows, cols}, labels.data(), split.data(), bit, n_masked, loss.data(),
-                               with_grad ? grad.data() : nullptr);
-            return std::vector<std::vector<float>>{loss.to_host(), grad.to_host()};
+            Buffer<float> bias_grad(be, std::vector<float>(static_cast<std::size_t>(cols), kNaN));
+            StepRing sr(be, step_at(5), 4);
+            sr.fill_slots(sentinel_metrics());
+            be.classifier_loss({x.data(), rows, cols}, labels.data(), split.data(), bit, n_masked,
+                               with_grad ? MatRef{grad.data(), rows, cols} : MatRef{},
+                               with_grad ? bias_grad.data() : nullptr, sr.state(), sr.ring());
+            std::vector<float> slot_figures;
+            for (const EpochMetrics& m : sr.slots()) {
+              slot_figures.push_back(m.loss);
+              slot_figures.push_back(m.val_loss);
+              slot_figures.push_back(static_cast<float>(m.epoch));
+            }
+            return std::vector<std::vector<float>>{slot_figures, grad.to_host(), bias_grad.to_host()};
           });
           const std::string what = std::to_string(rows) + "x" + std::to_string(cols) + " mask=" +
                                    std::to_string(static_cast<int>(mask)) + " n_masked=" + std::to_string(n_masked) +
                                    " grad=" + std::to_string(with_grad);
-          EXPECT_TRUE(all_close(got[0], ref[0], {1e-5, 1e-5})) << "loss " << what;
-          ASSERT_TRUE(std::isfinite(got[0][0])) << what;
-          if (mask == Mask::kEmpty) {
-            EXPECT_EQ(got[0][0], 0.0f) << what;
+          const float loss = got[0][3];  // slot 1's loss
+          EXPECT_TRUE(all_close(std::vector<float>{loss}, std::vector<float>{ref[0][3]}, {1e-5, 1e-5})) << what;
+          ASSERT_TRUE(std::isfinite(loss)) << what;
+          if (mask == Mask::kEmpty) EXPECT_EQ(loss, 0.0f) << what;
+          // Slots 0, 2, 3 and the other fields of slot 1 untouched.
+          std::vector<float> untouched = got[0];
+          untouched[3] = sentinel_metrics().loss;
+          for (int s = 0; s < 4; ++s) {
+            EXPECT_EQ(untouched[s * 3], sentinel_metrics().loss) << what << " slot " << s;
+            EXPECT_EQ(untouched[s * 3 + 1], sentinel_metrics().val_loss) << what << " slot " << s;
+            EXPECT_EQ(untouched[s * 3 + 2], static_cast<float>(sentinel_metrics().epoch)) << what << " slot " << s;
           }
-          if (with_grad) EXPECT_TRUE(all_close(got[1], ref[1], {1e-7, 1e-4}, cols)) << "grad " << what;
+          if (with_grad) {
+            EXPECT_TRUE(all_close(got[1], ref[1], {1e-7, 1e-4}, cols)) << "grad " << what;
+            EXPECT_TRUE(all_close(got[2], ref[2], {1e-5, 1e-4})) << "bias grad " << what;
+          }
         }
       }
     }
+  }
+}
+
+// A stopped state: no loss, no gradient, no bias gradient written.
+TEST_F(CudaOps, ClassifierLossWritesNothingWhenStopped) {
+  for (const int64_t cols : {int64_t{7}, int64_t{1000}}) {
+    const int64_t rows = 37;
+    const auto x_host = classifier_logits(rows, cols, 75);
+    StepState stopped = step_at(2);
+    stopped.stopped = 1;
+    StepRing sr(*gpu_, stopped, 3);
+    sr.fill_slots(sentinel_metrics());
+    Buffer<float> x(*gpu_, x_host), grad(*gpu_, std::vector<float>(x_host.size(), 7.0f));
+    Buffer<float> bias_grad(*gpu_, std::vector<float>(static_cast<std::size_t>(cols), 7.0f));
+    Buffer<int32_t> labels(*gpu_, random_labels(rows, cols, 76));
+    Buffer<uint8_t> split(*gpu_, std::vector<uint8_t>(rows, 1));
+    gpu_->classifier_loss({x.data(), rows, cols}, labels.data(), split.data(), 1, rows, {grad.data(), rows, cols},
+                          bias_grad.data(), sr.state(), sr.ring());
+    for (const EpochMetrics& m : sr.slots()) EXPECT_TRUE(gcn::test::same_bytes(m, sentinel_metrics())) << cols;
+    EXPECT_TRUE(all_equal(grad.to_host(), std::vector<float>(x_host.size(), 7.0f))) << cols;
+    EXPECT_TRUE(all_equal(bias_grad.to_host(), std::vector<float>(static_cast<std::size_t>(cols), 7.0f))) << cols;
+    EXPECT_TRUE(gcn::test::same_bytes(sr.get(), stopped));
   }
 }
 
@@ -376,23 +691,24 @@ TEST_F(CudaOps, LogSoftmaxNllLossAndGradient) {
 // against the CPU and against the fused op on the GPU itself.
 TEST_F(CudaOps, UnfusedNllMatchesTheCpuAndTheFusedOp) {
   for (const int64_t cols : {int64_t{2}, int64_t{7}, int64_t{33}, int64_t{1000}}) {
-    const int64_t rows = 211;
+    const int64_t rows = cols == 1000 ? 23 : 211;
     const auto x_host = classifier_logits(rows, cols, 90 + static_cast<uint32_t>(cols));
     const auto labels_host = random_labels(rows, cols, 91);
     const std::vector<uint8_t> split_host = random_split(rows, 92);
-    const int64_t n_masked =
-        std::count_if(split_host.begin(), split_host.end(), [](uint8_t s) { return (s & 1) != 0; });
+    const int64_t n_masked = count_bit(split_host, 1);
     auto [got, ref] = on_both([&](Backend& be) {
       Buffer<float> x(be, x_host), logp(be, rows * cols);
       Buffer<int32_t> labels(be, labels_host);
       Buffer<uint8_t> split(be, split_host);
-      Buffer<float> loss(be, std::vector<float>{kNaN}), fused_loss(be, std::vector<float>{kNaN});
+      Buffer<float> loss(be, std::vector<float>{kNaN});
       Buffer<float> grad(be, std::vector<float>(x_host.size(), kNaN)), fused_grad(be, rows * cols);
+      StepRing sr(be, step_at(0));
       be.log_softmax({x.data(), rows, cols}, {logp.data(), rows, cols});
-      be.nll_loss({logp.data(), rows, cols}, labels.data(), split.data(), 1, n_masked, loss.data(), grad.data());
-      be.log_softmax_nll({x.data(), rows, cols}, labels.data(), split.data(), 1, n_masked, fused_loss.data(),
-                         fused_grad.data());
-      return std::vector<std::vector<float>>{loss.to_host(), grad.to_host(), fused_loss.to_host(),
+      be.bench_ops()->nll_loss({logp.data(), rows, cols}, labels.data(), split.data(), 1, n_masked, loss.data(),
+                               grad.data());
+      be.classifier_loss({x.data(), rows, cols}, labels.data(), split.data(), 1, n_masked,
+                         {fused_grad.data(), rows, cols}, nullptr, sr.state(), sr.ring());
+      return std::vector<std::vector<float>>{loss.to_host(), grad.to_host(), {sr.slot(0).loss},
                                              fused_grad.to_host()};
     });
     EXPECT_TRUE(all_close(got[0], ref[0], {1e-5, 1e-5})) << cols;
@@ -410,54 +726,64 @@ TEST_F(CudaOps, ClassifierStaysFiniteOnExtremeUniformRows) {
     const int64_t rows = 2;
     std::vector<float> x_host(static_cast<std::size_t>(rows * cols), 1e30f);
     std::fill(x_host.begin() + cols, x_host.end(), -1e30f);
-    Buffer<float> x(*gpu_, x_host), y(*gpu_, rows * cols), loss(*gpu_, 1), grad(*gpu_, rows * cols);
+    Buffer<float> x(*gpu_, x_host), y(*gpu_, rows * cols), grad(*gpu_, rows * cols), bias_grad(*gpu_, cols);
     Buffer<int32_t> labels(*gpu_, std::vector<int32_t>{0, static_cast<int32_t>(cols - 1)});
     Buffer<uint8_t> split(*gpu_, std::vector<uint8_t>{1, 1});
+    StepRing sr(*gpu_, step_at(0));
     gpu_->log_softmax({x.data(), rows, cols}, {y.data(), rows, cols});
-    gpu_->log_softmax_nll({x.data(), rows, cols}, labels.data(), split.data(), 1, 2, loss.data(), grad.data());
+    gpu_->classifier_loss({x.data(), rows, cols}, labels.data(), split.data(), 1, 2, {grad.data(), rows, cols},
+                          bias_grad.data(), sr.state(), sr.ring());
     const float expected = -std::log(static_cast<float>(cols));
     EXPECT_TRUE(all_close(y.to_host(), std::vector<float>(x_host.size(), expected), {1e-5, 1e-5}, cols)) << cols;
-    EXPECT_NEAR(loss.to_host()[0], -expected, 1e-5) << cols;
+    EXPECT_NEAR(sr.slot(0).loss, -expected, 1e-5) << cols;
     for (const float g : grad.to_host()) ASSERT_TRUE(std::isfinite(g)) << cols;
+    for (const float g : bias_grad.to_host()) ASSERT_TRUE(std::isfinite(g)) << cols;
   }
 }
 
-TEST_F(CudaOps, ArgmaxTieFreeShuffledRowsMatchExactly) {
+// Distinct shuffled values per row: the argmax is unambiguous. Labels equal
+// to it make every row right, labels one past it none, random labels the
+// CPU's counts; the validation loss the CPU's; the epoch 1.
+TEST_F(CudaOps, EvaluateShuffledRowsCountExactly) {
   for (const int64_t cols : kClassCounts) {
-    const int64_t rows = 131;
+    const int64_t rows = cols <= 256 ? 131 : 19;
     std::mt19937 rng(80 + static_cast<uint32_t>(cols));
     std::vector<float> x_host(static_cast<std::size_t>(rows * cols));
-    std::vector<int32_t> labels_host(static_cast<std::size_t>(rows));
+    std::vector<int32_t> argmax(static_cast<std::size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<float> row(static_cast<std::size_t>(cols));
       for (int64_t j = 0; j < cols; ++j) row[j] = 0.25f * static_cast<float>(j) - 3.0f;  // distinct
       std::shuffle(row.begin(), row.end(), rng);
       std::copy(row.begin(), row.end(), x_host.begin() + r * cols);
-      const auto argmax = std::max_element(row.begin(), row.end()) - row.begin();
-      // Half the labels right, so every split bit has correct rows to count.
-      labels_host[r] = (r % 2 == 0) ? static_cast<int32_t>(argmax) : static_cast<int32_t>(rng() % cols);
+      argmax[r] = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
     }
     const auto split_host = random_split(rows, 81);
-    for (const bool with_pred : {true, false}) {
-      auto [got, ref] = on_both([&](Backend& be) {
-        Buffer<float> x(be, x_host);
-        Buffer<int32_t> labels(be, labels_host);
-        Buffer<uint8_t> split(be, split_host);
-        Buffer<int32_t> pred(be, std::vector<int32_t>(static_cast<std::size_t>(rows), -7));
-        Buffer<int32_t> correct(be, std::vector<int32_t>{-1, -1, -1});
-        be.argmax_correct({x.data(), rows, cols}, labels.data(), split.data(), with_pred ? pred.data() : nullptr,
-                          correct.data());
-        return std::vector<std::vector<int32_t>>{pred.to_host(), correct.to_host()};
-      });
-      EXPECT_TRUE(all_equal(got[0], ref[0])) << "pred, C=" << cols;
-      EXPECT_TRUE(all_equal(got[1], ref[1])) << "correct counts, C=" << cols;
+    const std::vector<bool> all_right(static_cast<std::size_t>(rows), true);
+    const EpochMetrics right = evaluate_on(*gpu_, x_host, rows, cols, argmax, split_host);
+    EXPECT_EQ(counts_of(right), expected_counts(split_host, all_right)) << "C=" << cols;
+    EXPECT_EQ(right.epoch, 1) << "C=" << cols;
+    if (cols > 1) {
+      const EpochMetrics wrong = evaluate_on(*gpu_, x_host, rows, cols, shifted(argmax, cols), split_host);
+      EXPECT_EQ(counts_of(wrong), std::vector<int32_t>({0, 0, 0})) << "C=" << cols;
     }
+    // Half the labels right, the rest random: the CPU's counts and loss.
+    std::vector<int32_t> mixed = argmax;
+    for (int64_t r = 1; r < rows; r += 2) mixed[r] = static_cast<int32_t>(rng() % cols);
+    const EpochMetrics got = evaluate_on(*gpu_, x_host, rows, cols, mixed, split_host);
+    const EpochMetrics ref = evaluate_on(*cpu_, x_host, rows, cols, mixed, split_host);
+    EXPECT_EQ(counts_of(got), counts_of(ref)) << "C=" << cols;
+    EXPECT_TRUE(all_close(std::vector<float>{got.val_loss}, std::vector<float>{ref.val_loss}, {1e-5, 1e-5}))
+        << "C=" << cols;
+    EXPECT_EQ(got.epoch, ref.epoch);
+    EXPECT_EQ(got.loss, sentinel_metrics().loss) << "evaluate wrote the training loss, C=" << cols;
   }
 }
 
-TEST_F(CudaOps, ArgmaxTiesPickTheFirstMaximum) {
+// Ties: the first maximum is the argmax (torch.argmax), wherever the tied
+// values fall among the lanes sharing the row.
+TEST_F(CudaOps, EvaluateTiesPickTheFirstMaximum) {
   for (const int64_t cols : kClassCounts) {
-    const int64_t rows = 64;
+    const int64_t rows = cols <= 256 ? 64 : 16;
     std::mt19937 rng(90 + static_cast<uint32_t>(cols));
     std::vector<float> x_host = random_floats(static_cast<std::size_t>(rows * cols), 91, -1.0f, 1.0f);
     std::vector<int32_t> expected(static_cast<std::size_t>(rows));
@@ -474,32 +800,36 @@ TEST_F(CudaOps, ArgmaxTiesPickTheFirstMaximum) {
       if (r == 0) first = 0;
       expected[r] = static_cast<int32_t>(first);
     }
-    const std::vector<int32_t> labels_host = expected;
     const std::vector<uint8_t> split_host(static_cast<std::size_t>(rows), uint8_t{7});
-    auto [got, ref] = argmax_on_both(x_host, rows, cols, labels_host, split_host);
-    EXPECT_TRUE(all_equal(got[0], expected)) << "C=" << cols;
-    EXPECT_TRUE(all_equal(got[0], ref[0])) << "C=" << cols;
     const int32_t n = static_cast<int32_t>(rows);
-    EXPECT_TRUE(all_equal(got[1], std::vector<int32_t>{n, n, n})) << "C=" << cols;
+    for (Backend* be : {cpu_.get(), gpu_.get()}) {
+      const char* dev = be == cpu_.get() ? "CPU" : "GPU";
+      EXPECT_EQ(counts_of(evaluate_on(*be, x_host, rows, cols, expected, split_host)), std::vector<int32_t>({n, n, n}))
+          << dev << ", C=" << cols;
+      if (cols > 1) {
+        EXPECT_EQ(counts_of(evaluate_on(*be, x_host, rows, cols, shifted(expected, cols), split_host)),
+                  std::vector<int32_t>({0, 0, 0}))
+            << dev << ", C=" << cols;
+      }
+    }
   }
 }
 
 // NaN logits (a run continued with --allow-nonfinite): the first NaN of a
 // row is its argmax on both devices (torch.argmax), wherever it falls
 // relative to the row's maximum and to the lanes that share the row.
-TEST_F(CudaOps, ArgmaxNanRowsMatchTheCpu) {
-  const float nan = std::numeric_limits<float>::quiet_NaN();
+TEST_F(CudaOps, EvaluateNanRowsMatchTheCpu) {
   for (const int64_t cols : kClassCounts) {
-    const int64_t rows = 96;
+    const int64_t rows = cols <= 256 ? 96 : 16;
     std::mt19937 rng(120 + static_cast<uint32_t>(cols));
     std::vector<float> x_host = random_floats(static_cast<std::size_t>(rows * cols), 121, -1.0f, 1.0f);
     for (int64_t r = 0; r < rows; ++r) {
       float* row = x_host.data() + r * cols;
-      row[rng() % cols] = 2.0f;                           // a maximum somewhere
-      const int n_nans = static_cast<int>(r % 4);         // 0 to 3 NaNs
-      for (int t = 0; t < n_nans; ++t) row[rng() % cols] = nan;
-      if (r == 1) row[0] = nan;                           // NaN in column 0
-      if (r == 2) std::fill(row, row + cols, nan);        // all NaN
+      row[rng() % cols] = 2.0f;                    // a maximum somewhere
+      const int n_nans = static_cast<int>(r % 4);  // 0 to 3 NaNs
+      for (int t = 0; t < n_nans; ++t) row[rng() % cols] = kNaN;
+      if (r == 1) row[0] = kNaN;                     // NaN in column 0
+      if (r == 2) std::fill(row, row + cols, kNaN);  // all NaN
     }
     std::vector<int32_t> expected(static_cast<std::size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
@@ -508,16 +838,128 @@ TEST_F(CudaOps, ArgmaxNanRowsMatchTheCpu) {
       expected[r] = static_cast<int32_t>(first_nan != row + cols ? first_nan - row
                                                                   : std::max_element(row, row + cols) - row);
     }
-    const std::vector<int32_t> labels_host(static_cast<std::size_t>(rows), 0);
-    const std::vector<uint8_t> split_host(static_cast<std::size_t>(rows), uint8_t{7});
-    auto [got, ref] = argmax_on_both(x_host, rows, cols, labels_host, split_host);
-    EXPECT_TRUE(all_equal(ref[0], expected)) << "CPU, C=" << cols;
-    EXPECT_TRUE(all_equal(got[0], expected)) << "C=" << cols;
-    EXPECT_TRUE(all_equal(got[1], ref[1])) << "C=" << cols;
+    const std::vector<uint8_t> split_host = random_split(rows, 122);
+    const std::vector<bool> all_right(static_cast<std::size_t>(rows), true);
+    for (Backend* be : {cpu_.get(), gpu_.get()}) {
+      const char* dev = be == cpu_.get() ? "CPU" : "GPU";
+      EXPECT_EQ(counts_of(evaluate_on(*be, x_host, rows, cols, expected, split_host)),
+                expected_counts(split_host, all_right))
+          << dev << ", C=" << cols;
+      if (cols > 1) {
+        EXPECT_EQ(counts_of(evaluate_on(*be, x_host, rows, cols, shifted(expected, cols), split_host)),
+                  std::vector<int32_t>({0, 0, 0}))
+            << dev << ", C=" << cols;
+      }
+    }
   }
 }
 
-TEST_F(CudaOps, AdamSeveralSteps) {
+// The selection, step by step, on both devices: the hand-made sequence of
+// test_cpu_ops (4 validation rows of (a, 0) with label 0; patience 3; a ring
+// of 4 slots), each state and slot compared with the CPU's and the expected.
+TEST_F(CudaOps, EvaluateSelectionMatchesTheCpuStepByStep) {
+  const std::vector<uint8_t> split = {gcn::kValBit, gcn::kValBit, gcn::kValBit, gcn::kValBit, gcn::kTrainBit,
+                                      gcn::kTestBit};
+  const std::vector<int32_t> labels_host(6, 0);
+  auto logits = [](std::vector<float> a) {
+    std::vector<float> x;
+    a.push_back(3.0f);
+    a.push_back(-3.0f);
+    for (float v : a) {
+      x.push_back(v);
+      x.push_back(0.0f);
+    }
+    return x;
+  };
+  struct Epoch {
+    std::vector<float> a;
+    bool advance;
+    int32_t correct, improved, best_epoch, stopped;
+    int64_t epoch_after;
+  };
+  const std::vector<Epoch> epochs = {
+      {{1, 1, -1, -1}, false, 2, 1, 1, 0, 0},         {{1, 1, -1, -1}, true, 2, 0, 1, 0, 1},
+      {{1, 1, 1, -1}, true, 3, 1, 2, 0, 2},           {{2, 2, 2, -1}, true, 3, 1, 3, 0, 3},
+      {{2, 2, 2, -1}, true, 3, 0, 3, 0, 4},           {{0.5f, 0.5f, 0.5f, -1}, true, 3, 0, 3, 0, 5},
+      {{1, -1, -1, 0}, true, 2, 0, 3, 1, 6},          {{5, 5, 5, 5}, true, 4, 0, 3, 1, 6},  // stopped: nothing
+  };
+  auto run = [&](Backend& be) {
+    StepState init = step_at(0);
+    init.patience = 3;
+    StepRing sr(be, init, 4);
+    Buffer<int32_t> labels(be, labels_host);
+    Buffer<uint8_t> sp(be, split);
+    std::vector<std::pair<StepState, std::vector<EpochMetrics>>> trace;
+    for (const Epoch& e : epochs) {
+      Buffer<float> x(be, logits(e.a));
+      be.evaluate({x.data(), 6, 2}, labels.data(), sp.data(), 4, sr.state(), sr.ring(), e.advance);
+      trace.emplace_back(sr.get(), sr.slots());
+    }
+    return trace;
+  };
+  auto [got, ref] = on_both(run);
+  for (std::size_t i = 0; i < epochs.size(); ++i) {
+    const Epoch& e = epochs[i];
+    const StepState& s = got[i].first;
+    const std::string where = "evaluation " + std::to_string(i);
+    EXPECT_EQ(s.improved, e.improved) << where;
+    EXPECT_EQ(s.best_epoch, e.best_epoch) << where;
+    EXPECT_EQ(s.stopped, e.stopped) << where;
+    EXPECT_EQ(s.epoch, e.epoch_after) << where;
+    EXPECT_EQ(s.patience, 3) << where;
+    EXPECT_EQ(s.best_val_correct, ref[i].first.best_val_correct) << where;
+    EXPECT_NEAR(s.best_val_loss, ref[i].first.best_val_loss, 1e-6) << where;
+    for (int k = 0; k < 4; ++k) {
+      const EpochMetrics& g = got[i].second[k];
+      const EpochMetrics& r = ref[i].second[k];
+      EXPECT_EQ(g.epoch, r.epoch) << where << " slot " << k;
+      EXPECT_EQ(counts_of(g), counts_of(r)) << where << " slot " << k;
+      EXPECT_NEAR(g.val_loss, r.val_loss, 1e-6) << where << " slot " << k;
+    }
+  }
+  // The last evaluation (stopped) changed nothing at all.
+  const std::size_t last = epochs.size() - 1;
+  EXPECT_TRUE(gcn::test::same_bytes(got[last].first, got[last - 1].first));
+  for (int k = 0; k < 4; ++k) EXPECT_TRUE(gcn::test::same_bytes(got[last].second[k], got[last - 1].second[k])) << k;
+  // Slots hold epochs 5, 6, 3, 4.
+  EXPECT_EQ(got[last].second[0].epoch, 5);
+  EXPECT_EQ(got[last].second[1].epoch, 6);
+  EXPECT_EQ(got[last].second[2].epoch, 3);
+  EXPECT_EQ(got[last].second[3].epoch, 4);
+}
+
+// Three steps of torch.optim.Adam(lr=0.1, weight_decay=0.01), values printed
+// by PyTorch 1.13, step k from the step state; a stopped state changes nothing.
+TEST_F(CudaOps, AdamMatchesPyTorch) {
+  const std::vector<std::vector<float>> grads = {
+      {0.5f, -0.25f, 0.0f, 2.0f}, {0.5f, 0.75f, -1.0f, -2.0f}, {-0.1f, 0.2f, 0.3f, 0.4f}};
+  const std::vector<std::vector<float>> expected = {{0.900000036f, -1.89999998f, 0.0f, 2.9000001f},
+                                                    {0.800005198f, -1.9466027f, 0.0744136795f, 2.90378833f},
+                                                    {0.73142904f, -1.99612153f, 0.111089796f, 2.89709926f}};
+  gcn::AdamConfig cfg;
+  cfg.lr = 0.1f;
+  cfg.weight_decay = 0.01f;
+  Buffer<float> p(*gpu_, std::vector<float>{1.0f, -2.0f, 0.0f, 3.0f}), m(*gpu_, 4), v(*gpu_, 4), g(*gpu_, 4);
+  m.zero();
+  v.zero();
+  StepRing sr(*gpu_, step_at(0));
+  for (int step = 1; step <= 3; ++step) {
+    sr.set(step_at(step - 1));
+    g.from_host(grads[step - 1]);
+    gpu_->adam_step(p.data(), g.data(), m.data(), v.data(), 4, cfg, sr.state());
+    EXPECT_TRUE(all_close(p.to_host(), expected[step - 1], {2e-7, 1e-7})) << "step " << step;
+  }
+  StepState stopped = step_at(3);
+  stopped.stopped = 1;
+  sr.set(stopped);
+  const auto p0 = p.to_host(), m0 = m.to_host(), v0 = v.to_host();
+  gpu_->adam_step(p.data(), g.data(), m.data(), v.data(), 4, cfg, sr.state());
+  EXPECT_TRUE(same_bits(p.to_host(), p0));
+  EXPECT_TRUE(same_bits(m.to_host(), m0));
+  EXPECT_TRUE(same_bits(v.to_host(), v0));
+}
+
+TEST_F(CudaOps, AdamSeveralStepsMatchTheCpu) {
   gcn::AdamConfig cfg;
   for (const int64_t n : {int64_t{1}, int64_t{1000}, int64_t{4099}}) {
     const auto p0 = random_floats(static_cast<std::size_t>(n), 100);
@@ -525,9 +967,11 @@ TEST_F(CudaOps, AdamSeveralSteps) {
       Buffer<float> params(be, p0), m(be, n), v(be, n), grads(be, n);
       m.zero();
       v.zero();
+      StepRing sr(be, step_at(0));
       for (int64_t step = 1; step <= 5; ++step) {
+        sr.set(step_at(step - 1));
         grads.from_host(random_floats(static_cast<std::size_t>(n), 200 + static_cast<uint32_t>(step)));
-        be.adam_step(params.data(), grads.data(), m.data(), v.data(), n, cfg, step);
+        be.adam_step(params.data(), grads.data(), m.data(), v.data(), n, cfg, sr.state());
       }
       return std::vector<std::vector<float>>{params.to_host(), m.to_host(), v.to_host()};
     });
@@ -537,50 +981,258 @@ TEST_F(CudaOps, AdamSeveralSteps) {
   }
 }
 
+TEST_F(CudaOps, CopyIfImproved) {
+  const std::vector<float> src_host = random_floats(1001, 130);
+  const std::vector<float> dst_host(1001, -1.0f);
+  for (const int32_t improved : {0, 1}) {
+    auto [got, ref] = on_both([&](Backend& be) {
+      StepState s = step_at(4);
+      s.improved = improved;
+      StepRing sr(be, s);
+      Buffer<float> src(be, src_host), dst(be, dst_host);
+      be.copy_if_improved(dst.data(), src.data(), src.bytes(), sr.state());
+      return dst.to_host();
+    });
+    EXPECT_TRUE(same_bits(got, improved != 0 ? src_host : dst_host)) << "improved=" << improved;
+    EXPECT_TRUE(same_bits(got, ref)) << "improved=" << improved;
+  }
+}
+
 TEST_F(CudaOps, EmptyInputs) {
-  Buffer<float> loss(*gpu_, std::vector<float>{kNaN});
-  Buffer<int32_t> correct(*gpu_, std::vector<int32_t>{-1, -1, -1});
-  gpu_->log_softmax_nll({nullptr, 0, 7}, nullptr, nullptr, 1, 0, loss.data(), nullptr);
-  gpu_->argmax_correct({nullptr, 0, 7}, nullptr, nullptr, nullptr, correct.data());
-  gpu_->add_bias({nullptr, 0, 7}, nullptr);
-  gpu_->relu_dropout_forward({nullptr, 0, 7}, {nullptr, 0, 7}, 0.5f, 1, 2);
+  StepRing sr(*gpu_, step_at(0, 1));
+  gpu_->relu_dropout_forward({nullptr, 0, 7}, {nullptr, 0, 7}, 0.5f, sr.state());
+  gpu_->relu_dropout_backward({nullptr, 0, 7}, {nullptr, 0, 7}, {nullptr, 0, 7}, 0.5f);
   gpu_->log_softmax({nullptr, 0, 7}, {nullptr, 0, 7});
-  EXPECT_EQ(loss.to_host()[0], 0.0f);
-  EXPECT_TRUE(all_equal(correct.to_host(), std::vector<int32_t>{0, 0, 0}));
-  Buffer<float> sums(*gpu_, std::vector<float>(4, kNaN));
+  gpu_->adam_step(nullptr, nullptr, nullptr, nullptr, 0, gcn::AdamConfig{}, sr.state());
+  Buffer<float> sums(*gpu_, std::vector<float>(4, kNaN)), bsums(*gpu_, std::vector<float>(4, kNaN));
   gpu_->column_sum({nullptr, 0, 4}, sums.data());
+  gpu_->relu_dropout_backward({nullptr, 0, 4}, {nullptr, 0, 4}, {nullptr, 0, 4}, 0.5f, bsums.data());
   EXPECT_TRUE(all_equal(sums.to_host(), std::vector<float>(4, 0.0f)));
+  EXPECT_TRUE(all_equal(bsums.to_host(), std::vector<float>(4, 0.0f)));
+  // A product with no rows, and one with no columns.
+  const gcn::CsrMatrix none = random_csr(0, 5, 0.5, 0, 1);
+  auto a0 = gpu_->upload_csr(none);
+  Buffer<float> b(*gpu_, std::vector<float>(15, 1.0f));
+  gpu_->spmm(*a0, {b.data(), 5, 3}, {nullptr, 0, 3});
+  gpu_->prepare_outputs(nullptr, 0);
+  EXPECT_TRUE(gcn::test::same_bytes(sr.get(), step_at(0, 1)));
+}
+
+// Edge cases where the backends must behave alike: an empty classifier
+// input (no rows), and a byte count that is not whole floats.
+TEST_F(CudaOps, BackendsAgreeOnEdgeCases) {
+  auto outcome = [](Backend& be, const std::function<std::string(Backend&, StepRing&)>& f) {
+    StepRing sr(be, step_at(0), 2);
+    try {
+      return f(be, sr);
+    } catch (const gcn::Error& e) {
+      return std::string("error: ") + e.what();
+    }
+  };
+  auto describe = [](const EpochMetrics& m, const StepState& s) {
+    return "loss " + std::to_string(m.loss) + ", val_loss " + std::to_string(m.val_loss) + ", correct " +
+           std::to_string(m.correct[0]) + "/" + std::to_string(m.correct[1]) + "/" + std::to_string(m.correct[2]) +
+           ", epoch " + std::to_string(m.epoch) + "; best " + std::to_string(s.best_epoch) + ", step " +
+           std::to_string(s.epoch);
+  };
+  const std::function<std::string(Backend&, StepRing&)> cases[] = {
+      [&](Backend& be, StepRing& sr) {  // the training loss over no rows
+        be.classifier_loss({nullptr, 0, 7}, nullptr, nullptr, 1, 0, MatRef{}, nullptr, sr.state(), sr.ring());
+        return "classifier_loss of no rows: " + describe(sr.slot(0), sr.get());
+      },
+      [&](Backend& be, StepRing& sr) {  // the evaluation of no rows
+        be.evaluate({nullptr, 0, 7}, nullptr, nullptr, 0, sr.state(), sr.ring(), true);
+        return "evaluate of no rows: " + describe(sr.slot(0), sr.get());
+      },
+      [&](Backend& be, StepRing& sr) {  // a copy of 6 bytes
+        StepState s = step_at(0);
+        s.improved = 1;
+        sr.set(s);
+        Buffer<uint8_t> src(be, std::vector<uint8_t>{1, 2, 3, 4, 5, 6}), dst(be, std::vector<uint8_t>(6, 0));
+        be.copy_if_improved(dst.data(), src.data(), 6, sr.state());
+        const std::vector<uint8_t> out = dst.to_host();
+        return "copy_if_improved of 6 bytes: " + std::to_string(out[5]);
+      },
+  };
+  for (const auto& f : cases) {
+    const std::string cpu = outcome(*cpu_, f);
+    const std::string gpu = outcome(*gpu_, f);
+    EXPECT_EQ(gpu, cpu);
+  }
+}
+
+// The argument checks live in the shared front end (src/backend.cpp): the
+// same bad call gets the same message from both backends, and changes nothing.
+TEST_F(CudaOps, ArgumentChecksGiveTheSameMessageOnBothBackends) {
+  struct BadCall {
+    const char* expected;
+    std::function<void(Backend&, float*, float*, float*, int32_t*, uint8_t*, StepRing&, gcn::SparseMatrix&)> call;
+  };
+  const std::vector<BadCall> calls = {
+      {"relu_dropout_forward: p = 1 outside [0, 1)",
+       [](Backend& be, float* x, float* y, float*, int32_t*, uint8_t*, StepRing& sr, gcn::SparseMatrix&) {
+         be.relu_dropout_forward({x, 4, 3}, {y, 4, 3}, 1.0f, sr.state());
+       }},
+      {"relu_dropout_forward: the output aliases the input",
+       [](Backend& be, float* x, float*, float*, int32_t*, uint8_t*, StepRing& sr, gcn::SparseMatrix&) {
+         be.relu_dropout_forward({x, 4, 3}, {x, 4, 3}, 0.5f, sr.state());
+       }},
+      {"relu_dropout_forward: (4, 3) -> (3, 4)",
+       [](Backend& be, float* x, float* y, float*, int32_t*, uint8_t*, StepRing& sr, gcn::SparseMatrix&) {
+         be.relu_dropout_forward({x, 4, 3}, {y, 3, 4}, 0.5f, sr.state());
+       }},
+      {"relu_dropout_backward: p = 1 outside [0, 1)",
+       [](Backend& be, float* x, float* y, float* g, int32_t*, uint8_t*, StepRing&, gcn::SparseMatrix&) {
+         be.relu_dropout_backward({x, 4, 3}, {y, 4, 3}, {g, 4, 3}, 1.0f, g);
+       }},
+      {"classifier_loss: n_masked = 5 for 4 rows",
+       [](Backend& be, float* x, float*, float* g, int32_t* l, uint8_t* s, StepRing& sr, gcn::SparseMatrix&) {
+         be.classifier_loss({x, 4, 3}, l, s, 1, 5, {g, 4, 3}, nullptr, sr.state(), sr.ring());
+       }},
+      {"classifier_loss: (4, 3) -> gradient (4, 2)",
+       [](Backend& be, float* x, float*, float* g, int32_t* l, uint8_t* s, StepRing& sr, gcn::SparseMatrix&) {
+         be.classifier_loss({x, 4, 3}, l, s, 1, 4, {g, 4, 2}, nullptr, sr.state(), sr.ring());
+       }},
+      {"classifier_loss: a bias gradient needs the gradient",
+       [](Backend& be, float* x, float* y, float*, int32_t* l, uint8_t* s, StepRing& sr, gcn::SparseMatrix&) {
+         be.classifier_loss({x, 4, 3}, l, s, 1, 4, MatRef{}, y, sr.state(), sr.ring());
+       }},
+      {"evaluate: n_val = -1 for 4 rows",
+       [](Backend& be, float* x, float*, float*, int32_t* l, uint8_t* s, StepRing& sr, gcn::SparseMatrix&) {
+         be.evaluate({x, 4, 3}, l, s, -1, sr.state(), sr.ring(), true);
+       }},
+      {"evaluate: no step state",
+       [](Backend& be, float* x, float*, float*, int32_t* l, uint8_t* s, StepRing& sr, gcn::SparseMatrix&) {
+         be.evaluate({x, 4, 3}, l, s, 0, nullptr, sr.ring(), true);
+       }},
+      {"spmm: shapes (3, 3) x (4, 3) -> (3, 3)",
+       [](Backend& be, float* x, float* y, float*, int32_t*, uint8_t*, StepRing&, gcn::SparseMatrix& a) {
+         be.spmm(a, {x, 4, 3}, {y, 3, 3});
+       }},
+      {"spmm: the output aliases the dense operand",
+       [](Backend& be, float* x, float*, float*, int32_t*, uint8_t*, StepRing&, gcn::SparseMatrix& a) {
+         be.spmm(a, {x, 3, 4}, {x, 3, 4});
+       }},
+      {"gemm: op(a) (4, 3) x op(b) (4, 3) -> (4, 4) (trans_a=false, trans_b=false)",
+       [](Backend& be, float* x, float* y, float* g, int32_t*, uint8_t*, StepRing&, gcn::SparseMatrix&) {
+         be.gemm({x, 4, 3}, false, {y, 4, 3}, false, {g, 4, 4});
+       }},
+      {"adam_step: n = -4",
+       [](Backend& be, float* x, float* y, float* g, int32_t*, uint8_t*, StepRing& sr, gcn::SparseMatrix&) {
+         be.adam_step(x, g, y, y, -4, gcn::AdamConfig{}, sr.state());
+       }},
+      {"prepare_outputs: 9 outputs (at most 8)",
+       [](Backend& be, float*, float*, float*, int32_t*, uint8_t*, StepRing&, gcn::SparseMatrix&) {
+         const gcn::OutputInit nine[9] = {};
+         be.prepare_outputs(nine, 9);
+       }},
+  };
+  gcn::CsrMatrix eye;
+  eye.n_rows = 3;
+  eye.n_cols = 3;
+  eye.indptr = {0, 1, 2, 3};
+  eye.indices = {0, 1, 2};
+  eye.values = {1, 1, 1};
+  const std::vector<float> x_host = random_floats(16, 140);
+  for (const BadCall& bad : calls) {
+    auto [got, ref] = on_both([&](Backend& be) {
+      Buffer<float> x(be, x_host), y(be, std::vector<float>(16, 5.0f)), g(be, std::vector<float>(16, 6.0f));
+      Buffer<int32_t> labels(be, std::vector<int32_t>(4, 0));
+      Buffer<uint8_t> split(be, std::vector<uint8_t>(4, 1));
+      StepRing sr(be, step_at(2, 3));
+      auto a = be.upload_csr(eye);
+      const std::string message =
+          error_of([&] { bad.call(be, x.data(), y.data(), g.data(), labels.data(), split.data(), sr, *a); });
+      const bool unchanged = all_equal(x.to_host(), x_host) && all_equal(y.to_host(), std::vector<float>(16, 5.0f)) &&
+                             all_equal(g.to_host(), std::vector<float>(16, 6.0f)) &&
+                             gcn::test::same_bytes(sr.get(), step_at(2, 3));
+      return std::make_pair(message, unchanged);
+    });
+    EXPECT_EQ(got.first, bad.expected);
+    EXPECT_EQ(ref.first, bad.expected);
+    EXPECT_TRUE(got.second) << bad.expected << ": the GPU call changed its arguments";
+    EXPECT_TRUE(ref.second) << bad.expected << ": the CPU call changed its arguments";
+  }
 }
 
 // Same inputs twice -> the same bytes (no floating-point atomics, a
-// deterministic SpMM algorithm, fixed reduction orders).
+// deterministic SpMM algorithm, fixed reduction orders): the loss, its
+// gradient and bias gradient, the evaluation, SpMM with a bias (rows cut
+// into segments included), column sums and the backward's column sums.
 TEST_F(CudaOps, RunToRunBitIdentical) {
-  const int64_t rows = 2708;
-  const gcn::CsrMatrix csr = random_csr(static_cast<int32_t>(rows), static_cast<int32_t>(rows), 0.002, 11, 110);
+  const int64_t rows = 700;
+  const gcn::CsrMatrix csr = random_csr(static_cast<int32_t>(rows), static_cast<int32_t>(rows), 0.006, 11, 110);
+  const gcn::CsrMatrix cut = csr_with_row_lengths({0, 1, 128, 129, 300, 650, 5}, static_cast<int32_t>(rows), 111);
   auto a = gpu_->upload_csr(csr);
-  for (const int64_t cols : {int64_t{7}, int64_t{100}}) {
+  auto a_cut = gpu_->upload_csr(cut);
+  for (const int64_t cols : {int64_t{7}, int64_t{300}}) {
+    const int64_t r = cols == 7 ? rows : 60;  // fewer rows for the wide case
     const auto x_host = classifier_logits(rows, cols, 111);
     const auto labels_host = random_labels(rows, cols, 112);
     const auto split_host = random_split(rows, 113);
-    const int64_t n_masked = std::count_if(split_host.begin(), split_host.end(), [](uint8_t s) { return (s & 2) != 0; });
+    const int64_t n_masked = count_bit(std::vector<uint8_t>(split_host.begin(), split_host.begin() + r), 2);
+    const int64_t n_val = n_masked;
+    const auto bias_host = random_floats(static_cast<std::size_t>(cols), 114);
     auto run = [&]() {
-      Buffer<float> x(*gpu_, x_host), loss(*gpu_, 1), grad(*gpu_, rows * cols), ax(*gpu_, rows * cols),
-          sums(*gpu_, cols);
+      Buffer<float> x(*gpu_, x_host), grad(*gpu_, rows * cols), bias_grad(*gpu_, cols), ax(*gpu_, rows * cols),
+          cx(*gpu_, cut.n_rows * cols), sums(*gpu_, cols), dx(*gpu_, rows * cols), dsums(*gpu_, cols),
+          bias(*gpu_, bias_host);
       Buffer<int32_t> labels(*gpu_, labels_host);
       Buffer<uint8_t> split(*gpu_, split_host);
-      gpu_->log_softmax_nll({x.data(), rows, cols}, labels.data(), split.data(), 2, n_masked, loss.data(), grad.data());
-      gpu_->spmm(*a, {x.data(), rows, cols}, {ax.data(), rows, cols});
-      gpu_->column_sum({grad.data(), rows, cols}, sums.data());
-      return std::vector<std::vector<float>>{loss.to_host(), grad.to_host(), ax.to_host(), sums.to_host()};
+      StepRing sr(*gpu_, step_at(0), 2);
+      gpu_->classifier_loss({x.data(), r, cols}, labels.data(), split.data(), 2, n_masked, {grad.data(), r, cols},
+                            bias_grad.data(), sr.state(), sr.ring());
+      gpu_->evaluate({x.data(), r, cols}, labels.data(), split.data(), n_val, sr.state(), sr.ring(), true);
+      gpu_->spmm(*a, {x.data(), rows, cols}, {ax.data(), rows, cols}, bias.data());
+      gpu_->spmm(*a_cut, {x.data(), rows, cols}, {cx.data(), cut.n_rows, cols}, bias.data());
+      gpu_->column_sum({grad.data(), r, cols}, sums.data());
+      gpu_->relu_dropout_backward({grad.data(), r, cols}, {x.data(), r, cols}, {dx.data(), r, cols}, 0.5f,
+                                  dsums.data());
+      const EpochMetrics m = sr.slot(0);
+      return std::vector<std::vector<float>>{{m.loss, m.val_loss, static_cast<float>(m.correct[0]),
+                                              static_cast<float>(m.correct[1]), static_cast<float>(m.correct[2])},
+                                             grad.to_host(),
+                                             bias_grad.to_host(),
+                                             ax.to_host(),
+                                             cx.to_host(),
+                                             sums.to_host(),
+                                             dsums.to_host()};
     };
     const auto first = run();
     const auto second = run();
+    const char* names[] = {"loss and evaluation", "grad", "bias grad", "spmm", "spmm of cut rows",
+                           "column_sum",          "backward column sums"};
     for (std::size_t i = 0; i < first.size(); ++i) {
-      ASSERT_EQ(first[i].size(), second[i].size());
-      EXPECT_EQ(std::memcmp(first[i].data(), second[i].data(), first[i].size() * sizeof(float)), 0)
-          << "output " << i << " (loss, grad, spmm, column_sum) differs between runs, C=" << cols;
+      EXPECT_TRUE(same_bits(second[i], first[i])) << names[i] << " differs between runs, C=" << cols;
     }
   }
 }
+
+#if defined(GCN_CUDA_SIM)
+// cudasim only: cuSPARSE refusing every product (CUDASIM_SPMM_NOT_SUPPORTED=1)
+// sends them to our kernel, which then gives the CPU's bits on rows of at
+// most 128 entries, with prepared outputs too.
+TEST_F(CudaOps, SpmmFallbackIsOurKernel) {
+  const gcn::test::ScopedEnv refuse("CUDASIM_SPMM_NOT_SUPPORTED", "1");
+  const gcn::test::ScopedEnv alg("GCN_SPMM_ALG", "alg3");
+  const std::unique_ptr<Backend> gpu = gcn::make_cuda_backend(0);
+  const gcn::CsrMatrix cut = csr_with_row_lengths(kCutRowLengths, 1100, 150);
+  const int64_t n = 9;
+  const auto b_host = random_floats(static_cast<std::size_t>(cut.n_cols * n), 151);
+  const auto bias_host = random_floats(n, 152);
+  auto run = [&](Backend& be) {
+    auto a = be.upload_csr(cut);
+    Buffer<float> b(be, b_host), bias(be, bias_host);
+    Buffer<float> c(be, std::vector<float>(static_cast<std::size_t>(cut.n_rows * n), kNaN));
+    const gcn::OutputInit init{{c.data(), cut.n_rows, n}, bias.data()};
+    be.prepare_outputs(&init, 1);
+    be.spmm(*a, {b.data(), cut.n_cols, n}, {c.data(), cut.n_rows, n}, bias.data(), true);
+    return c.to_host();
+  };
+  const auto ref = run(*cpu_);
+  const auto got = run(*gpu);
+  EXPECT_TRUE(spmm_matches_cpu(got, ref, cut, n, true));
+}
+#endif
 
 }  // namespace

@@ -10,10 +10,12 @@
 #include <cusparse.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gcn/backend.hpp"
@@ -24,6 +26,7 @@
 #include "gcn/trainer.hpp"
 #include "test_compare.hpp"
 #include "test_random.hpp"
+#include "test_step.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -81,6 +84,40 @@ __global__ void last_writer_kernel(int* out) { *out = static_cast<int>(blockIdx.
 __global__ void fill_kernel(float* out, float value, int n) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i < n) out[i] = value;
+}
+
+// Counts its runs.
+__global__ void increment_kernel(int* counter) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) *counter += 1;
+}
+
+// "Last block done" (the CUDA programming guide's __threadfence example):
+// each block writes its partial sum, and the block that draws the last ticket
+// sums the partials in block order, so the total has the same bits whichever
+// block finishes last; that block also resets the tickets for the next launch.
+__global__ void last_block_sum_kernel(const float* v, float* partial, unsigned* tickets, float* total) {
+  __shared__ bool is_last;
+  const unsigned b = blockIdx.x;
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (unsigned i = 0; i < blockDim.x; ++i) sum += v[b * blockDim.x + i];
+    partial[b] = sum;
+    __threadfence();  // the partial is visible to every block before the ticket is drawn
+    is_last = atomicAdd(tickets, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (is_last && threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (unsigned i = 0; i < gridDim.x; ++i) sum += partial[i];
+    *total = sum;
+    *tickets = 0;
+  }
+}
+
+// olds[i] = thread i's atomicInc(inc, 2); every thread adds 2^32 + 1 to *sum.
+__global__ void atomics_kernel(unsigned* inc, unsigned* olds, unsigned long long* sum) {
+  olds[threadIdx.x] = atomicInc(inc, 2u);
+  atomicAdd(sum, 0x100000001ull);
 }
 
 // ---- helpers ----------------------------------------------------------------
@@ -221,13 +258,39 @@ TEST_F(Cudasim, ReverseOrderExposesARace) {
 
 // Every op of the CUDA backend gives the same bits whichever order the
 // simulator runs blocks and threads in: no result depends on an order CUDA
-// leaves open (what "bit-identical run to run on a GPU" needs).
+// leaves open (what "bit-identical run to run on a GPU" needs). The matrix
+// has rows longer than one SpMM segment, so our kernel's cut rows (added up
+// by whichever segment finishes last) are in it.
 TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
   using gcn::Buffer;
   const int64_t rows = 1000;
-  const gcn::CsrMatrix a_csr = gcn::test::random_csr(static_cast<int32_t>(rows), 300, 0.02, 9, 1);
+  gcn::CsrMatrix a_csr = gcn::test::random_csr(static_cast<int32_t>(rows), 300, 0.02, 9, 1);
+  // Rows 0, 1 and 2 get 130, 290 and all 300 entries (two and three segments).
+  {
+    gcn::CsrMatrix long_rows;
+    long_rows.n_rows = a_csr.n_rows;
+    long_rows.n_cols = a_csr.n_cols;
+    long_rows.indptr = {0};
+    for (int32_t r = 0; r < a_csr.n_rows; ++r) {
+      const int32_t n = r == 0 ? 130 : r == 1 ? 290 : r == 2 ? 300 : -1;
+      if (n < 0) {
+        for (int32_t e = a_csr.indptr[r]; e < a_csr.indptr[r + 1]; ++e) {
+          long_rows.indices.push_back(a_csr.indices[e]);
+          long_rows.values.push_back(a_csr.values[e]);
+        }
+      } else {
+        for (int32_t j = 0; j < n; ++j) {
+          long_rows.indices.push_back(j * 300 / n);
+          long_rows.values.push_back(0.01f * static_cast<float>((j * 7) % 13) - 0.05f);
+        }
+      }
+      long_rows.indptr.push_back(static_cast<int32_t>(long_rows.indices.size()));
+    }
+    a_csr = std::move(long_rows);
+  }
   const auto x_host = gcn::test::random_floats(300 * 16, 2);
   const auto w_host = gcn::test::random_floats(16 * 7, 3);
+  const auto b_host = gcn::test::random_floats(16, 4);
   std::vector<int32_t> labels(rows);
   std::vector<uint8_t> split(rows);
   for (int64_t i = 0; i < rows; ++i) {
@@ -238,28 +301,41 @@ TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
     const ScopedEnv o("CUDASIM_ORDER", order), alg("GCN_SPMM_ALG", spmm_alg);
     auto be = gcn::make_cuda_backend(0);
     auto a = be->upload_csr(a_csr);
-    Buffer<float> x(*be, x_host), w(*be, w_host), ax(*be, rows * 16), h(*be, rows * 16), logits(*be, rows * 7);
-    Buffer<float> loss(*be, 1), grad(*be, rows * 7), dh(*be, rows * 16), bias_grad(*be, 16), wg(*be, 16 * 7);
-    Buffer<float> m(*be, 16 * 7), v(*be, 16 * 7);
-    Buffer<int32_t> lab(*be, labels), pred(*be, rows), correct(*be, 3);
+    Buffer<float> x(*be, x_host), w(*be, w_host), b1(*be, b_host), ax(*be, rows * 16), h(*be, rows * 16);
+    Buffer<float> logits(*be, rows * 7), grad(*be, rows * 7), dh(*be, rows * 16), dp(*be, rows * 16);
+    Buffer<float> bias_grad(*be, 7), b1_grad(*be, 16), wg(*be, 16 * 7), m(*be, 16 * 7), v(*be, 16 * 7);
+    Buffer<float> best(*be, 16 * 7);
+    Buffer<int32_t> lab(*be, labels);
     Buffer<uint8_t> spl(*be, split);
+    gcn::StepState initial{};
+    initial.epoch = 3;
+    initial.dropout_seed = 11;
+    gcn::test::StepRing sr(*be, initial, 2);
     m.zero();
     v.zero();
-    be->spmm(*a, {x.data(), 300, 16}, {ax.data(), rows, 16});
-    be->relu_dropout_forward({ax.data(), rows, 16}, {h.data(), rows, 16}, 0.5f, 11, 1);
+    const gcn::OutputInit init{{ax.data(), rows, 16}, b1.data()};
+    be->prepare_outputs(&init, 1);
+    be->spmm(*a, {x.data(), 300, 16}, {ax.data(), rows, 16}, b1.data(), /*prepared=*/true);
+    be->relu_dropout_forward({ax.data(), rows, 16}, {h.data(), rows, 16}, 0.5f, sr.state());
     be->gemm({h.data(), rows, 16}, false, {w.data(), 16, 7}, false, {logits.data(), rows, 7});
-    be->log_softmax_nll({logits.data(), rows, 7}, lab.data(), spl.data(), 1, 500, loss.data(), grad.data());
-    be->argmax_correct({logits.data(), rows, 7}, lab.data(), spl.data(), pred.data(), correct.data());
+    be->classifier_loss({logits.data(), rows, 7}, lab.data(), spl.data(), 1, 500, {grad.data(), rows, 7},
+                        bias_grad.data(), sr.state(), sr.ring());
     be->gemm({h.data(), rows, 16}, true, {grad.data(), rows, 7}, false, {wg.data(), 16, 7});
     be->gemm({grad.data(), rows, 7}, false, {w.data(), 16, 7}, true, {dh.data(), rows, 16});
-    be->relu_dropout_backward({dh.data(), rows, 16}, {h.data(), rows, 16}, {dh.data(), rows, 16}, 0.5f);
-    be->column_sum({dh.data(), rows, 16}, bias_grad.data());
-    be->adam_step(w.data(), wg.data(), m.data(), v.data(), 16 * 7, gcn::AdamConfig{}, 1);
-    std::vector<std::vector<float>> out = {ax.to_host(), h.to_host(),         logits.to_host(), loss.to_host(),
-                                           grad.to_host(), bias_grad.to_host(), w.to_host()};
-    const auto p = pred.to_host(), c = correct.to_host();
-    out.emplace_back(p.begin(), p.end());
-    out.emplace_back(c.begin(), c.end());
+    be->relu_dropout_backward({dh.data(), rows, 16}, {h.data(), rows, 16}, {dp.data(), rows, 16}, 0.5f,
+                              b1_grad.data());
+    be->adam_step(w.data(), wg.data(), m.data(), v.data(), 16 * 7, gcn::AdamConfig{}, sr.state());
+    be->evaluate({logits.data(), rows, 7}, lab.data(), spl.data(), 250, sr.state(), sr.ring(), /*advance=*/true);
+    be->copy_if_improved(best.data(), w.data(), best.bytes(), sr.state());
+    const gcn::EpochMetrics slot = sr.slot(1);
+    std::vector<std::vector<float>> out = {ax.to_host(),   h.to_host(),       logits.to_host(), grad.to_host(),
+                                           bias_grad.to_host(), dp.to_host(), b1_grad.to_host(), w.to_host(),
+                                           best.to_host()};
+    out.push_back({slot.loss, slot.val_loss, static_cast<float>(slot.correct[0]), static_cast<float>(slot.correct[1]),
+                   static_cast<float>(slot.correct[2]), static_cast<float>(slot.epoch)});
+    const gcn::StepState after = sr.get();
+    out.push_back({static_cast<float>(after.epoch), static_cast<float>(after.best_epoch),
+                   static_cast<float>(after.improved)});
     return out;
   };
   for (const char* alg : {"alg3", "kernel"}) {
@@ -267,13 +343,71 @@ TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
     ASSERT_EQ(forward.size(), backward.size());
     for (std::size_t i = 0; i < forward.size(); ++i)
       EXPECT_TRUE(gcn::test::all_equal(forward[i], backward[i])) << "output " << i << " with SpMM " << alg;
+    const std::vector<float>& state = forward.back();
+    EXPECT_EQ(state, (std::vector<float>{4.0f, 4.0f, 1.0f}));  // advanced to 4 epochs; epoch 4 is the first evaluated
+    EXPECT_EQ(forward[forward.size() - 2][5], 4.0f);             // the slot names its epoch
+    EXPECT_TRUE(gcn::test::all_equal(forward[8], forward[7]));   // improved: the best weights are the step's
   }
 }
 
+namespace {
+// Trains `data` for `epochs` epochs and returns what the stream queued (the
+// CUDASIM_TRACE lines "cudasim: queued ...").
+std::vector<std::string> queued_operations(gcn::Backend& be, const gcn::Dataset& data, int epochs, bool graph) {
+  gcn::TrainConfig cfg;
+  cfg.epochs = epochs;
+  cfg.log_every = 1000;
+  cfg.cuda_graph = graph;
+  ::testing::internal::CaptureStderr();
+  {
+    const ScopedEnv trace("CUDASIM_TRACE", "1");
+    gcn::train_gcn(be, data, cfg, gcn::TrainOptions{});
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  std::vector<std::string> queued;
+  std::size_t at = 0;
+  const std::string prefix = "cudasim: queued ";
+  while ((at = log.find(prefix, at)) != std::string::npos) {
+    const std::size_t end = log.find('\n', at);
+    queued.push_back(log.substr(at + prefix.size(), end - at - prefix.size()));
+    at = end;
+  }
+  return queued;
+}
+}  // namespace
+
+// What one epoch (training step and evaluation) asks of the GPU, counted as
+// the difference between a 3- and a 2-epoch run: with --cuda-graph off at
+// most 20 queued operations (issue 13; 43 before the epoch was planned as
+// one program), with it on one graph launch and nothing else.
+TEST_F(Cudasim, AnEpochIsAtMostTwentyOperationsOrOneGraphLaunch) {
+  gcn::SyntheticSpec spec;
+  spec.nodes = 300;
+  spec.features = 40;
+  spec.nnz_per_row = 5;
+  spec.classes = 5;
+  spec.val = 60;
+  spec.test = 100;
+  const gcn::Dataset data = gcn::make_synthetic(spec);
+  auto be = gcn::make_cuda_backend(0);
+  const auto off2 = queued_operations(*be, data, 2, false), off3 = queued_operations(*be, data, 3, false);
+  const auto on2 = queued_operations(*be, data, 2, true), on3 = queued_operations(*be, data, 3, true);
+  EXPECT_LE(off3.size() - off2.size(), 20u);
+  EXPECT_GE(off3.size() - off2.size(), 10u);  // the count is of real work, not of nothing
+  ASSERT_EQ(on3.size(), on2.size() + 1);
+  // The extra operation is the third epoch's graph launch; the second epoch
+  // was one too (the first runs op by op and is then recorded).
+  EXPECT_EQ(std::count(on3.begin(), on3.end(), "cudaGraphLaunch"), 2);
+  EXPECT_EQ(std::count(on2.begin(), on2.end(), "cudaGraphLaunch"), 1);
+  EXPECT_EQ(std::count(off3.begin(), off3.end(), "cudaGraphLaunch"), 0);
+}
+
 // The training loop's promise on a GPU: the host waits for the device only
-// on the epochs that log (reading their values back), and nothing is
-// allocated, and no stream, event, library handle or descriptor created,
-// once the first epochs have sized the workspaces.
+// on the epochs it reads back (--log-every), once each, and nothing is
+// allocated, and no stream, event, library handle, descriptor or graph
+// created, once the first epochs have sized the workspaces (and recorded the
+// epoch). With --select best-val and --patience too: both are decided on
+// the device. Each epoch is one graph launch, or a fixed number of kernels.
 TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndCreatesNothingPerEpoch) {
   gcn::SyntheticSpec spec;
   spec.nodes = 600;
@@ -284,33 +418,129 @@ TEST_F(Cudasim, TrainingWaitsOnlyOnLoggedEpochsAndCreatesNothingPerEpoch) {
   spec.test = 200;
   const gcn::Dataset data = gcn::make_synthetic(spec);
   auto be = gcn::make_cuda_backend(0);
-  uint64_t waits_per_log = 0, launches_per_epoch = 0;
-  for (const int k : {1, 4, 8}) {
-    gcn::TrainConfig cfg;
-    cfg.epochs = 24;
-    cfg.log_every = k;
-    std::vector<cudasim::Stats> at_log;
-    gcn::TrainOptions options;
-    options.on_log = [&](const gcn::EpochStats&) { at_log.push_back(cudasim::stats()); };
-    gcn::train_gcn(*be, data, cfg, options);
-    ASSERT_EQ(at_log.size(), static_cast<std::size_t>(24 / k));
-    for (std::size_t i = 1; i < at_log.size(); ++i) {
-      const uint64_t waits = at_log[i].host_waits - at_log[i - 1].host_waits;
-      const uint64_t launches = at_log[i].launches - at_log[i - 1].launches;
-      if (waits_per_log == 0) {
-        waits_per_log = waits;
-        launches_per_epoch = launches;
+  for (const bool graph : {true, false}) {
+    for (const bool best_val : {false, true}) {
+      uint64_t launches_per_epoch = ~uint64_t{0};
+      for (const int k : {1, 4, 8}) {
+        gcn::TrainConfig cfg;
+        cfg.epochs = 24;
+        cfg.log_every = k;
+        cfg.cuda_graph = graph;
+        if (best_val) {
+          cfg.select = gcn::Selection::kBestVal;
+          cfg.patience = 1000;
+        }
+        std::vector<cudasim::Stats> at_log;
+        gcn::TrainOptions options;
+        options.on_log = [&](const gcn::EpochStats&) { at_log.push_back(cudasim::stats()); };
+        const gcn::TrainResult r = gcn::train_gcn(*be, data, cfg, options);
+        EXPECT_EQ(r.graph_replayed, graph);
+        ASSERT_EQ(at_log.size(), static_cast<std::size_t>(24 / k));
+        const std::string where = std::string(graph ? "graph" : "no graph") + (best_val ? ", best-val" : "") +
+                                  ", log every " + std::to_string(k);
+        for (std::size_t i = 1; i < at_log.size(); ++i) {
+          // After the warm-up: the first epoch sizes the workspaces, the
+          // second is recorded (a graph and its executable are created), and
+          // the trainer reads back once more at the fifth (the end of its
+          // timing warm-up).
+          if (static_cast<int>(i) * k < 5) continue;
+          const cudasim::Stats& a = at_log[i - 1];
+          const cudasim::Stats& b = at_log[i];
+          EXPECT_EQ(b.host_waits - a.host_waits, 1u) << where << ", log " << i << ": waits";
+          EXPECT_EQ(b.mallocs, a.mallocs) << where << ", log " << i << ": allocated";
+          EXPECT_EQ(b.pinned_mallocs, a.pinned_mallocs) << where << ", log " << i << ": allocated pinned memory";
+          EXPECT_EQ(b.objects, a.objects) << where << ", log " << i << ": created an object";
+          const uint64_t launches = b.launches - a.launches;
+          if (graph) {
+            EXPECT_EQ(b.graph_launches - a.graph_launches, static_cast<uint64_t>(k)) << where << ", log " << i;
+            EXPECT_EQ(launches, 0u) << where << ", log " << i << ": kernels outside the graph";
+          } else {
+            EXPECT_EQ(b.graph_launches, a.graph_launches) << where;
+            if (launches_per_epoch == ~uint64_t{0}) launches_per_epoch = launches / static_cast<uint64_t>(k);
+            EXPECT_EQ(launches, launches_per_epoch * static_cast<uint64_t>(k)) << where << ", log " << i;
+          }
+        }
       }
-      EXPECT_EQ(waits, waits_per_log) << "log every " << k << ", log " << i << ": the unlogged epochs waited";
-      EXPECT_EQ(launches, launches_per_epoch * static_cast<uint64_t>(k)) << "log every " << k << ", log " << i;
-      EXPECT_EQ(at_log[i].mallocs, at_log[i - 1].mallocs) << "log every " << k << ", log " << i << ": allocated";
-      EXPECT_EQ(at_log[i].objects, at_log[i - 1].objects)
-          << "log every " << k << ", log " << i << ": created a stream, event, handle or descriptor";
+      if (!graph) EXPECT_GT(launches_per_epoch, 0u);
     }
   }
-  EXPECT_GT(launches_per_epoch, 0u);
-  EXPECT_GE(waits_per_log, 1u);  // the logged values are read back
-  EXPECT_LE(waits_per_log, 3u);  // loss, validation loss and counts: at most one wait each
+}
+
+// A recorded epoch replays bit-identically to the same epochs queued op by
+// op, with the per-epoch values (dropout stream, Adam's step, the best epoch)
+// read from the step state on the device.
+TEST_F(Cudasim, GraphReplayTrainsBitIdenticallyToQueuedOps) {
+  gcn::SyntheticSpec spec;
+  spec.nodes = 400;
+  spec.features = 30;
+  spec.nnz_per_row = 5;
+  spec.classes = 3;
+  spec.val = 80;
+  spec.test = 150;
+  const gcn::Dataset data = gcn::make_synthetic(spec);
+  auto be = gcn::make_cuda_backend(0);
+  gcn::TrainConfig cfg;
+  cfg.epochs = 30;
+  cfg.select = gcn::Selection::kBestVal;
+  cfg.patience = 8;
+  cfg.log_every = 5;
+  cfg.cuda_graph = false;
+  const gcn::TrainResult off = gcn::train_gcn(*be, data, cfg, gcn::TrainOptions{});
+  cfg.cuda_graph = true;
+  const gcn::TrainResult on = gcn::train_gcn(*be, data, cfg, gcn::TrainOptions{});
+  EXPECT_TRUE(on.graph_replayed);
+  EXPECT_EQ(on.params, off.params);
+  EXPECT_EQ(on.best_epoch, off.best_epoch);
+  EXPECT_EQ(on.stopped_early, off.stopped_early);
+  ASSERT_EQ(on.history.size(), off.history.size());
+  for (std::size_t i = 0; i < on.history.size(); ++i) {
+    EXPECT_EQ(on.history[i].loss, off.history[i].loss) << i;
+    EXPECT_EQ(on.history[i].val_loss, off.history[i].val_loss) << i;
+    EXPECT_EQ(on.history[i].test_acc, off.history[i].test_acc) << i;
+  }
+}
+
+TEST_F(Cudasim, LastBlockDoneSumsInBlockOrderEitherWay) {
+  const int blocks = 5, threads = 32;
+  std::vector<float> v(blocks * threads);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::ldexp(1.0f + static_cast<float>(i % 7), static_cast<int>(i % 29) - 14);
+  float expected = 0.0f;  // block sums, then their sum in block order
+  for (int b = 0; b < blocks; ++b) {
+    float sum = 0.0f;
+    for (int t = 0; t < threads; ++t) sum += v[b * threads + t];
+    expected += sum;
+  }
+  float* dv = device_copy(v);
+  float* partial = device_alloc<float>(blocks);
+  float* total = device_alloc<float>(1);
+  unsigned* tickets = device_copy(std::vector<unsigned>{0});
+  for (const char* order : {"", "reverse"}) {
+    const ScopedEnv o("CUDASIM_ORDER", order);
+    for (int launch = 0; launch < 2; ++launch) {  // the last block left the tickets at 0
+      cudasim::launch(last_block_sum_kernel, "last_block_sum_kernel", {blocks, threads})(dv, partial, tickets, total);
+      EXPECT_EQ(host_copy(total, 1)[0], expected) << "order '" << order << "', launch " << launch;
+      EXPECT_EQ(host_copy(tickets, 1)[0], 0u);
+    }
+  }
+  for (void* p : {static_cast<void*>(dv), static_cast<void*>(partial), static_cast<void*>(total),
+                  static_cast<void*>(tickets)})
+    EXPECT_EQ(cudaFree(p), cudaSuccess);
+}
+
+TEST_F(Cudasim, AtomicIncWrapsAndAtomicAddTakes64Bits) {
+  unsigned* inc = device_copy(std::vector<unsigned>{0});
+  unsigned* olds = device_alloc<unsigned>(8);
+  unsigned long long* sum = device_copy(std::vector<unsigned long long>{0});
+  cudasim::launch(atomics_kernel, "atomics_kernel", {1, 8})(inc, olds, sum);
+  // atomicInc stores ((old >= 2) ? 0 : old + 1): in whatever order the
+  // threads come, they see 0 1 2 0 1 2 0 1.
+  std::vector<unsigned> seen = host_copy(olds, 8);
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<unsigned>{0, 0, 0, 1, 1, 1, 2, 2}));
+  EXPECT_EQ(host_copy(inc, 1)[0], 2u);
+  EXPECT_EQ(host_copy(sum, 1)[0], 8 * 0x100000001ull);
+  for (void* p : {static_cast<void*>(inc), static_cast<void*>(olds), static_cast<void*>(sum)})
+    EXPECT_EQ(cudaFree(p), cudaSuccess);
 }
 
 // ---- the runtime ----------------------------------------------------------------
@@ -390,6 +620,355 @@ TEST_F(Cudasim, EventsTimeOnlyCompletedWork) {
   EXPECT_GE(ms, 0.0f);
   EXPECT_EQ(cudaEventDestroy(a), cudaSuccess);
   EXPECT_EQ(cudaEventDestroy(b), cudaSuccess);
+}
+
+// ---- stream capture, graphs and pinned memory ----------------------------------------
+
+cudaStream_t new_stream(unsigned flags = cudaStreamNonBlocking) {
+  cudaStream_t s = nullptr;
+  EXPECT_EQ(cudaStreamCreateWithFlags(&s, flags), cudaSuccess);
+  return s;
+}
+
+cudaStreamCaptureStatus capture_status(cudaStream_t s) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusInvalidated;
+  EXPECT_EQ(cudaStreamIsCapturing(s, &status), cudaSuccess);
+  return status;
+}
+
+// Ends the capture on s and expects it invalidated: an error and no graph.
+void expect_invalidated_end(cudaStream_t s) {
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusInvalidated);
+  cudaGraph_t graph = reinterpret_cast<cudaGraph_t>(uintptr_t{1});
+  EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+  EXPECT_EQ(graph, nullptr);
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusNone);
+  (void)cudaGetLastError();
+}
+
+TEST_F(Cudasim, GraphLaunchRunsTheCapturedWorkEachTime) {
+  cudaStream_t s = new_stream();
+  float* a = device_alloc<float>(4);
+  float* b = device_alloc<float>(4);
+  int* counter = device_copy(std::vector<int>{0});
+  void* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(&pinned, 4 * sizeof(float)), cudaSuccess);
+  auto* out = static_cast<float*>(pinned);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const cudasim::Stats before = cudasim::stats();
+
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusActive);
+  float value = 2.0f;
+  ASSERT_EQ(cudaMemsetAsync(a, 0, 4 * sizeof(float), s), cudaSuccess);
+  cudasim::launch(fill_kernel, "fill_kernel", {1, 32, 0, s})(a, value, 3);  // a = 2 2 2 0
+  ASSERT_EQ(cudaMemcpyAsync(b, a, 4 * sizeof(float), cudaMemcpyDeviceToDevice, s), cudaSuccess);
+  cudasim::launch(increment_kernel, "increment_kernel", {1, 1, 0, s})(counter);
+  ASSERT_EQ(cudaMemcpyAsync(out, b, 4 * sizeof(float), cudaMemcpyDeviceToHost, s), cudaSuccess);
+  value = 5.0f;  // the graph keeps the argument the launch was captured with
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  ASSERT_NE(graph, nullptr);
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusNone);
+  // Recorded, not run.
+  EXPECT_EQ(host_copy(counter, 1)[0], 0);
+  EXPECT_TRUE(std::isnan(host_copy(b, 1)[0]));
+  EXPECT_TRUE(std::isnan(out[0]));
+
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphDestroy(graph), cudaSuccess);  // the executable graph is a snapshot
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  EXPECT_TRUE(std::isnan(out[0])) << "the copy into pinned memory lands when the host waits, not before";
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  EXPECT_EQ(host_copy(counter, 1)[0], 3) << "each launch runs the graph once";
+  const std::vector<float> expected = {2, 2, 2, 0};  // memset, then fill, then the copies, in that order
+  EXPECT_EQ(host_copy(b, 4), expected);
+  EXPECT_EQ(std::vector<float>(out, out + 4), expected);
+
+  const cudasim::Stats after = cudasim::stats();
+  EXPECT_EQ(after.launches, before.launches) << "captured kernels are recorded, not queued";
+  EXPECT_EQ(after.captures_begun - before.captures_begun, 1u);
+  EXPECT_EQ(after.captures_ended - before.captures_ended, 1u);
+  EXPECT_EQ(after.graph_launches - before.graph_launches, 3u);
+  EXPECT_EQ(after.objects - before.objects, 2u);  // the graph and the executable graph
+  EXPECT_EQ(after.mallocs, before.mallocs);
+
+  // The same sequence uncaptured gives the same result.
+  float* c = device_alloc<float>(4);
+  ASSERT_EQ(cudaMemsetAsync(a, 0, 4 * sizeof(float), s), cudaSuccess);
+  cudasim::launch(fill_kernel, "fill_kernel", {1, 32, 0, s})(a, 2.0f, 3);
+  ASSERT_EQ(cudaMemcpyAsync(c, a, 4 * sizeof(float), cudaMemcpyDeviceToDevice, s), cudaSuccess);
+  EXPECT_EQ(host_copy(c, 4), host_copy(b, 4));
+
+  EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  EXPECT_EQ(cudaGraphExecDestroy(exec), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaFreeHost(pinned), cudaSuccess);
+  for (void* p : {static_cast<void*>(a), static_cast<void*>(b), static_cast<void*>(c), static_cast<void*>(counter)})
+    EXPECT_EQ(cudaFree(p), cudaSuccess);
+}
+
+// CUDA programming guide, "Prohibited and Unhandled Operations": waiting for
+// a capturing stream, the device, or an event recorded in the capture is
+// invalid; the capture is invalidated ("Invalidation"), and ending it returns
+// an error and a null graph. Nothing it recorded runs.
+TEST_F(Cudasim, HostWaitInsideACaptureInvalidatesIt) {
+  cudaStream_t s = new_stream();
+  float* a = device_copy(std::vector<float>{1, 1, 1, 1});
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  ASSERT_EQ(cudaMemsetAsync(a, 0, 4 * sizeof(float), s), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // not sticky
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusInvalidated);
+  // Any further use of the stream fails until the capture is ended.
+  EXPECT_EQ(cudaMemsetAsync(a, 0, 4 * sizeof(float), s), cudaErrorStreamCaptureInvalidated);
+  cudasim::launch(fill_kernel, "fill_kernel", {1, 32, 0, s})(a, 3.0f, 4);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorStreamCaptureInvalidated);
+  expect_invalidated_end(s);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);  // out of capture, usable again
+  EXPECT_EQ(host_copy(a, 4), std::vector<float>(4, 1.0f)) << "an invalidated capture ran";
+
+  // Waiting for the device.
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorStreamCaptureUnsupported);
+  expect_invalidated_end(s);
+
+  // Waiting for an event recorded in the capture (which made no node).
+  cudaEvent_t e = nullptr;
+  ASSERT_EQ(cudaEventCreate(&e), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(e, s), cudaSuccess);
+  EXPECT_EQ(cudaEventSynchronize(e), cudaErrorCapturedEvent);
+  expect_invalidated_end(s);
+  ASSERT_EQ(cudaEventRecord(e, s), cudaSuccess);  // recorded outside a capture again: usable
+  EXPECT_EQ(cudaEventSynchronize(e), cudaSuccess);
+
+  // A copy to pageable host memory on another stream is a host wait, which a
+  // global capture bars (on the capturing stream it would be recorded).
+  std::vector<float> host(4, 0.0f);
+  cudaStream_t other = new_stream();
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  EXPECT_EQ(cudaMemcpyAsync(host.data(), a, 4 * sizeof(float), cudaMemcpyDeviceToHost, other),
+            cudaErrorStreamCaptureUnsupported);
+  expect_invalidated_end(s);
+
+  EXPECT_EQ(cudaEventDestroy(e), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(other), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaFree(a), cudaSuccess);
+}
+
+// cudaThreadExchangeStreamCaptureMode: cudaMalloc (not enqueued, so not seen
+// by the capture) is unsafe during a global-mode capture, from any thread, or
+// during the calling thread's own thread-local capture; relaxed mode allows it.
+TEST_F(Cudasim, AllocationInsideACaptureInvalidatesItUnlessRelaxed) {
+  cudaStream_t s = new_stream();
+  float* d = device_alloc<float>(4);
+  const uint64_t mallocs = cudasim::stats().mallocs, pinned = cudasim::stats().pinned_mallocs;
+
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  ASSERT_EQ(cudaMemsetAsync(d, 0, 4 * sizeof(float), s), cudaSuccess);
+  void* p = &p;
+  EXPECT_EQ(cudaMalloc(&p, 16), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(cudasim::stats().mallocs, mallocs);
+  expect_invalidated_end(s);
+  EXPECT_TRUE(std::isnan(host_copy(d, 1)[0])) << "the recorded memset ran";
+
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  EXPECT_EQ(cudaMallocHost(&p, 16), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(cudasim::stats().pinned_mallocs, pinned);
+  expect_invalidated_end(s);
+
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  EXPECT_EQ(cudaFree(d), cudaErrorStreamCaptureUnsupported);  // d stays allocated
+  expect_invalidated_end(s);
+
+  // A global capture bars other threads too; a thread-local one only its own.
+  cudaError_t from_other_thread = cudaSuccess;
+  void* q = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  std::thread([&] { from_other_thread = cudaMalloc(&q, 16); }).join();
+  EXPECT_EQ(from_other_thread, cudaErrorStreamCaptureUnsupported);
+  expect_invalidated_end(s);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  std::thread([&] { from_other_thread = cudaMalloc(&q, 16); }).join();
+  EXPECT_EQ(from_other_thread, cudaSuccess);
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusActive);
+  EXPECT_EQ(cudaMalloc(&p, 16), cudaErrorStreamCaptureUnsupported);
+  expect_invalidated_end(s);
+
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed), cudaSuccess);
+  EXPECT_EQ(cudaMalloc(&p, 16), cudaSuccess);
+  EXPECT_EQ(cudaFree(p), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+
+  EXPECT_EQ(cudaFree(q), cudaSuccess);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+}
+
+TEST_F(Cudasim, CaptureBeginsAndEndsAsCudaRequires) {
+  cudaStream_t s = new_stream();
+  cudaGraph_t graph = nullptr;
+  // "Capture may not be initiated if stream is cudaStreamLegacy."
+  EXPECT_EQ(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal), cudaErrorStreamCaptureUnsupported);
+  EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaErrorIllegalState);  // not capturing
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  EXPECT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaErrorIllegalState);  // already
+  // Not relaxed: cudaStreamEndCapture must come from the thread that began it.
+  cudaError_t from_other_thread = cudaSuccess;
+  std::thread([&] { from_other_thread = cudaStreamEndCapture(s, &graph); }).join();
+  EXPECT_EQ(from_other_thread, cudaErrorStreamCaptureWrongThread);
+  EXPECT_EQ(capture_status(s), cudaStreamCaptureStatusActive);
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+
+  // The legacy stream encompasses blocking streams: while one captures,
+  // asking the legacy stream's status is an error (the capture goes on), and
+  // using it invalidates the capture. A non-blocking capture leaves it usable.
+  cudaStream_t blocking = new_stream(cudaStreamDefault);
+  float* d = device_alloc<float>(4);
+  ASSERT_EQ(cudaStreamBeginCapture(blocking, cudaStreamCaptureModeGlobal), cudaSuccess);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  EXPECT_EQ(cudaStreamIsCapturing(nullptr, &status), cudaErrorStreamCaptureImplicit);
+  EXPECT_EQ(capture_status(blocking), cudaStreamCaptureStatusActive);
+  EXPECT_EQ(cudaMemsetAsync(d, 0, 16, nullptr), cudaErrorStreamCaptureImplicit);
+  expect_invalidated_end(blocking);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  EXPECT_EQ(cudaStreamIsCapturing(nullptr, &status), cudaSuccess);
+  EXPECT_EQ(status, cudaStreamCaptureStatusNone);
+  EXPECT_EQ(cudaMemsetAsync(d, 0, 16, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(host_copy(d, 4), std::vector<float>(4, 0.0f));
+
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(blocking), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+}
+
+// Library calls go through the same stream: a capture records them with the
+// scalars they were called with.
+TEST_F(Cudasim, CapturedLibraryCallRunsOnEachLaunch) {
+  cudaStream_t s = new_stream();
+  float* a = device_copy(std::vector<float>{1, 2, 3, 4});  // 2x2, column-major
+  float* c = device_copy(std::vector<float>(4, 0.0f));
+  cublasHandle_t h = nullptr;
+  ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cublasSetStream(h, s), CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  float one = 1.0f;
+  ASSERT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, a, 2, a, 2, &one, c, 2), CUBLAS_STATUS_SUCCESS);
+  one = 100.0f;  // alpha and beta are read at the call, as cuBLAS's host pointer mode does
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph), cudaSuccess);
+  EXPECT_EQ(host_copy(c, 4), std::vector<float>(4, 0.0f));
+  ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  // C += A*A twice; A*A = [7 15; 10 22] column-major.
+  EXPECT_EQ(host_copy(c, 4), (std::vector<float>{14, 20, 30, 44}));
+  EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaFree(a), cudaSuccess);
+  EXPECT_EQ(cudaFree(c), cudaSuccess);
+}
+
+// CUDASIM_TRACE=1: a captured operation is named "captured", and a graph
+// launch is one queued operation, so counting "queued" counts what runs.
+TEST_F(Cudasim, TraceNamesCapturedOperationsApartFromQueuedOnes) {
+  cudaStream_t s = new_stream();
+  float* d = device_alloc<float>(4);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  ::testing::internal::CaptureStderr();
+  {
+    const ScopedEnv trace("CUDASIM_TRACE", "1");
+    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(d, 0, 4 * sizeof(float), s), cudaSuccess);
+    cudasim::launch(fill_kernel, "fill_kernel", {1, 32, 0, s})(d, 3.0f, 4);
+    ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);  // running prints nothing
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log,
+            "cudasim: captured cudaMemsetAsync\ncudasim: captured fill_kernel\n"
+            "cudasim: queued cudaGraphLaunch\ncudasim: queued cudaGraphLaunch\n");
+  EXPECT_EQ(host_copy(d, 4), std::vector<float>(4, 3.0f));
+  EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+// Pinned memory makes a copy fully asynchronous (CUDA's API synchronization
+// behavior): the host must wait for the stream before it reads the result.
+TEST_F(Cudasim, CopiesToPinnedMemoryAreAsynchronous) {
+  cudaStream_t s = new_stream();
+  float* d = device_copy(std::vector<float>{1, 2, 3, 4});
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const cudasim::Stats before = cudasim::stats();
+  void* p = nullptr;
+  ASSERT_EQ(cudaMallocHost(&p, 4 * sizeof(float)), cudaSuccess);
+  EXPECT_EQ(cudasim::stats().pinned_mallocs - before.pinned_mallocs, 1u);
+  EXPECT_EQ(cudasim::stats().mallocs, before.mallocs);
+  auto* h = static_cast<float*>(p);
+  const auto* bytes = static_cast<const unsigned char*>(p);
+  EXPECT_EQ(std::vector<unsigned char>(bytes, bytes + 16), std::vector<unsigned char>(16, 0xff)) << "garbage, as CUDA";
+
+  ASSERT_EQ(cudaMemcpyAsync(h, d, 4 * sizeof(float), cudaMemcpyDeviceToHost, s), cudaSuccess);
+  EXPECT_TRUE(std::isnan(h[0])) << "read before the host waited for the stream";
+  EXPECT_EQ(cudasim::stats().host_waits, before.host_waits) << "an implicit wait";
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  EXPECT_EQ(std::vector<float>(h, h + 4), (std::vector<float>{1, 2, 3, 4}));
+  // From pinned memory a copy reads the source when it runs, not at the call
+  // (on a GPU, writing it before the copy is done is a race).
+  h[0] = 7.0f;
+  ASSERT_EQ(cudaMemcpyAsync(d, h, sizeof(float), cudaMemcpyHostToDevice, s), cudaSuccess);
+  h[0] = 8.0f;
+  ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  EXPECT_EQ(host_copy(d, 1)[0], 8.0f);
+  // To pageable memory it has completed when it returns.
+  std::vector<float> pageable(4, 0.0f);
+  ASSERT_EQ(cudaMemcpyAsync(pageable.data(), d, 4 * sizeof(float), cudaMemcpyDeviceToHost, s), cudaSuccess);
+  EXPECT_EQ(pageable, (std::vector<float>{8, 2, 3, 4}));
+
+  // cudaFreeHost frees cudaMallocHost blocks only; cudaFree does not take them.
+  EXPECT_EQ(cudaFree(h), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFreeHost(d), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFreeHost(pageable.data()), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFreeHost(h), cudaSuccess);
+  EXPECT_EQ(cudaFreeHost(h), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+TEST_F(Cudasim, PinnedPointerKernelArgumentIsAnIllegalAddress) {
+  void* p = nullptr;
+  ASSERT_EQ(cudaMallocHost(&p, 8 * sizeof(float)), cudaSuccess);
+  cudasim::launch(fill_kernel, "fill_kernel", {1, 32})(static_cast<float*>(p), 1.0f, 8);
+  EXPECT_EQ(cudaStreamSynchronize(nullptr), cudaErrorIllegalAddress);  // mapped memory is not simulated
+  EXPECT_TRUE(std::isnan(static_cast<float*>(p)[0]));  // the kernel never ran
 }
 
 // ---- the libraries, on matrices worked by hand -----------------------------------
@@ -516,10 +1095,14 @@ TEST_F(Cudasim, BackendFallsBackToItsKernelWhenCusparseRefuses) {
   };
   auto cpu = gcn::make_cpu_backend(1);
   const std::vector<float> ref = run(*cpu);
-  const ScopedEnv refuse("CUDASIM_SPMM_NOT_SUPPORTED", "1");
-  auto gpu = gcn::make_cuda_backend(0);
-  // Our kernel rounds as the CPU does (no FMA), and sums in the same order.
-  EXPECT_TRUE(gcn::test::all_equal(run(*gpu), ref));
+  // NOT_SUPPORTED (documented) and INVALID_VALUE (what some algorithms
+  // answer for a row-major B) both send the product to our kernel.
+  for (const char* refusal : {"1", "invalid"}) {
+    const ScopedEnv refuse("CUDASIM_SPMM_NOT_SUPPORTED", refusal);
+    auto gpu = gcn::make_cuda_backend(0);
+    // Our kernel rounds as the CPU does (no FMA), and sums in the same order.
+    EXPECT_TRUE(gcn::test::all_equal(run(*gpu), ref)) << refusal;
+  }
 }
 
 }  // namespace

@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "gcn/checkpoint.hpp"
+#include "gcn/device_graph.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
 #include "gcn/model.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/report.hpp"
 #include "gcn/trainer.hpp"
+#include "test_step.hpp"
 #include "test_util.hpp"
 
 namespace gcn {
@@ -59,7 +61,8 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
   const GcnShape shape{5, 4, 3};
-  GcnModel model(*be, d, shape, dropout);
+  const DeviceGraph graph(*be, d);
+  GcnModel model(graph, shape, dropout);
   std::vector<float> p = glorot_init(shape, 11);
   const ParamLayout layout(shape);
   std::mt19937 gen(5);
@@ -69,10 +72,9 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
 
   auto loss_at = [&](const std::vector<float>& params) {
     model.set_params(params);
-    model.forward(true, 99, 1);
-    float loss = 0.0f;
-    model.backward(&loss);
-    return static_cast<double>(loss);
+    model.set_step(test::step_at(0, 99));  // epoch 1: dropout stream 1 of seed 99
+    model.train_forward_backward();
+    return static_cast<double>(model.metrics(1).loss);
   };
   loss_at(p);
   const std::vector<float> grad = model.grads();
@@ -95,8 +97,36 @@ INSTANTIATE_TEST_SUITE_P(Dropout, ModelGradient, ::testing::Values(0.0f, 0.5f));
 TEST(Model, RejectsMismatchedShapes) {
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
-  EXPECT_THROW(GcnModel(*be, d, GcnShape{6, 4, 3}, 0.5f), UsageError);
-  EXPECT_THROW(GcnModel(*be, d, GcnShape{5, 4, 3}, 1.0f), UsageError);
+  const DeviceGraph graph(*be, d);
+  EXPECT_THROW(GcnModel(graph, GcnShape{6, 4, 3}, 0.5f), UsageError);
+  EXPECT_THROW(GcnModel(graph, GcnShape{5, 4, 3}, 1.0f), UsageError);
+}
+
+// The model's plan: PyG's layers, a named tensor per meaning, and the reused
+// prefix (conv1 is computed once per epoch, by the evaluation pass).
+TEST(Model, PlansNamedTensorsAndReusesTheFirstLayer) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  const DeviceGraph graph(*be, d);
+  const GcnModel model(graph, GcnShape{5, 4, 3}, 0.5f);
+  EXPECT_EQ(model.describe(), "GCNConv(5, 4) -> ReLU -> dropout(0.5) -> GCNConv(4, 3)");
+  const Workspace& ws = model.workspace();
+  // conv1's output is one tensor for both passes; the later layers have one per pass.
+  for (const char* name : {"conv1.xw", "conv1.out", "act1.out.train", "act1.out.eval", "conv2.xw.train",
+                           "conv2.out.train", "conv2.xw.eval", "conv2.out.eval", "conv1.out.grad", "act1.out.train.grad",
+                           "conv2.out.train.grad", "conv1.xw.grad", "conv2.xw.grad", "params", "grads", "adam.m",
+                           "adam.v", "best.params", "step", "metrics"}) {
+    EXPECT_GE(ws.find(name), 0) << name;
+  }
+  EXPECT_LT(ws.find("conv1.out.train"), 0);
+  EXPECT_EQ(ws.mat(ws.find("conv1.out")).rows, 7);
+  EXPECT_EQ(ws.mat(ws.find("conv1.out")).cols, 4);
+  EXPECT_EQ(ws.mat(ws.find("params")).rows, ParamLayout(GcnShape{5, 4, 3}).total);
+  // Without dropout nothing depends on the pass: the whole forward is shared.
+  const GcnModel no_dropout(graph, GcnShape{5, 4, 3}, 0.0f);
+  EXPECT_EQ(no_dropout.describe(), "GCNConv(5, 4) -> ReLU -> GCNConv(4, 3)");
+  EXPECT_GE(no_dropout.workspace().find("conv2.out"), 0);
+  EXPECT_LT(no_dropout.workspace().find("conv2.out.train"), 0);
 }
 
 TEST(Model, GlorotInitBoundsAndDeterminism) {
@@ -256,12 +286,13 @@ TEST(Trainer, InitParamsAreTheStartingPoint) {
   TrainConfig defaults;
   cfg.dropout = 0.0f;  // the trainer's dropout seed is its own; compare without dropout
   const TrainResult c0 = train_gcn(*be, d, cfg, one);
-  GcnModel m0(*be, d, GcnShape{5, 8, 3}, 0.0f);
+  const DeviceGraph graph(*be, d);
+  GcnModel m0(graph, GcnShape{5, 8, 3}, 0.0f);
   m0.set_params(init);
-  m0.forward(true, 0, 1);
-  float loss = 0;
-  m0.backward(&loss);
-  m0.adam_step(AdamConfig{defaults.lr, 0.9f, 0.999f, 1e-8f, defaults.weight_decay}, 1);
+  m0.set_step(test::step_at(0));
+  m0.train_forward_backward();
+  const float loss = m0.metrics(1).loss;
+  m0.adam_step(AdamConfig{defaults.lr, 0.9f, 0.999f, 1e-8f, defaults.weight_decay});
   EXPECT_EQ(c0.params, m0.params());
   EXPECT_EQ(c0.history[0].loss, loss);
 }
@@ -311,6 +342,83 @@ TEST(Trainer, EvaluateParamsMatchesTheLastEpochsEvaluation) {
   }
 }
 
+// Read-backs every K epochs (or every ring's worth) change nothing: the same
+// history, the same early stop, the same selected weights as reading every
+// epoch, because the best-epoch decision, the weight copy and the stop are
+// made in backend memory.
+TEST(Trainer, SparseReadBacksGiveTheSameRun) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  TrainConfig cfg;
+  cfg.epochs = 300;
+  cfg.hidden = 8;
+  cfg.select = Selection::kBestVal;
+  cfg.patience = 25;
+  const TrainResult every = train_gcn(*be, d, cfg);
+  ASSERT_TRUE(every.stopped_early);
+  for (int log_every : {7, 1000}) {
+    cfg.log_every = log_every;
+    std::vector<int> logged;
+    TrainOptions opts;
+    opts.on_log = [&](const EpochStats& s) { logged.push_back(s.epoch); };
+    const TrainResult sparse = train_gcn(*be, d, cfg, opts);
+    EXPECT_EQ(sparse.params, every.params) << log_every;
+    EXPECT_EQ(sparse.best_epoch, every.best_epoch);
+    EXPECT_EQ(sparse.selected_epoch, every.selected_epoch);
+    EXPECT_TRUE(sparse.stopped_early);
+    ASSERT_EQ(sparse.history.size(), every.history.size());
+    for (std::size_t i = 0; i < every.history.size(); ++i) {
+      EXPECT_EQ(sparse.history[i].loss, every.history[i].loss) << i;
+      EXPECT_EQ(sparse.history[i].val_acc, every.history[i].val_acc) << i;
+    }
+    ASSERT_FALSE(logged.empty());
+    EXPECT_EQ(logged.back(), static_cast<int>(every.history.size()));  // the stop is logged
+  }
+}
+
+// More epochs than the metrics ring has slots, read back once at the end:
+// the trainer reads every ring's worth, and no epoch is lost.
+TEST(Trainer, MetricsRingWrapsWithoutLosingEpochs) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  TrainConfig cfg;
+  cfg.epochs = GcnModel::kRingSlots * 2 + 37;
+  cfg.hidden = 4;
+  cfg.log_every = cfg.epochs;
+  const TrainResult sparse = train_gcn(*be, d, cfg);
+  cfg.log_every = 1;
+  const TrainResult every = train_gcn(*be, d, cfg);
+  ASSERT_EQ(sparse.history.size(), static_cast<std::size_t>(cfg.epochs));
+  for (std::size_t i = 0; i < every.history.size(); ++i) {
+    ASSERT_EQ(sparse.history[i].epoch, static_cast<int>(i) + 1);
+    ASSERT_EQ(sparse.history[i].loss, every.history[i].loss) << i;
+  }
+  EXPECT_EQ(sparse.params, every.params);
+}
+
+// Runs share one upload of the graph: a Trainer trains seed after seed on
+// one DeviceGraph without uploading it again, and each run equals a run on a
+// graph of its own.
+TEST(Trainer, RunsShareTheGraphUploadedOnce) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  const DeviceGraph graph(*be, d);
+  Trainer trainer(graph, 8, 0.5f);
+  const int uploads = graph.uploads();
+  EXPECT_GE(uploads, 5);  // features, their transpose, labels, split, Â
+  TrainConfig cfg;
+  cfg.epochs = 20;
+  cfg.hidden = 8;
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    cfg.seed = seed;
+    const TrainResult shared = trainer.train(cfg);
+    EXPECT_EQ(graph.uploads(), uploads);
+    const TrainResult alone = train_gcn(*be, d, cfg);
+    EXPECT_EQ(shared.params, alone.params) << seed;
+    EXPECT_EQ(shared.history.back().loss, alone.history.back().loss);
+  }
+}
+
 TEST(Report, SeedSummaryByHand) {
   const SeedSummary s = summarize({0.80, 0.81, 0.82});
   EXPECT_EQ(s.n, 3);
@@ -348,6 +456,37 @@ TEST_F(PlanetoidTraining, CoraReachesTheTutorialAccuracyDeterministically) {
   for (std::size_t i = 0; i < a.history.size(); ++i) {
     ASSERT_EQ(a.history[i].loss, b.history[i].loss) << "epoch " << i + 1;
     ASSERT_EQ(a.history[i].test_acc, b.history[i].test_acc) << "epoch " << i + 1;
+  }
+}
+
+// The refactor into layers, a workspace and a step state (and the evaluation
+// pass computing the first layer for the next training step) changed no bit
+// of the CPU's results: these are the figures the earlier model computed for
+// Cora, seed 0 (gcn-train 8ab191e, --json), as float bit patterns.
+TEST_F(PlanetoidTraining, CoraEpochsAreBitIdenticalToThePreviousModel) {
+  GCN_REQUIRE_DATA();
+  auto be = make_cpu_backend(0);
+  const TrainResult r = train_gcn(*be, load("cora"), TrainConfig{});
+  struct Pinned {
+    int epoch;
+    float loss, val_loss;
+    double train_acc, val_acc, test_acc;
+  };
+  const Pinned pinned[] = {
+      {1, 0x1.f1e9a4p+0f, 0x1.f019acp+0f, 32.0 / 140, 108.0 / 500, 211.0 / 1000},
+      {2, 0x1.f0569ap+0f, 0x1.efe6d4p+0f, 76.0 / 140, 147.0 / 500, 314.0 / 1000},
+      {3, 0x1.edf534p+0f, 0x1.ef88d4p+0f, 113.0 / 140, 236.0 / 500, 492.0 / 1000},
+      {50, 0x1.11dea8p+0f, 0x1.65d62ap+0f, 137.0 / 140, 385.0 / 500, 790.0 / 1000},
+      {200, 0x1.451c60p-2f, 0x1.a0d7f6p-1f, 139.0 / 140, 395.0 / 500, 815.0 / 1000},
+  };
+  ASSERT_EQ(r.history.size(), 200u);
+  for (const Pinned& p : pinned) {
+    const EpochStats& s = r.history[static_cast<std::size_t>(p.epoch - 1)];
+    EXPECT_EQ(static_cast<float>(s.loss), p.loss) << "epoch " << p.epoch;
+    EXPECT_EQ(static_cast<float>(s.val_loss), p.val_loss) << "epoch " << p.epoch;
+    EXPECT_EQ(s.train_acc, p.train_acc) << "epoch " << p.epoch;
+    EXPECT_EQ(s.val_acc, p.val_acc) << "epoch " << p.epoch;
+    EXPECT_EQ(s.test_acc, p.test_acc) << "epoch " << p.epoch;
   }
 }
 

@@ -8,14 +8,22 @@
 // - Matrices are row-major float32. MatRef/ConstMatRef do not own memory.
 // - Ops are asynchronous on CUDA (enqueued on the backend's stream); download()
 //   and synchronize() wait. Results are deterministic for a given input.
+// - Each op is a public non-virtual function that checks its arguments, the
+//   same way on every backend, then calls the backend's implementation
+//   (do_<op>). A failed check throws gcn::Error naming the op.
+// - Per-epoch values (the epoch, hence Adam's step and the dropout stream; the
+//   best epoch so far) are read from a StepState in backend memory, never
+//   passed by value, so a recorded epoch (a CUDA graph) can be replayed.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "gcn/csr.hpp"
+#include "gcn/step_state.hpp"
 
 namespace gcn {
 
@@ -39,7 +47,7 @@ struct ConstMatRef {
 };
 
 // A CSR matrix resident on a backend, created by Backend::upload_csr once per
-// run. Backends subclass it to keep their own handles (cuSPARSE descriptors).
+// process. Backends subclass it to keep their own handles (cuSPARSE descriptors).
 class SparseMatrix {
  public:
   SparseMatrix(int32_t rows, int32_t cols, int64_t nnz) : rows_(rows), cols_(cols), nnz_(nnz) {}
@@ -65,8 +73,37 @@ struct AdamConfig {
   float weight_decay = 5e-4f;
 };
 
+// The output of a product that will be called with prepared = true, and what
+// it must start from: zeros, or `bias` (cols) on every row.
+struct OutputInit {
+  MatRef c;
+  const float* bias = nullptr;
+};
+
+// A sequence of queued ops recorded once and replayed (a CUDA graph).
+class Recording {
+ public:
+  virtual ~Recording() = default;
+  // Queues the recorded ops again, with the arguments they were recorded with.
+  virtual void replay() = 0;
+};
+
+// Ops that exist only to be compared in gcn-bench (the unfused baselines of
+// fused ops); not part of training.
+class BenchOps {
+ public:
+  virtual ~BenchOps() = default;
+  // The unfused second half of log_softmax + NLL: the loss (mean over the
+  // masked rows, into *loss_out) and the gradient of the fused classifier_loss,
+  // from log_probs = log_softmax(logits).
+  virtual void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                        int64_t n_masked, float* loss_out, float* grad) = 0;
+};
+
 class Backend {
  public:
+  static constexpr int kMaxOutputInits = 8;
+
   virtual ~Backend() = default;
 
   virtual DeviceKind kind() const = 0;
@@ -84,57 +121,76 @@ class Backend {
   // Copies within backend memory, queued like an op (no wait).
   virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Host memory that download_async can copy into without waiting (pinned
+  // memory on CUDA).
+  virtual void* allocate_host(std::size_t bytes) = 0;
+  virtual void deallocate_host(void* ptr) noexcept = 0;
+  // Queues a copy into allocate_host() memory; the bytes are there once
+  // synchronize() returns.
+  virtual void download_async(void* host_dst, const void* src, std::size_t bytes) = 0;
 
   // ---- sparse -------------------------------------------------------------
   virtual std::unique_ptr<SparseMatrix> upload_csr(const CsrMatrix& host) = 0;
-  // c (M, N) = a (M, K) · b (K, N)
-  virtual void spmm(const SparseMatrix& a, ConstMatRef b, MatRef c) = 0;
+  // c (M, N) = a (M, K) · b (K, N), plus bias (N) on every row when given.
+  // prepared: c was listed in a prepare_outputs() call since it was last
+  // written, so a backend whose products accumulate into c may skip zeroing it.
+  void spmm(const SparseMatrix& a, ConstMatRef b, MatRef c, const float* bias = nullptr, bool prepared = false);
+  // Makes the outputs of later prepared products ready (at most
+  // kMaxOutputInits, one launch on CUDA). A backend whose products write every
+  // element of their output does nothing: the contents of c after this call
+  // are unspecified until the product runs.
+  void prepare_outputs(const OutputInit* outputs, int count);
 
   // ---- dense --------------------------------------------------------------
   // c (M, N) = op(a) · op(b), op = transpose when the flag is set.
-  virtual void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) = 0;
-  // x (M, N) += bias (N) on every row
-  virtual void add_bias(MatRef x, const float* bias) = 0;
+  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c);
   // out (N) = sum over the rows of x (M, N), in a fixed order
-  virtual void column_sum(ConstMatRef x, float* out) = 0;
+  void column_sum(ConstMatRef x, float* out);
 
-  // y = dropout(relu(x)); y may alias x. The keep decision for element i is
-  // dropout_keep(seed, stream, i, p) (gcn/rng.hpp), identical on every backend.
-  // p = 0 is a plain ReLU.
-  virtual void relu_dropout_forward(ConstMatRef x, MatRef y, float p, uint64_t seed,
-                                    uint64_t stream) = 0;
-  // dx = dy ⊙ ∂y/∂x given the forward output y: dy / (1 - p) where y > 0, else 0.
-  // dx may alias dy.
-  virtual void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p) = 0;
+  // y = dropout(relu(x)); y must not alias x. p > 0 drops element i with
+  // dropout_keep(step->dropout_seed, step->epoch + 1, i, p) (gcn/rng.hpp),
+  // identical on every backend; p = 0 is a plain ReLU and step may be null.
+  void relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step);
+  // dx = dy ⊙ ∂y/∂x given the forward output y: dy / (1 - p) where y > 0,
+  // else 0. col_sums (N), when given, receives the column sums of dx (the
+  // previous layer's bias gradient), summed in a fixed order.
+  void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums = nullptr);
 
   // ---- classifier ---------------------------------------------------------
-  // y (M, C) = log_softmax(x) row by row (max-subtracted). Unfused reference
-  // and the source of probabilities for predictions.
-  virtual void log_softmax(ConstMatRef x, MatRef y) = 0;
-  // Fused log_softmax + NLL over the rows r with (split[r] & mask_bit):
-  //   *loss_out = mean_r -log_softmax(logits)[r, labels[r]]   (0 when n_masked == 0)
-  //   grad (M, C) = (softmax - onehot) / n_masked on masked rows, 0 elsewhere
-  // n_masked must equal the number of masked rows (known to the caller).
-  // grad may be null (evaluation). loss_out is one float in backend memory.
-  virtual void log_softmax_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split,
-                               uint8_t mask_bit, int64_t n_masked, float* loss_out,
-                               float* grad) = 0;
-  // The unfused second half of log_softmax + NLL (the baseline the fused op is
-  // measured against): the same loss and gradient as log_softmax_nll, given
-  // log_probs = log_softmax(logits) from log_softmax().
-  virtual void nll_loss(ConstMatRef log_probs, const int32_t* labels, const uint8_t* split,
-                        uint8_t mask_bit, int64_t n_masked, float* loss_out, float* grad) = 0;
-  // Row argmax as torch.argmax (the first maximum, or the first NaN if the row
-  // has one) and, for bits 0..2 of split, the number of rows with split bit
-  // set and argmax == label: correct_out[3] in backend memory.
-  // pred (M) may be null.
-  virtual void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split,
-                              int32_t* pred, int32_t* correct_out) = 0;
+  // y (M, C) = log_softmax(x) row by row (max-subtracted).
+  void log_softmax(ConstMatRef x, MatRef y);
+  // The training loss: fused log_softmax + NLL over the rows r with
+  // (split[r] & mask_bit), n_masked of them:
+  //   ring slot of the running epoch .loss = mean_r -log_softmax(logits)[r, labels[r]]  (0 when n_masked == 0)
+  //   grad (M, C) = (softmax - onehot) / n_masked on masked rows, 0 elsewhere (may be null)
+  //   bias_grad (C) = the column sums of grad (may be null; needs grad)
+  // Writes nothing once step->stopped is set.
+  void classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                       int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step, MetricsRing ring);
+  // The evaluation of an epoch, into its ring slot: the validation loss (as
+  // classifier_loss over the kValBit rows, n_val of them), the correct
+  // predictions (torch.argmax: the first maximum, or the first NaN) among the
+  // rows of each of split bits 0..2, and the epoch. Then the selection:
+  // whether the epoch is the best so far (higher validation accuracy, ties
+  // the lower loss; step->improved), and whether patience has run out
+  // (step->stopped). With advance, the epoch counter moves on. Does nothing
+  // once step->stopped is set.
+  void evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* step,
+                MetricsRing ring, bool advance);
 
   // ---- optimizer ----------------------------------------------------------
-  // One Adam step over n contiguous parameters; step counts from 1.
-  virtual void adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
-                         const AdamConfig& config, int64_t step) = 0;
+  // One Adam step over n contiguous parameters, step step->epoch + 1;
+  // nothing once step->stopped is set.
+  void adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& config,
+                 const StepState* step);
+  // dst = src (bytes) when step->improved is set (the best epoch's weights).
+  void copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step);
+
+  // ---- recording ----------------------------------------------------------
+  // Records the ops body queues as one replayable unit (a CUDA graph), or
+  // returns nullptr where the backend has none (then run body each time).
+  // Nothing recorded runs until replay(). body must not allocate or wait.
+  virtual std::unique_ptr<Recording> record(const std::function<void()>& body);
 
   // ---- timing and accounting ----------------------------------------------
   // Records a point in the backend's work queue (a CUDA event on the stream,
@@ -145,11 +201,27 @@ class Backend {
   virtual double elapsed_ms(int from, int to) = 0;
   virtual void clear_markers() = 0;
   // The most backend memory held at once by allocate() (and internal
-  // workspaces) since the backend was created, in bytes.
+  // workspaces and sparse matrices) since the backend was created, in bytes.
   virtual std::size_t peak_memory_bytes() const = 0;
-  // The device's peak memory bandwidth in GB/s when known (a table of GPUs),
-  // else 0.
-  virtual double peak_bandwidth_gbs() const { return 0.0; }
+  // Ops for benchmarks only, or nullptr.
+  virtual BenchOps* bench_ops() { return nullptr; }
+
+ protected:
+  virtual void do_spmm(const SparseMatrix& a, ConstMatRef b, MatRef c, const float* bias, bool prepared) = 0;
+  virtual void do_prepare_outputs(const OutputInit* outputs, int count) = 0;
+  virtual void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) = 0;
+  virtual void do_column_sum(ConstMatRef x, float* out) = 0;
+  virtual void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step) = 0;
+  virtual void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums) = 0;
+  virtual void do_log_softmax(ConstMatRef x, MatRef y) = 0;
+  virtual void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
+                                  int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,
+                                  MetricsRing ring) = 0;
+  virtual void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val,
+                           StepState* step, MetricsRing ring, bool advance) = 0;
+  virtual void do_adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
+                            const AdamConfig& config, const StepState* step) = 0;
+  virtual void do_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step) = 0;
 };
 
 }  // namespace gcn

@@ -1,17 +1,35 @@
-// The tutorial's two-layer GCN, written once against the Backend interface:
-//   logits = Â · (dropout(relu(Â · X W1 + b1)) W2) + b2
-// Weights are stored as [in, out] (PyG's lin.weight transposed) so that both
-// layers are plain products; all parameters live in one flat array so that one
-// Adam launch updates them all.
+// The model as a list of layers over a DeviceGraph, and the epoch as a
+// program of backend ops over one planned Workspace.
+//
+// The tutorial's GCN is three layers and a head:
+//   conv1 = GCNConv(F, H)   out = Â · (X · W1) + b1        (X sparse)
+//   act1  = ReLU + dropout  out = dropout(relu(in))
+//   conv2 = GCNConv(H, C)   out = Â · (in · W2) + b2       (the logits)
+//   head: log_softmax + NLL over the training nodes; evaluation over all.
+// Every layer names its tensors in the workspace (conv1.xw, conv1.out,
+// act1.out.train, ...) and its parameters in one flat array, in PyG's
+// state_dict order (conv1.lin.weight, conv1.bias, conv2.lin.weight,
+// conv2.bias), weights stored [in, out] (PyG's transposed) so that each
+// layer is a plain product.
+//
+// Less work per epoch: the layers before the first one whose forward depends
+// on the pass (dropout) compute the same thing in the evaluation after step t
+// and in the training pass of step t + 1 (same weights, no randomness), so
+// their outputs are one tensor, written by the evaluation and read by the
+// next training pass. For the GCN that is conv1: its two products (the
+// largest, X · W1 over the sparse features) run once per epoch, not twice.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "gcn/backend.hpp"
 #include "gcn/buffer.hpp"
-#include "gcn/dataset.hpp"
+#include "gcn/device_graph.hpp"
+#include "gcn/step_state.hpp"
+#include "gcn/workspace.hpp"
 
 namespace gcn {
 
@@ -35,63 +53,133 @@ struct ParamLayout {
 // glorot), zero biases; deterministic from the seed on every platform.
 std::vector<float> glorot_init(const GcnShape& shape, uint64_t seed);
 
+enum class Pass { kTrain = 0, kEval = 1 };
+
+class Planner;
+struct Tensors;
+
+// What a layer's ops run against: pointers that stay fixed from epoch to epoch.
+struct LayerContext {
+  Backend* backend = nullptr;
+  const DeviceGraph* graph = nullptr;
+  const Workspace* ws = nullptr;
+  const float* params = nullptr;
+  float* grads = nullptr;
+  const StepState* step = nullptr;
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  // "GCNConv(1433, 16)", "ReLU -> dropout(0.5)".
+  virtual std::string describe() const = 0;
+  // Whether the forward differs between training and evaluation.
+  virtual bool depends_on_pass() const = 0;
+  virtual int64_t out_cols() const = 0;
+  // Whether backward() can also write the column sums of its input gradient
+  // (the previous layer's bias gradient) in the same pass.
+  virtual bool fuses_column_sums() const { return false; }
+  // The offset of the bias in the flat parameter array, or -1.
+  virtual int64_t bias_offset() const { return -1; }
+
+  // Declares the parameters (appended in order) and the tensors. in[pass] is
+  // the input of each pass (-1: the graph's sparse features X);
+  // shared_output: the outputs of both passes are one tensor (the reused
+  // prefix). Sets out[pass]. needs_input_grad: whether backward must produce
+  // the gradient with respect to the input (grad_in, declared by the model).
+  virtual void plan(Planner& planner, const Workspace::Id in[2], bool shared_output, Workspace::Id out[2]) = 0;
+  virtual void forward(const LayerContext& ctx, Pass pass) const = 0;
+  // Training pass: from grad_out (dL/d out) the parameter gradients into
+  // ctx.grads and, when grad_in >= 0, dL/d in; col_sums (when not null)
+  // receives the column sums of dL/d in. bias_grad_done: whoever produced
+  // grad_out also wrote this layer's bias gradient.
+  virtual void backward(const LayerContext& ctx, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
+                        bool bias_grad_done) const = 0;
+};
+
+// The tutorial's model over a graph: layers, the workspace, the parameters
+// and Adam's moments, the step state and the metrics ring, all in backend
+// memory. The epoch's pieces queue ops and never wait.
 class GcnModel {
  public:
-  GcnModel(Backend& backend, const Dataset& data, const GcnShape& shape, float dropout);
+  static constexpr int kRingSlots = 1024;
+
+  GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout);
+  ~GcnModel();
   GcnModel(const GcnModel&) = delete;
   GcnModel& operator=(const GcnModel&) = delete;
 
   const GcnShape& shape() const { return shape_; }
   const ParamLayout& layout() const { return layout_; }
-  Backend& backend() { return *backend_; }
+  Backend& backend() const { return *backend_; }
+  const Workspace& workspace() const { return ws_; }
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  // "GCNConv(1433, 16) -> ReLU -> dropout(0.5) -> GCNConv(16, 7)"
+  std::string describe() const;
 
-  void set_params(const std::vector<float>& host);  // also resets Adam's state
+  // ---- state (host <-> backend; these wait) ----
+  void set_params(const std::vector<float>& host);  // also zeroes Adam's moments
   std::vector<float> params() const;
   std::vector<float> grads() const;
-  // Adam's first and second moments, for checkpoints.
-  std::vector<float> adam_m() const { return adam_m_.to_host(); }
-  std::vector<float> adam_v() const { return adam_v_.to_host(); }
+  std::vector<float> adam_m() const;
+  std::vector<float> adam_v() const;
   void set_adam_state(const std::vector<float>& m, const std::vector<float>& v);
-  // The parameters as a buffer in backend memory (for snapshots by Backend::copy).
-  const Buffer<float>& param_buffer() const { return params_; }
-  Buffer<float>& param_buffer() { return params_; }
-  // log_softmax of an evaluation forward pass (no dropout), (N, C) on the host.
+  std::vector<float> best_params() const;
+  void set_best_params(const std::vector<float>& host);
+  void use_best_params();  // params = the best epoch's (queued copy)
+  void set_step(const StepState& state);
+  StepState step() const;
+  float* param_data();
+  StepState* step_data();
+  MetricsRing ring() const;
+  // The logits of the last training or evaluation pass (backend memory).
+  ConstMatRef logits(Pass pass) const;
+  // The ring slot of epoch `epoch` (1-based; epoch 0 is the evaluation of
+  // evaluate_params), downloaded (waits).
+  EpochMetrics metrics(int64_t epoch) const;
+
+  // ---- the epoch program (queue ops, never wait) ----
+  // The training pass: forward with dropout (the reused prefix as the last
+  // evaluation left it), loss into the ring, backward into grads().
+  void train_forward_backward();
+  void adam_step(const AdamConfig& config);
+  // The evaluation pass: forward without dropout, then Backend::evaluate
+  // (advance: the epoch counter moves on). It also leaves the prefix ready
+  // for the next training pass.
+  void eval_pass(bool advance);
+  // The training loss of the evaluation pass's logits (no dropout, no
+  // gradient) into the ring slot (evaluate_params).
+  void eval_training_loss();
+  // With best-val selection: copy the parameters when the epoch just
+  // evaluated became the best.
+  void keep_best();
+  // One epoch: train_forward_backward, adam_step, eval_pass(true), keep_best
+  // (when copy_best).
+  void epoch(const AdamConfig& config, bool copy_best);
+  // The evaluation pass's log-probabilities (N, C), on the host (waits).
   std::vector<float> log_probabilities();
 
-  // Forward pass into logits(); dropout only when training (mask from seed and stream).
-  void forward(bool training, uint64_t seed, uint64_t stream);
-  // Loss over the training rows of the current logits, its gradient, and the
-  // parameter gradients (grads()). loss_out: one float in backend memory.
-  void backward(float* loss_out);
-  // One Adam step (step counts from 1).
-  void adam_step(const AdamConfig& config, int64_t step);
-  // Validation loss and correct counts (train, val, test) of the current logits.
-  void evaluate(float* val_loss_out, int32_t* correct_out);
-
-  ConstMatRef logits() const { return logits_.ref(); }
-  const int32_t* labels() const { return labels_.data(); }
-  const uint8_t* split() const { return split_.data(); }
-
  private:
+  void plan();
+  void prepare(Pass pass);
+  void forward(Pass pass);
+  LayerContext context() const;
+
   Backend* backend_;
+  const DeviceGraph* graph_;
   GcnShape shape_;
   ParamLayout layout_;
   float dropout_;
-  int64_t n_nodes_;
-  int64_t n_train_, n_val_;
-  std::unique_ptr<SparseMatrix> adj_;      // Â (N, N)
-  std::unique_ptr<SparseMatrix> adj_t_;    // Âᵀ, null when Â is symmetric
-  std::unique_ptr<SparseMatrix> x_;        // X (N, F)
-  std::unique_ptr<SparseMatrix> x_t_;      // Xᵀ (F, N)
-  Buffer<int32_t> labels_;                 // (N)
-  Buffer<uint8_t> split_;                  // (N)
-  Buffer<float> params_, grads_, adam_m_, adam_v_;  // (P)
-  Matrix hidden_a_;   // (N, H) X·W1, later dL/d(pre-activation)
-  Matrix hidden_b_;   // (N, H) Â·X·W1 + b1 -> dropout(relu(.)), later dL/d(X·W1)
-  Matrix out_a_;      // (N, C) D·W2, later Âᵀ·dlogits
-  Matrix logits_;     // (N, C)
-  Matrix dlogits_;    // (N, C)
-  bool dropout_applied_ = false;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  int prefix_ = 0;  // layers [0, prefix_) are computed by the evaluation pass only
+  bool prefix_fresh_ = false;  // the prefix outputs match the current parameters
+  Workspace ws_;
+  // Tensor ids (see plan()).
+  Workspace::Id params_ = -1, grads_ = -1, adam_m_ = -1, adam_v_ = -1, best_ = -1, step_ = -1, ring_ = -1;
+  Workspace::Id scratch_ = -1;
+  std::vector<Workspace::Id> out_[2];  // per pass, per layer
+  std::vector<Workspace::Id> grad_;    // dL/d(out of layer k), train pass
+  std::vector<OutputInit> prepare_[2];
 };
 
 }  // namespace gcn

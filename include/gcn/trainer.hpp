@@ -1,17 +1,24 @@
 // The training loop of PyG's GCN tutorial, on any backend:
 //   for each epoch: train (forward with dropout, loss, backward, Adam step),
 //   then evaluate (forward without dropout, argmax, accuracy per split).
-// Per-epoch values stay in backend memory and are read back only on the epochs
-// that log (log_every), so the GPU never waits for the host in between.
+// Per-epoch figures go to a ring in backend memory and are read back with one
+// copy every --log-every epochs (and at checkpoints and the end); the host
+// waits for the device only then. The best-epoch decision, the copy of the
+// best weights and early stopping are made in backend memory too, so
+// --select best-val and --patience need no read-back per epoch. On CUDA,
+// after one warm-up epoch the epoch is recorded as a CUDA graph and
+// replayed (TrainConfig::cuda_graph).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "gcn/backend.hpp"
 #include "gcn/dataset.hpp"
+#include "gcn/device_graph.hpp"
 
 namespace gcn {
 
@@ -43,6 +50,9 @@ struct TrainConfig {
   // A NaN or infinite training loss ends the run with gcn::NumericError naming
   // the epoch, unless this is set.
   bool allow_nonfinite = false;
+  // Record the epoch once and replay it (a CUDA graph) where the backend can;
+  // the same results either way.
+  bool cuda_graph = true;
 
   void validate() const;  // UsageError naming the bad option
 };
@@ -71,10 +81,12 @@ struct TrainResult {
   int best_epoch = 0;               // best validation epoch (accuracy, ties: lower loss)
   bool stopped_early = false;       // --patience ended the run before --epochs
   double train_s = 0;               // wall time of the epoch loop
-  // Medians over the epochs after a warm-up (the first 5, or 1 for short
-  // runs), timed by backend markers (CUDA events on the GPU).
-  double epoch_ms_median = 0;       // train step + evaluation
-  double train_step_ms_median = 0;  // forward, loss, backward, Adam step
+  // Train step + evaluation: the median over the epochs after a warm-up (the
+  // first 5, or 1 for short runs) of each epoch's time, timed by backend
+  // markers (CUDA events on the GPU) around each group of epochs between
+  // read-backs (--log-every), an epoch's time being its group's mean.
+  double epoch_ms_median = 0;
+  bool graph_replayed = false;      // the epochs after the first were CUDA graph replays
   std::vector<float> log_probs;     // (N, C) of the selected parameters, if asked for
 
   const EpochStats& final_stats() const { return history.back(); }
@@ -93,6 +105,35 @@ struct TrainOptions {
   bool want_log_probs = false;
 };
 
+class GcnModel;
+
+// Trains models of one shape over one DeviceGraph; runs (seeds) share the
+// graph, the model's workspace and, while the hyperparameters stay the same,
+// the recorded epoch.
+class Trainer {
+ public:
+  Trainer(const DeviceGraph& graph, int hidden, float dropout);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  TrainResult train(const TrainConfig& config, const TrainOptions& options = {});
+  // See evaluate_params.
+  EpochStats evaluate(const std::vector<float>& params, std::vector<float>* log_probs = nullptr);
+  GcnModel& model() { return *model_; }
+
+ private:
+  const DeviceGraph* graph_;
+  int hidden_;
+  float dropout_;
+  std::unique_ptr<GcnModel> model_;
+  std::unique_ptr<Recording> recording_;
+  std::string recording_key_;  // the hyperparameters the recording was made with
+  EpochMetrics* host_ring_ = nullptr;  // pinned mirror of the metrics ring
+};
+
+// One run on a graph uploaded for it (tests; gcn-train shares one DeviceGraph
+// between runs).
 TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config,
                       const TrainOptions& options);
 

@@ -1,0 +1,63 @@
+// The values of a run that change from epoch to epoch, kept in backend memory
+// and read there by the ops (the CUDA kernels and their CPU twins), so that no
+// per-epoch value is baked into a launch and a captured epoch replays
+// unchanged. Plain structs with a fixed layout: the kernels include this file.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define GCN_STEP_HD __host__ __device__ __forceinline__
+#else
+#define GCN_STEP_HD inline
+#endif
+
+namespace gcn {
+
+// One run's step state. The host writes it only before the first epoch (a new
+// run, or a resumed one); after that the ops advance it.
+struct StepState {
+  int64_t epoch;           // epochs completed; the running epoch is epoch + 1: Adam's step and the dropout stream
+  uint64_t dropout_seed;   // dropout masks: dropout_keep(dropout_seed, epoch + 1, index, p)
+  int32_t best_epoch;      // best validation epoch so far (0: none): higher accuracy, ties the lower loss
+  int32_t best_val_correct;
+  float best_val_loss;
+  int32_t patience;        // stop after this many epochs without a better one (0: never)
+  int32_t stopped;         // 1 once patience has run out: no later epoch changes the parameters or the metrics
+  int32_t improved;        // 1 when the epoch just evaluated became the best (the best-weights copy reads it)
+};
+
+// One epoch's figures. Epoch e writes slot (e - 1) % size of a ring in
+// backend memory: the training loss during its training pass, the rest in its
+// evaluation; the host reads the ring every few epochs.
+struct EpochMetrics {
+  float loss;          // training loss (with dropout)
+  float val_loss;      // validation loss after the step (no dropout)
+  int32_t correct[3];  // correct predictions among the train, val and test nodes
+  int32_t epoch;       // the epoch these figures belong to (1-based)
+};
+
+struct MetricsRing {
+  EpochMetrics* slots = nullptr;  // backend memory
+  int32_t size = 0;
+};
+
+// After an epoch's evaluation wrote `slot`: is it the best epoch so far
+// (higher validation accuracy, ties the lower validation loss; the first
+// epoch always), has patience run out, and (advance) the epoch counter moves
+// on. The same code runs on the host and in the CUDA evaluation kernel.
+GCN_STEP_HD void select_epoch(StepState& s, const EpochMetrics& slot, bool advance) {
+  const int32_t correct = slot.correct[1];
+  const bool better = s.best_epoch == 0 || correct > s.best_val_correct ||
+                      (correct == s.best_val_correct && slot.val_loss < s.best_val_loss);
+  s.improved = better ? 1 : 0;
+  if (better) {
+    s.best_epoch = slot.epoch;
+    s.best_val_correct = correct;
+    s.best_val_loss = slot.val_loss;
+  }
+  if (s.patience > 0 && slot.epoch - s.best_epoch >= s.patience) s.stopped = 1;
+  if (advance) s.epoch += 1;
+}
+
+}  // namespace gcn

@@ -1,0 +1,67 @@
+// The CPU backend's inner loops, compiled once per instruction set (the
+// x86-64 baseline, x86-64-v3 with AVX2, x86-64-v4 with AVX-512) and chosen at
+// run time for the CPU at hand (cpu_kernels()).
+//
+// Every variant computes the same bits: each output element is summed in the
+// same order with the same roundings (wider vectors only compute more
+// independent elements at once; -ffp-contract=off keeps every product and sum
+// two roundings, never a fused multiply-add), and the same library functions
+// are called. tests/test_cpu_ops.cpp holds every variant this CPU can run to
+// the baseline, bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace gcn::cpu {
+
+struct AdamScalars {
+  float beta1, beta2, one_minus_b1, one_minus_b2, eps, weight_decay;
+  float step_size;  // lr / (1 - beta1^step), from double
+  float bc2_sqrt;   // sqrt(1 - beta2^step), from double
+};
+
+struct CpuKernels {
+  const char* isa;  // "baseline", "avx2", "avx512"
+  // The rows order[g0..g1) of c (n columns) = A's rows · b (k, n) (+ bias):
+  // A in CSR, order its rows sorted by length (longest first, rows_by_length);
+  // each element sums its row's entries in stored order (float), then adds
+  // the bias.
+  void (*spmm)(const int32_t* indptr, const int32_t* indices, const float* values, const int32_t* order,
+               const float* b, int64_t n, const float* bias, float* c, int64_t g0, int64_t g1);
+  // c rows [r0, r1) (n columns) = a rows (k columns, row stride lda) · b
+  // (k rows, row stride ldb >= n): each element accumulates a[i][p] * b[p][j]
+  // in double in p order.
+  void (*gemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c,
+                  int64_t r0, int64_t r1);
+  // acc rows [r0, r1) of (m, n) doubles = the sum over p in [p0, p1) of
+  // a[p][i] * b[p][j], in p order, skipping a's zeros (they add nothing, not
+  // even a -0 or a 0 * inf). a: rows of m floats; b: rows of n floats at
+  // stride ldb >= n.
+  void (*gemm_tn)(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1,
+                  int64_t r0, int64_t r1, double* acc);
+  // y[i] = dropout(relu(x[i])) for i in [i0, i1): kept (and scaled) when
+  // drop is false or dropout_keep_keyed(key, i, p).
+  void (*relu_dropout_forward)(const float* x, float* y, int64_t i0, int64_t i1, bool drop, float p, float scale,
+                               uint64_t key);
+  // dx[i] = y[i] > 0 ? dy[i] * scale : 0 for i in [i0, i1).
+  void (*relu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t i0, int64_t i1, float scale);
+  // One Adam step over [i0, i1) (torch.optim.Adam's float32 element update).
+  void (*adam)(float* params, const float* grads, float* m, float* v, int64_t i0, int64_t i1, const AdamScalars& s);
+};
+
+// A CSR matrix's rows by number of entries, longest first (ties by index).
+std::vector<int32_t> rows_by_length(const std::vector<int32_t>& indptr);
+
+// The fastest variant this CPU runs (chosen once; GCN_CPU_ISA=baseline|avx2|avx512
+// picks one, for tests and comparisons).
+const CpuKernels& cpu_kernels();
+// Every variant this CPU can run, the baseline first.
+std::vector<const CpuKernels*> available_cpu_kernels();
+
+// The variants (cpu_kernels_<isa>.cpp).
+const CpuKernels& kernels_baseline();
+const CpuKernels* kernels_avx2();    // null where not compiled (not x86-64)
+const CpuKernels* kernels_avx512();  // null where not compiled
+
+}  // namespace gcn::cpu
