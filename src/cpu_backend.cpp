@@ -184,11 +184,9 @@ class CpuBackend final : public Backend {
   }
 
   void do_column_sum(ConstMatRef x, float* out) override {
-    std::vector<double> acc(static_cast<std::size_t>(x.cols), 0.0);
-    for (int64_t i = 0; i < x.rows; ++i) {
-      const float* row = x.data + i * x.cols;
-      for (int64_t j = 0; j < x.cols; ++j) acc[j] += row[j];
-    }
+    std::vector<double>& acc = column_acc_;
+    acc.assign(static_cast<std::size_t>(x.cols), 0.0);
+    k_.column_sum(x.data, x.cols, 0, x.rows, acc.data());
     for (int64_t j = 0; j < x.cols; ++j) out[j] = static_cast<float>(acc[j]);
   }
 
@@ -375,6 +373,7 @@ class CpuBackend final : public Backend {
   std::vector<double> row_terms_;     // scratch of masked_nll, kept between calls
   std::vector<float> b_copy_;         // a transposed gemm operand
   std::vector<double> gemm_partial_;  // gemm_at's per-chunk sums
+  std::vector<double> column_acc_;    // do_column_sum's sums
   const cpu::CpuKernels& k_ = cpu::cpu_kernels();
   CpuBenchOps bench_;
 };

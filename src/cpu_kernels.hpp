@@ -46,6 +46,9 @@ struct CpuKernels {
                                uint64_t key);
   // dx[i] = y[i] > 0 ? dy[i] * scale : 0 for i in [i0, i1).
   void (*relu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t i0, int64_t i1, float scale);
+  // acc (cols) doubles += the rows [r0, r1) of x (rows of cols floats), each
+  // column in row order.
+  void (*column_sum)(const float* x, int64_t cols, int64_t r0, int64_t r1, double* acc);
   // One Adam step over [i0, i1) (torch.optim.Adam's float32 element update).
   void (*adam)(float* params, const float* grads, float* m, float* v, int64_t i0, int64_t i1, const AdamScalars& s);
 };

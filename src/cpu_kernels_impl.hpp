@@ -297,6 +297,13 @@ void relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t i
   }
 }
 
+void column_sum(const float* x, int64_t cols, int64_t r0, int64_t r1, double* acc) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* row = x + i * cols;
+    for (int64_t j = 0; j < cols; ++j) acc[j] += row[j];
+  }
+}
+
 void adam(float* params, const float* grads, float* m, float* v, int64_t i0, int64_t i1, const AdamScalars& s) {
   for (int64_t i = i0; i < i1; ++i) {
     const float g = grads[i] + s.weight_decay * params[i];
@@ -311,5 +318,5 @@ void adam(float* params, const float* grads, float* m, float* v, int64_t i0, int
 
 #define GCN_CPU_KERNEL_TABLE(name_string)                                                                   \
   {                                                                                                          \
-    name_string, &spmm, &gemm_nn, &gemm_tn, &relu_dropout_forward, &relu_dropout_backward, &adam             \
+    name_string, &spmm, &gemm_nn, &gemm_tn, &relu_dropout_forward, &relu_dropout_backward, &column_sum, &adam\
   }

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gcn/model.hpp"
+#include "gcn/params.hpp"
 #include "gcn/trainer.hpp"
 
 namespace gcn {

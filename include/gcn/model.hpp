@@ -28,30 +28,11 @@
 #include "gcn/backend.hpp"
 #include "gcn/buffer.hpp"
 #include "gcn/device_graph.hpp"
+#include "gcn/params.hpp"
 #include "gcn/step_state.hpp"
 #include "gcn/workspace.hpp"
 
 namespace gcn {
-
-struct GcnShape {
-  int32_t n_features = 0;
-  int32_t hidden = 16;
-  int32_t n_classes = 0;
-};
-
-// Offsets of each parameter in the flat array.
-struct ParamLayout {
-  explicit ParamLayout(const GcnShape& s);
-  int64_t w1 = 0;  // (F, H)
-  int64_t b1 = 0;  // (H)
-  int64_t w2 = 0;  // (H, C)
-  int64_t b2 = 0;  // (C)
-  int64_t total = 0;
-};
-
-// Glorot-uniform weights (bound sqrt(6 / (fan_in + fan_out)), as PyG's
-// glorot), zero biases; deterministic from the seed on every platform.
-std::vector<float> glorot_init(const GcnShape& shape, uint64_t seed);
 
 enum class Pass { kTrain = 0, kEval = 1 };
 
@@ -169,7 +150,6 @@ class GcnModel {
   const DeviceGraph* graph_;
   GcnShape shape_;
   ParamLayout layout_;
-  float dropout_;
   std::vector<std::unique_ptr<Layer>> layers_;
   int prefix_ = 0;  // layers [0, prefix_) are computed by the evaluation pass only
   bool prefix_fresh_ = false;  // the prefix outputs match the current parameters
