@@ -34,21 +34,13 @@ namespace gcn {
 namespace {
 
 using test::same_bits;
+using test::sentinel_metrics;
 using test::StepRing;
 using test::step_at;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// A slot no op writes: every field a value an op would not produce.
-EpochMetrics sentinel_metrics() {
-  EpochMetrics m{};
-  m.loss = -123.0f;
-  m.val_loss = -456.0f;
-  m.correct[0] = m.correct[1] = m.correct[2] = -7;
-  m.epoch = -9;
-  return m;
-}
 
 // The message of the gcn::Error f throws, or "(no error)".
 template <class F>

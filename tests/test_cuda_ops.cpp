@@ -52,6 +52,7 @@ using gcn::test::all_equal;
 using gcn::test::random_csr;
 using gcn::test::random_floats;
 using gcn::test::same_bits;
+using gcn::test::sentinel_metrics;
 using gcn::test::step_at;
 using gcn::test::StepRing;
 using gcn::test::Tolerance;
@@ -114,15 +115,6 @@ std::vector<int32_t> expected_counts(const std::vector<uint8_t>& split, const st
 
 std::vector<int32_t> counts_of(const EpochMetrics& m) { return {m.correct[0], m.correct[1], m.correct[2]}; }
 
-// A slot no op writes.
-EpochMetrics sentinel_metrics() {
-  EpochMetrics m{};
-  m.loss = -123.0f;
-  m.val_loss = -456.0f;
-  m.correct[0] = m.correct[1] = m.correct[2] = -7;
-  m.epoch = -9;
-  return m;
-}
 
 // The message of the gcn::Error f throws, or "(no error)".
 std::string error_of(const std::function<void()>& f) {

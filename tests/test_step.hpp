@@ -60,4 +60,14 @@ inline StepState step_at(int64_t epoch, uint64_t dropout_seed = 0) {
 inline bool same_bytes(const EpochMetrics& a, const EpochMetrics& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 inline bool same_bytes(const StepState& a, const StepState& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
+// A slot no op writes: every field a value an op would not produce.
+inline EpochMetrics sentinel_metrics() {
+  EpochMetrics m{};
+  m.loss = -123.0f;
+  m.val_loss = -456.0f;
+  m.correct[0] = m.correct[1] = m.correct[2] = -7;
+  m.epoch = -9;
+  return m;
+}
+
 }  // namespace gcn::test

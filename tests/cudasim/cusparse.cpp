@@ -181,6 +181,23 @@ cusparseStatus_t cusparseSpMM_bufferSize(cusparseHandle_t handle, cusparseOperat
   return CUSPARSE_STATUS_SUCCESS;
 }
 
+// The checks of a call that runs on the stream with the external buffer:
+// the arguments, a context still usable, and the buffer bufferSize asked for.
+cusparseStatus_t check_spmm_call(const char* what, cusparseHandle_t handle, cusparseOperation_t op_a,
+                                 cusparseOperation_t op_b, const void* alpha, const cusparseSpMatDescr* a,
+                                 const cusparseDnMatDescr* b, const void* beta, const cusparseDnMatDescr* c,
+                                 cudaDataType compute_type, cusparseSpMMAlg_t alg, const void* external_buffer) {
+  const cusparseStatus_t st = check_spmm(handle, op_a, op_b, alpha, a, b, beta, c, compute_type, alg);
+  if (st != CUSPARSE_STATUS_SUCCESS) return st;
+  if (cudasim::sticky_error() != cudaSuccess) return CUSPARSE_STATUS_EXECUTION_FAILED;
+  if (!cudasim::is_device_range(external_buffer, spmm_buffer_bytes(*a))) {
+    cudasim::fault(cudaErrorIllegalAddress, std::string(what) + ": the external buffer is not device memory of the "
+                                                                "size cusparseSpMM_bufferSize gave");
+    return CUSPARSE_STATUS_EXECUTION_FAILED;
+  }
+  return CUSPARSE_STATUS_SUCCESS;
+}
+
 // Analyses A for the products that follow, into the external buffer (which
 // later cusparseSpMM calls must be given). Its effect on speed is not
 // simulated: here it checks its arguments and the buffer, and queues an
@@ -189,15 +206,10 @@ cusparseStatus_t cusparseSpMM_preprocess(cusparseHandle_t handle, cusparseOperat
                                          const void* alpha, cusparseConstSpMatDescr_t a, cusparseConstDnMatDescr_t b,
                                          const void* beta, cusparseDnMatDescr_t c, cudaDataType compute_type,
                                          cusparseSpMMAlg_t alg, void* external_buffer) {
-  const cusparseStatus_t st = check_spmm(handle, op_a, op_b, alpha, a, b, beta, c, compute_type, alg);
+  const cusparseStatus_t st =
+      check_spmm_call("cusparseSpMM_preprocess", handle, op_a, op_b, alpha, a, b, beta, c, compute_type, alg,
+                      external_buffer);
   if (st != CUSPARSE_STATUS_SUCCESS) return st;
-  if (cudasim::sticky_error() != cudaSuccess) return CUSPARSE_STATUS_EXECUTION_FAILED;
-  if (!cudasim::is_device_range(external_buffer, spmm_buffer_bytes(*a))) {
-    cudasim::fault(cudaErrorIllegalAddress,
-                   "cusparseSpMM_preprocess: the external buffer is not device memory of the size "
-                   "cusparseSpMM_bufferSize gave");
-    return CUSPARSE_STATUS_EXECUTION_FAILED;
-  }
   cudasim::enqueue(handle->stream, "cusparseSpMM_preprocess", []() {});
   return CUSPARSE_STATUS_SUCCESS;
 }
@@ -206,14 +218,9 @@ cusparseStatus_t cusparseSpMM(cusparseHandle_t handle, cusparseOperation_t op_a,
                               const void* alpha, cusparseConstSpMatDescr_t a, cusparseConstDnMatDescr_t b,
                               const void* beta, cusparseDnMatDescr_t c, cudaDataType compute_type,
                               cusparseSpMMAlg_t alg, void* external_buffer) {
-  const cusparseStatus_t st = check_spmm(handle, op_a, op_b, alpha, a, b, beta, c, compute_type, alg);
+  const cusparseStatus_t st = check_spmm_call("cusparseSpMM", handle, op_a, op_b, alpha, a, b, beta, c,
+                                              compute_type, alg, external_buffer);
   if (st != CUSPARSE_STATUS_SUCCESS) return st;
-  if (cudasim::sticky_error() != cudaSuccess) return CUSPARSE_STATUS_EXECUTION_FAILED;
-  if (!cudasim::is_device_range(external_buffer, spmm_buffer_bytes(*a))) {
-    cudasim::fault(cudaErrorIllegalAddress,
-                   "cusparseSpMM: the external buffer is not device memory of the size cusparseSpMM_bufferSize gave");
-    return CUSPARSE_STATUS_EXECUTION_FAILED;
-  }
   const cusparseSpMatDescr sa = *a;  // descriptors copied: the caller may destroy them once this returns
   const cusparseDnMatDescr db = *b, dc = *c;
   const float a_scale = *static_cast<const float*>(alpha), b_scale = *static_cast<const float*>(beta);
