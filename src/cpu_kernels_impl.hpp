@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <climits>
-#if defined(__AVX2__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 #include <type_traits>
@@ -24,6 +24,10 @@ namespace {
 using ::gcn::cpu::AdamScalars;
 
 typedef double d8 __attribute__((vector_size(64)));
+
+// Rows of the GEMMs computed together (AVX-512: eight 8-double
+// accumulators, kept in zmm registers).
+constexpr int kGemmRows = 8;
 typedef float f8 __attribute__((vector_size(32)));
 
 // kWidth (1..8) floats as doubles, the rest 0: the last block of a row
@@ -38,9 +42,6 @@ inline d8 load8(const float* p) {
   } else {
 #if defined(__AVX512F__) && defined(__AVX512VL__)
     f = reinterpret_cast<f8>(_mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << kWidth) - 1u), p));
-#elif defined(__AVX2__)
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(kWidth), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    f = reinterpret_cast<f8>(_mm256_maskload_ps(p, mask));
 #else
     for (int j = 0; j < kWidth; ++j) f[j] = p[j];
 #endif
@@ -191,6 +192,7 @@ void spmm(const int32_t* indptr, const int32_t* indices, const float* values, co
   }
 }
 
+#if defined(__AVX512F__)
 // kRows rows of c at once: kRows independent accumulation chains, so the
 // adds overlap instead of waiting on each other; each b block is converted
 // to double once per row group.
@@ -240,13 +242,13 @@ void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k
       constexpr int kWidth = decltype(width)::value;
       for (int64_t p = 0; p < k; ++p) bd[p] = load8<kWidth>(b + p * ldb + j0);
       int64_t i = r0;
-      for (; i + 8 <= r1; i += 8) gemm_nn_block<8, kWidth>(a, lda, bd, k, n, c, i, j0);
+      for (; i + kGemmRows <= r1; i += kGemmRows) gemm_nn_block<kGemmRows, kWidth>(a, lda, bd, k, n, c, i, j0);
       for (; i < r1; ++i) gemm_nn_block<1, kWidth>(a, lda, bd, k, n, c, i, j0);
     });
     return;
   }
   int64_t i = r0;
-  for (; i + 8 <= r1; i += 8) gemm_nn_rows<8>(a, lda, b, ldb, k, n, c, i);
+  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_nn_rows<kGemmRows>(a, lda, b, ldb, k, n, c, i);
   for (; i < r1; ++i) gemm_nn_rows<1>(a, lda, b, ldb, k, n, c, i);
 }
 
@@ -276,9 +278,50 @@ inline void gemm_tn_rows(const float* a, int64_t m, const float* b, int64_t ldb,
 void gemm_tn(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1, int64_t r0,
              int64_t r1, double* acc) {
   int64_t i = r0;
-  for (; i + 8 <= r1; i += 8) gemm_tn_rows<8>(a, m, b, ldb, n, p0, p1, acc, i);
+  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_tn_rows<kGemmRows>(a, m, b, ldb, n, p0, p1, acc, i);
   for (; i < r1; ++i) gemm_tn_rows<1>(a, m, b, ldb, n, p0, p1, acc, i);
 }
+
+#else
+// Without AVX-512 (too few registers for the vector version's row groups):
+// each element of a row accumulates in double in its own lane of a
+// fixed-size block, the earlier scalar form the compiler vectorizes well.
+void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c, int64_t r0,
+             int64_t r1) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const float* arow = a + i * lda;
+    for_column_blocks(n, [&](int64_t j0, auto width) {
+      constexpr int kW = decltype(width)::value;
+      double acc[kW] = {};
+      for (int64_t p = 0; p < k; ++p) {
+        const double aip = arow[p];
+        const float* brow = b + p * ldb + j0;
+        for (int j = 0; j < kW; ++j) acc[j] += aip * brow[j];
+      }
+      for (int j = 0; j < kW; ++j) c[i * n + j0 + j] = static_cast<float>(acc[j]);
+    });
+  }
+}
+
+void gemm_tn(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1, int64_t r0,
+             int64_t r1, double* acc_out) {
+  for (int64_t i = r0; i < r1; ++i) {
+    for_column_blocks(n, [&](int64_t j0, auto width) {
+      constexpr int kW = decltype(width)::value;
+      double acc[kW] = {};
+      for (int64_t p = p0; p < p1; ++p) {
+        const double api = a[p * m + i];
+        const float* brow = b + p * ldb + j0;
+        // Zeros of a (ReLU's, about half of a hidden layer) add nothing,
+        // not even a -0 or a 0 * inf: a select, as a branch mispredicts.
+        for (int j = 0; j < kW; ++j) acc[j] = api != 0.0 ? acc[j] + api * brow[j] : acc[j];
+      }
+      for (int j = 0; j < kW; ++j) acc_out[i * n + j0 + j] = acc[j];
+    });
+  }
+}
+
+#endif  // __AVX512F__
 
 void relu_dropout_forward(const float* x, float* y, int64_t i0, int64_t i1, bool drop, float p, float scale,
                           uint64_t key) {
