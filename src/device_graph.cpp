@@ -10,6 +10,45 @@ bool same_matrix(const CsrMatrix& a, const CsrMatrix& b) {
 }
 }  // namespace
 
+RowMask rows_reaching(const CsrMatrix& m, const RowMask& cols) {
+  RowMask out(static_cast<std::size_t>(m.n_rows), 0);
+  for (int32_t i = 0; i < m.n_rows; ++i) {
+    for (int32_t e = m.indptr[i]; e < m.indptr[i + 1] && out[i] == 0; ++e) out[i] = cols[m.indices[e]];
+  }
+  return out;
+}
+
+CsrMatrix keep_rows(const CsrMatrix& m, const RowMask& rows) {
+  CsrMatrix out;
+  out.n_rows = m.n_rows;
+  out.n_cols = m.n_cols;
+  out.indptr.assign(1, 0);
+  for (int32_t i = 0; i < m.n_rows; ++i) {
+    if (rows[i] != 0) {
+      out.indices.insert(out.indices.end(), m.indices.begin() + m.indptr[i], m.indices.begin() + m.indptr[i + 1]);
+      out.values.insert(out.values.end(), m.values.begin() + m.indptr[i], m.values.begin() + m.indptr[i + 1]);
+    }
+    out.indptr.push_back(static_cast<int32_t>(out.indices.size()));
+  }
+  return out;
+}
+
+CsrMatrix keep_columns(const CsrMatrix& m, const RowMask& cols) {
+  CsrMatrix out;
+  out.n_rows = m.n_rows;
+  out.n_cols = m.n_cols;
+  out.indptr.assign(1, 0);
+  for (int32_t i = 0; i < m.n_rows; ++i) {
+    for (int32_t e = m.indptr[i]; e < m.indptr[i + 1]; ++e) {
+      if (cols[m.indices[e]] == 0) continue;
+      out.indices.push_back(m.indices[e]);
+      out.values.push_back(m.values[e]);
+    }
+    out.indptr.push_back(static_cast<int32_t>(out.indices.size()));
+  }
+  return out;
+}
+
 DeviceGraph::DeviceGraph(Backend& backend, const Dataset& data)
     : backend_(&backend),
       data_(&data),
@@ -36,6 +75,21 @@ const EdgeSet& DeviceGraph::gcn_norm() const {
     ++uploads_;
   }
   return edges_.emplace("gcn_norm", std::move(set)).first->second;
+}
+
+const SparseMatrix& DeviceGraph::derived(const std::string& key, const std::function<CsrMatrix()>& make) const {
+  auto it = derived_.find(key);
+  if (it == derived_.end()) {
+    it = derived_.emplace(key, backend_->upload_csr(make())).first;
+    ++uploads_;
+  }
+  return *it->second;
+}
+
+RowMask DeviceGraph::train_rows() const {
+  RowMask mask(static_cast<std::size_t>(data_->n_nodes), 0);
+  for (int32_t i = 0; i < data_->n_nodes; ++i) mask[i] = (data_->split[i] & kTrainBit) != 0 ? 1 : 0;
+  return mask;
 }
 
 }  // namespace gcn

@@ -23,6 +23,26 @@
 namespace gcn {
 namespace {
 
+// The restricted sparse products of the training pass, by hand.
+TEST(DeviceGraph, RestrictedMatricesByHand) {
+  CsrMatrix m;
+  m.n_rows = 3;
+  m.n_cols = 4;
+  m.indptr = {0, 2, 2, 5};
+  m.indices = {0, 3, 1, 2, 3};
+  m.values = {1, 2, 3, 4, 5};
+  const CsrMatrix rows = keep_rows(m, {0, 1, 1});
+  EXPECT_EQ(rows.indptr, (std::vector<int32_t>{0, 0, 0, 3}));
+  EXPECT_EQ(rows.values, (std::vector<float>{3, 4, 5}));
+  const CsrMatrix cols = keep_columns(m, {0, 0, 1, 1});
+  EXPECT_EQ(cols.indptr, (std::vector<int32_t>{0, 1, 1, 3}));
+  EXPECT_EQ(cols.indices, (std::vector<int32_t>{3, 2, 3}));
+  EXPECT_EQ(cols.values, (std::vector<float>{2, 4, 5}));
+  EXPECT_EQ(rows_reaching(m, {1, 0, 0, 0}), (RowMask{1, 0, 0}));
+  EXPECT_EQ(rows_reaching(m, {0, 1, 0, 0}), (RowMask{0, 0, 1}));
+  EXPECT_EQ(rows_reaching(m, {0, 0, 0, 0}), (RowMask{0, 0, 0}));
+}
+
 // A small graph with a directed edge (so Âᵀ differs from Â), an isolated node,
 // sparse non-negative features and all three splits.
 Dataset tiny_dataset() {
@@ -100,6 +120,42 @@ TEST(Model, RejectsMismatchedShapes) {
   const DeviceGraph graph(*be, d);
   EXPECT_THROW(GcnModel(graph, GcnShape{6, 4, 3}, 0.5f), UsageError);
   EXPECT_THROW(GcnModel(graph, GcnShape{5, 4, 3}, 1.0f), UsageError);
+}
+
+// The training pass multiplies only by the parts of Â, Âᵀ and Xᵀ that reach
+// the training rows; every dropped term is an exact +0, so epochs give the
+// same bits as with the full matrices: on the tiny graph (a directed edge:
+// Âᵀ differs from Â; an isolated node; a node outside every split), with
+// dropout and without (then the whole forward is shared with the evaluation).
+TEST(Model, RestrictedTrainingProductsChangeNoBit) {
+  auto be = make_cpu_backend(1);
+  for (const Dataset& d : {tiny_dataset(), [] {
+         Dataset t = tiny_dataset();
+         t.split = {kTrainBit, 0, kValBit, 0, kValBit, kTestBit, kTrainBit};  // two training rows far apart
+         return t;
+       }()}) {
+    const DeviceGraph graph(*be, d);
+    for (float dropout : {0.0f, 0.5f}) {
+      GcnModel restricted(graph, GcnShape{5, 4, 3}, dropout, /*restrict_training=*/true);
+      GcnModel full(graph, GcnShape{5, 4, 3}, dropout, /*restrict_training=*/false);
+      std::vector<float> p = glorot_init(GcnShape{5, 4, 3}, 21);
+      for (float& b : p) b += 0.01f;  // non-zero biases too
+      for (GcnModel* m : {&restricted, &full}) {
+        m->set_params(p);
+        m->set_step(test::step_at(0, 5));
+      }
+      const AdamConfig adam{0.05f, 0.9f, 0.999f, 1e-8f, 5e-4f};
+      for (int epoch = 1; epoch <= 12; ++epoch) {
+        restricted.epoch(adam, false);
+        full.epoch(adam, false);
+        ASSERT_EQ(restricted.grads(), full.grads()) << "epoch " << epoch << ", dropout " << dropout;
+        ASSERT_EQ(restricted.params(), full.params()) << "epoch " << epoch;
+        const EpochMetrics a = restricted.metrics(epoch), b = full.metrics(epoch);
+        ASSERT_EQ(a.loss, b.loss) << "epoch " << epoch;
+        ASSERT_EQ(a.val_loss, b.val_loss) << "epoch " << epoch;
+      }
+    }
+  }
 }
 
 // The model's plan: PyG's layers, a named tensor per meaning, and the reused

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -25,6 +27,16 @@ struct EdgeSet {
   std::unique_ptr<SparseMatrix> transpose;  // null when the matrix is symmetric
   const SparseMatrix& backward() const { return transpose ? *transpose : *forward; }
 };
+
+// A set of rows (nodes) as a mask, and what the products of a training pass
+// derive from it.
+using RowMask = std::vector<uint8_t>;
+// The rows of m with at least one entry in a column of `cols`.
+RowMask rows_reaching(const CsrMatrix& m, const RowMask& cols);
+// m with only the rows in `rows` (the others empty).
+CsrMatrix keep_rows(const CsrMatrix& m, const RowMask& rows);
+// m with only the entries whose column is in `cols`.
+CsrMatrix keep_columns(const CsrMatrix& m, const RowMask& cols);
 
 class DeviceGraph {
  public:
@@ -50,6 +62,11 @@ class DeviceGraph {
 
   // PyG's gcn_norm with self loops: Â = D^-1/2 (A + I) D^-1/2.
   const EdgeSet& gcn_norm() const;
+  // A matrix derived from the graph's (a restricted copy, see model.cpp),
+  // uploaded the first time `key` is asked for and kept.
+  const SparseMatrix& derived(const std::string& key, const std::function<CsrMatrix()>& make) const;
+  // The training rows as a mask.
+  RowMask train_rows() const;
 
   // Number of uploads of graph data since construction (features, labels,
   // split, each edge set): tests check that runs share one upload.
@@ -63,6 +80,7 @@ class DeviceGraph {
   Buffer<int32_t> labels_;
   Buffer<uint8_t> split_;
   mutable std::map<std::string, EdgeSet> edges_;
+  mutable std::map<std::string, std::unique_ptr<SparseMatrix>> derived_;
   mutable int uploads_ = 0;
 };
 

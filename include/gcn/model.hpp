@@ -37,7 +37,7 @@ namespace gcn {
 enum class Pass { kTrain = 0, kEval = 1 };
 
 class Planner;
-struct Tensors;
+class TrainingRows;
 
 // What a layer's ops run against: pointers that stay fixed from epoch to epoch.
 struct LayerContext {
@@ -76,6 +76,12 @@ class Layer {
   // grad_out also wrote this layer's bias gradient.
   virtual void backward(const LayerContext& ctx, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
                         bool bias_grad_done) const = 0;
+  // The training pass's restricted products (planned after plan(), from the
+  // last layer to the first). needed_out: the rows of this layer's output
+  // the loss reads (the last layer: the training rows), else null;
+  // grad_out_rows: the rows where dL/d out can be non-zero. Returns the rows
+  // where dL/d in can be non-zero.
+  virtual RowMask plan_training_rows(TrainingRows& rows, const RowMask* needed_out, const RowMask& grad_out_rows) = 0;
 };
 
 // The tutorial's model over a graph: layers, the workspace, the parameters
@@ -85,7 +91,10 @@ class GcnModel {
  public:
   static constexpr int kRingSlots = 1024;
 
-  GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout);
+  // restrict_training: the training pass multiplies only by the parts of
+  // Â, Âᵀ and Xᵀ that reach the training rows (see model.cpp); false
+  // multiplies by all of them (the same bits, for tests).
+  GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout, bool restrict_training = true);
   ~GcnModel();
   GcnModel(const GcnModel&) = delete;
   GcnModel& operator=(const GcnModel&) = delete;
@@ -141,7 +150,7 @@ class GcnModel {
   std::vector<float> log_probabilities();
 
  private:
-  void plan();
+  void plan(bool restrict_training);
   void prepare(Pass pass);
   void forward(Pass pass);
   LayerContext context() const;
