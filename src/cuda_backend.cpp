@@ -418,10 +418,7 @@ class CudaBackend final : public Backend {
   void do_prepare_outputs(const OutputInit* outputs, int count) override {
     // Only cuSPARSE's products read their output (beta = 1 with a bias);
     // our kernel writes every element.
-    if (spmm_alg_ == SpmmAlg::kKernel) return;
-    kernels::OutputFills fills{};
-    for (int i = 0; i < count; ++i) fills.item[fills.count++] = {outputs[i].c.data, outputs[i].bias, outputs[i].c.rows, outputs[i].c.cols};
-    kernels::launch_fill_outputs(fills, stream());
+    if (spmm_alg_ != SpmmAlg::kKernel) fill_outputs(outputs, count);
   }
   void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override;
   void do_column_sum(ConstMatRef x, float* out) override {
@@ -471,11 +468,17 @@ class CudaBackend final : public Backend {
     kernels::launch_csr_spmm(a.segments(), a.n_segments(), a.indices(), a.values(), c.cols, b.data, c.data, bias,
                              partials, a.counters(), stream());
   }
-  void fill_output(MatRef c, const float* bias) {
+  // Zeros or bias rows into up to kMaxOutputInits outputs, one launch.
+  void fill_outputs(const OutputInit* outputs, int count) {
     kernels::OutputFills fills{};
-    fills.item[0] = {c.data, bias, c.rows, c.cols};
-    fills.count = 1;
+    for (int i = 0; i < count; ++i) {
+      fills.item[fills.count++] = {outputs[i].c.data, outputs[i].bias, outputs[i].c.rows, outputs[i].c.cols};
+    }
     kernels::launch_fill_outputs(fills, stream());
+  }
+  void fill_output(MatRef c, const float* bias) {
+    const OutputInit one{c, bias};
+    fill_outputs(&one, 1);
   }
   unsigned* counter() { return static_cast<unsigned*>(counter_.get()); }
 

@@ -302,6 +302,16 @@ void GcnModel::plan(bool restrict_training) {
   for (int k = 0; k < n_layers; ++k) {
     grad_.push_back(ws_.add(ws_.name(out_[idx(Pass::kTrain)][k]) + ".grad", graph_->n_nodes(), layers_[k]->out_cols()));
   }
+  // Who writes each bias gradient: the loss the last layer's, a layer that
+  // fuses column sums into its backward the previous layer's.
+  fusion_.assign(layers_.size(), Fusion{});
+  fusion_.back().bias_grad_done = layers_.back()->bias_offset() >= 0;
+  for (int k = n_layers - 1; k > 0; --k) {
+    if (layers_[k]->fuses_column_sums() && layers_[k - 1]->bias_offset() >= 0) {
+      fusion_[k].col_sums = layers_[k - 1]->bias_offset();
+      fusion_[k - 1].bias_grad_done = true;
+    }
+  }
   {
     // The training pass's restricted products, from the loss backwards. The
     // last layer's output is needed on the training rows (unless it is
@@ -411,8 +421,6 @@ StepState GcnModel::step() const {
   return s;
 }
 
-float* GcnModel::param_data() { return ws_.get<float>(params_); }
-StepState* GcnModel::step_data() { return ws_.get<StepState>(step_); }
 MetricsRing GcnModel::ring() const { return MetricsRing{ws_.get<EpochMetrics>(ring_), kRingSlots}; }
 
 ConstMatRef GcnModel::logits(Pass pass) const { return ws_.mat(out_[idx(pass)].back()); }
@@ -451,15 +459,10 @@ void GcnModel::train_forward_backward() {
   float* bias_grad = last.bias_offset() >= 0 ? c.grads + last.bias_offset() : nullptr;
   backend_->classifier_loss(ws_.mat(out_[idx(Pass::kTrain)][n_layers - 1]), graph_->labels(), graph_->split(),
                             kTrainBit, graph_->n_train(), ws_.mat(grad_[n_layers - 1]), bias_grad, c.step, ring());
-  std::vector<bool> bias_done(layers_.size(), false);
-  bias_done[n_layers - 1] = bias_grad != nullptr;
   for (int k = n_layers - 1; k >= 0; --k) {
-    float* col_sums = nullptr;
-    if (k > 0 && layers_[k]->fuses_column_sums() && layers_[k - 1]->bias_offset() >= 0) {
-      col_sums = c.grads + layers_[k - 1]->bias_offset();
-      bias_done[k - 1] = true;
-    }
-    layers_[k]->backward(c, grad_[k], k > 0 ? grad_[k - 1] : -1, col_sums, bias_done[k]);
+    const Fusion& f = fusion_[static_cast<std::size_t>(k)];
+    layers_[k]->backward(c, grad_[k], k > 0 ? grad_[k - 1] : -1, f.col_sums >= 0 ? c.grads + f.col_sums : nullptr,
+                         f.bias_grad_done);
   }
 }
 

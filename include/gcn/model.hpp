@@ -119,8 +119,6 @@ class GcnModel {
   void use_best_params();  // params = the best epoch's (queued copy)
   void set_step(const StepState& state);
   StepState step() const;
-  float* param_data();
-  StepState* step_data();
   MetricsRing ring() const;
   // The logits of the last training or evaluation pass (backend memory).
   ConstMatRef logits(Pass pass) const;
@@ -168,6 +166,14 @@ class GcnModel {
   Workspace::Id scratch_ = -1;
   std::vector<Workspace::Id> out_[2];  // per pass, per layer
   std::vector<Workspace::Id> grad_;    // dL/d(out of layer k), train pass
+  // The backward's fused column sums, planned once: layer k's backward also
+  // writes the bias gradient at grads offset col_sums (-1: none), and layer
+  // k's own bias gradient was written by whoever produced its dL/d out.
+  struct Fusion {
+    int64_t col_sums = -1;
+    bool bias_grad_done = false;
+  };
+  std::vector<Fusion> fusion_;
   std::vector<OutputInit> prepare_[2];
 };
 

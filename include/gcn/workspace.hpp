@@ -44,9 +44,6 @@ class Workspace {
   std::size_t bytes(Id id) const { return entry(id).bytes; }
   const std::string& name(Id id) const { return entry(id).name; }
   Id find(const std::string& name) const;  // -1 when absent
-  int size() const { return static_cast<int>(entries_.size()); }
-  std::size_t total_bytes() const { return total_; }
-  bool allocated() const { return base_ != nullptr; }
 
  private:
   struct Entry {
