@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -54,17 +55,6 @@ void for_ranges(int n_threads, int64_t n, bool parallel, Fn&& fn) {
   }
 }
 
-// op(b) as contiguous row-major (k, n) rows: b itself, or bᵀ copied into
-// `copy` (k·n floats, less than a product's k·m·n work).
-const float* op_b_rows(ConstMatRef b, bool trans_b, std::vector<float>& copy) {
-  if (!trans_b) return b.data;
-  copy.resize(static_cast<std::size_t>(b.size()));
-  for (int64_t i = 0; i < b.rows; ++i) {
-    for (int64_t j = 0; j < b.cols; ++j) copy[j * b.rows + i] = b.data[i * b.cols + j];
-  }
-  return copy.data();
-}
-
 class CpuSparse final : public SparseMatrix {
  public:
   explicit CpuSparse(CsrMatrix m)
@@ -72,6 +62,20 @@ class CpuSparse final : public SparseMatrix {
   CsrMatrix csr;
   std::vector<int32_t> order;  // rows by length: the SpMM takes rows of similar length four at a time
 };
+
+// MemAvailable from /proc/meminfo (the memory new allocations can get
+// without swapping), or 0 where it cannot be read.
+std::size_t host_available_bytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return static_cast<std::size_t>(kib) * 1024;
+}
 
 // The unfused baseline gcn-bench compares the fused loss with.
 class CpuBenchOps final : public BenchOps {
@@ -169,17 +173,18 @@ class CpuBackend final : public Backend {
 
   void do_prepare_outputs(const OutputInit* /*outputs*/, int /*count*/) override {}
 
-  void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override {
-    const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
-    const int64_t m = dims.m, n = dims.n, k = dims.k;
-    const float* bp = op_b_rows(b, trans_b, b_copy_);
-    if (trans_a) {
-      gemm_at(a, bp, c);
+  void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch) override {
+    if (batch == 1) {
+      gemm_block(a.data, a.cols, trans_a, ConstMatRef(b.data, b.rows, b.cols), b.cols, trans_b, c.data, c.rows, c.cols,
+                 c.cols, n_threads_, b_copy_, gemm_partial_, a.rows, a.cols);
       return;
     }
-    // Rows of c in parallel; each entry accumulates in double over p = 0..k-1.
-    for_ranges(n_threads_, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
-      k_.gemm_nn(a.data, a.cols, bp, n, k, n, c.data, r0, r1);
+    // A batch of models: each model's product on its own (in parallel over
+    // the models), the same kernels at the blocks' strides.
+    const int64_t ab = a.cols / batch, bb = b.cols / batch, cb = c.cols / batch;
+    for_models(batch, c.rows * c.cols * (trans_a ? a.rows : ab), [&](int k, Scratch& mine) {
+      gemm_block(a.data + k * ab, a.cols, trans_a, ConstMatRef(b.data + k * bb, b.rows, bb), b.cols, trans_b,
+                 c.data + k * cb, c.rows, cb, c.cols, 1, mine.b_copy, mine.partial, a.rows, ab);
     });
   }
 
@@ -190,23 +195,32 @@ class CpuBackend final : public Backend {
     for (int64_t j = 0; j < x.cols; ++j) out[j] = static_cast<float>(acc[j]);
   }
 
-  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step) override {
-    const int64_t n = x.size();
-    const float scale = 1.0f / (1.0f - p);
-    const bool drop = p > 0.0f;
-    const uint64_t key = drop ? stream_key(step->dropout_seed, static_cast<uint64_t>(step->epoch + 1)) : 0;
-    for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) {
-      k_.relu_dropout_forward(x.data, y.data, i0, i1, drop, p, scale, key);
-    });
+  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
+                               bool rates_from_steps) override {
+    const int64_t cols = x.cols / batch;
+    for (int k = 0; k < batch; ++k) {
+      const float pk = rates_from_steps ? steps[k].dropout : p;
+      const float scale = 1.0f / (1.0f - pk);
+      const bool drop = pk > 0.0f;
+      const uint64_t key =
+          drop ? stream_key(steps[k].dropout_seed, static_cast<uint64_t>(steps[k].epoch + 1)) : 0;
+      for_ranges(n_threads_, x.rows, x.size() / batch > kParallelMin, [&](int64_t r0, int64_t r1) {
+        k_.relu_dropout_forward(x.data + k * cols, y.data + k * cols, x.cols, cols, r0, r1, drop, pk, scale, key);
+      });
+    }
   }
 
-  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums) override {
-    const int64_t n = y.size();
-    const float scale = 1.0f / (1.0f - p);
-    for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) {
-      k_.relu_dropout_backward(dy.data, y.data, dx.data, i0, i1, scale);
-    });
-    if (col_sums != nullptr) do_column_sum(dx, col_sums);
+  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps, int batch,
+                                bool rates_from_steps, float* col_sums) override {
+    const int64_t cols = y.cols / batch;
+    for (int k = 0; k < batch; ++k) {
+      const float scale = 1.0f / (1.0f - (rates_from_steps ? steps[k].dropout : p));
+      for_ranges(n_threads_, y.rows, y.size() / batch > kParallelMin, [&](int64_t r0, int64_t r1) {
+        k_.relu_dropout_backward(dy.data + k * cols, y.data + k * cols, dx.data + k * cols, y.cols, cols, r0, r1,
+                                 scale);
+      });
+    }
+    if (col_sums != nullptr) do_column_sum(ConstMatRef(dx.data, y.rows, y.cols), col_sums);
   }
 
   void do_log_softmax(ConstMatRef x, MatRef y) override {
@@ -220,46 +234,97 @@ class CpuBackend final : public Backend {
   }
 
   void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                          int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,
-                          MetricsRing ring) override {
-    if (step->stopped != 0) return;
-    EpochMetrics& slot = ring.slots[step->epoch % ring.size];
-    slot.loss = masked_nll(logits, labels, split, mask_bit, n_masked, grad.data);
-    if (bias_grad != nullptr) do_column_sum(grad, bias_grad);
+                          int64_t n_masked, MatRef grad, float* bias_grad, const StepState* steps, MetricsRing ring,
+                          int batch) override {
+    const int64_t cls = logits.cols / batch;
+    for_models(batch, logits.size(), [&](int k, Scratch& scratch) {
+      const StepState& step = steps[k];
+      if (step.stopped != 0) return;
+      EpochMetrics& slot = ring.slots[ring_index(ring.size, step.epoch, k, batch)];
+      float* g = grad.data != nullptr ? grad.data + k * cls : nullptr;
+      slot.loss = masked_nll(logits.data + k * cls, logits.cols, logits.rows, cls, labels, split, mask_bit, n_masked, g,
+                             scratch.terms, batch == 1);
+      if (bias_grad != nullptr) column_sum_strided(g, grad.cols, logits.rows, cls, bias_grad + k * cls, scratch.acc);
+    });
   }
 
-  void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* step,
-                   MetricsRing ring, bool advance) override {
-    if (step->stopped != 0) return;
-    EpochMetrics& slot = ring.slots[step->epoch % ring.size];
-    slot.val_loss = masked_nll(logits, labels, split, kValBit, n_val, nullptr);
-    argmax_correct(logits, labels, split, slot.correct);
-    slot.epoch = static_cast<int32_t>(step->epoch + 1);
-    select_epoch(*step, slot, advance);
+  void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* steps,
+                   MetricsRing ring, bool advance, int batch) override {
+    const int64_t cls = logits.cols / batch;
+    for_models(batch, logits.size(), [&](int k, Scratch& scratch) {
+      StepState& step = steps[k];
+      if (step.stopped != 0) return;
+      EpochMetrics& slot = ring.slots[ring_index(ring.size, step.epoch, k, batch)];
+      const float* in = logits.data + k * cls;
+      slot.val_loss = masked_nll(in, logits.cols, logits.rows, cls, labels, split, kValBit, n_val, nullptr,
+                                 scratch.terms, batch == 1);
+      argmax_correct(in, logits.cols, logits.rows, cls, labels, split, slot.correct);
+      slot.epoch = static_cast<int32_t>(step.epoch + 1);
+      select_epoch(step, slot, advance);
+    });
   }
 
-  void do_adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
-                    const StepState* state) override {
-    if (state->stopped != 0) return;
-    const int64_t step = state->epoch + 1;
-    // As torch.optim.Adam (single-tensor path): the bias corrections are Python
-    // floats (double), the element-wise update runs in float32.
-    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
-    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
-    cpu::AdamScalars s{};
-    s.beta1 = cfg.beta1;
-    s.beta2 = cfg.beta2;
-    s.one_minus_b1 = 1.0f - cfg.beta1;
-    s.one_minus_b2 = 1.0f - cfg.beta2;
-    s.eps = cfg.eps;
-    s.weight_decay = cfg.weight_decay;
-    s.step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
-    s.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) { k_.adam(params, grads, m, v, i0, i1, s); });
+  void do_adam_step(float* params, const float* grads, float* m, float* v, const ParamBlocks& blocks,
+                    const AdamConfig& cfg, const StepState* steps, int batch, bool rates_from_steps) override {
+    adam_scalars_.resize(static_cast<std::size_t>(batch));
+    adam_skip_.resize(static_cast<std::size_t>(batch));
+    bool any = false;
+    for (int k = 0; k < batch; ++k) {
+      const StepState& st = steps[k];
+      adam_skip_[static_cast<std::size_t>(k)] = st.stopped != 0 ? 1 : 0;
+      any = any || st.stopped == 0;
+      const int64_t step = st.epoch + 1;
+      const float lr = rates_from_steps ? st.lr : cfg.lr;
+      const float wd = rates_from_steps ? st.weight_decay : cfg.weight_decay;
+      // As torch.optim.Adam (single-tensor path): the bias corrections are
+      // Python floats (double), the element-wise update runs in float32.
+      const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), static_cast<double>(step));
+      const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), static_cast<double>(step));
+      cpu::AdamScalars& s = adam_scalars_[static_cast<std::size_t>(k)];
+      s.beta1 = cfg.beta1;
+      s.beta2 = cfg.beta2;
+      s.one_minus_b1 = 1.0f - cfg.beta1;
+      s.one_minus_b2 = 1.0f - cfg.beta2;
+      s.eps = cfg.eps;
+      s.weight_decay = wd;
+      s.step_size = static_cast<float>(static_cast<double>(lr) / bc1);
+      s.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+    }
+    if (!any) return;
+    for (int b = 0; b < blocks.count; ++b) {
+      const ParamBlock& blk = blocks.block[b];
+      const int64_t off = blk.offset;
+      if (batch == 1) {  // one model: the flat range, split over the threads
+        const int64_t n = blk.rows * blk.cols;
+        for_ranges(n_threads_, n, n > kParallelMin, [&](int64_t i0, int64_t i1) {
+          k_.adam(params + off, grads + off, m + off, v + off, i0, i1, adam_scalars_[0]);
+        });
+        continue;
+      }
+      for_ranges(n_threads_, blk.rows, blk.rows * blk.cols * batch > kParallelMin, [&](int64_t r0, int64_t r1) {
+        k_.adam_block(params + off, grads + off, m + off, v + off, blk.cols, batch, r0, r1, adam_scalars_.data(),
+                      adam_skip_.data());
+      });
+    }
   }
 
   void do_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step) override {
     if (step->improved != 0) std::memmove(dst, src, bytes);
+  }
+
+  void do_batch_copy_if_improved(float* dst, const float* src, const ParamBlocks& blocks, const StepState* steps,
+                                 int batch) override {
+    for (int b = 0; b < blocks.count; ++b) {
+      const ParamBlock& blk = blocks.block[b];
+      const int64_t ld = blk.cols * batch;
+      for (int k = 0; k < batch; ++k) {
+        if (steps[k].improved == 0) continue;
+        for (int64_t r = 0; r < blk.rows; ++r) {
+          const int64_t i = blk.offset + r * ld + k * blk.cols;
+          std::memmove(dst + i, src + i, static_cast<std::size_t>(blk.cols) * sizeof(float));
+        }
+      }
+    }
   }
 
  public:
@@ -274,55 +339,118 @@ class CpuBackend final : public Backend {
   }
   void clear_markers() override { markers_.clear(); }
   std::size_t peak_memory_bytes() const override { return peak_; }
+  std::size_t available_memory_bytes() const override { return host_available_bytes(); }
 
  private:
+  // Per-thread scratch of the ops that run a batch's models in parallel.
+  struct Scratch {
+    std::vector<double> terms, acc, partial;
+    std::vector<float> b_copy;
+  };
+
+  // fn(k, scratch) for each model k of a batch: in parallel over the models
+  // when the work is large enough (each model's result does not depend on
+  // which thread ran it), else in order on this thread.
+  template <class Fn>
+  void for_models(int batch, int64_t work, Fn&& fn) {
+    const int n_workers = batch > 1 && work > kParallelMin ? std::min(n_threads_, batch) : 1;
+    scratch_.resize(static_cast<std::size_t>(n_workers));
+    if (n_workers == 1) {
+      for (int k = 0; k < batch; ++k) fn(k, scratch_[0]);
+      return;
+    }
+#pragma omp parallel for num_threads(n_workers) schedule(static)
+    for (int k = 0; k < batch; ++k) fn(k, scratch_[static_cast<std::size_t>(omp_get_thread_num())]);
+  }
+
+  // One model's c block (c_rows, c_cols at row stride ldc) = op(a) · op(b):
+  // a (a_rows, a_cols) at row stride lda, b's block (b.rows, b.cols) at row
+  // stride ldb. threads > 1 splits the rows of c.
+  void gemm_block(const float* a, int64_t lda, bool trans_a, ConstMatRef b, int64_t ldb, bool trans_b, float* c,
+                  int64_t c_rows, int64_t c_cols, int64_t ldc, int threads, std::vector<float>& b_copy,
+                  std::vector<double>& partial, int64_t a_rows, int64_t a_cols) {
+    const int64_t m = c_rows, n = c_cols, k = trans_a ? a_rows : a_cols;
+    // op(b) as row-major (k, n) rows: b itself (stride ldb), or bᵀ copied.
+    const float* bp = b.data;
+    int64_t ldbp = ldb;
+    if (trans_b) {
+      b_copy.resize(static_cast<std::size_t>(b.rows * b.cols));
+      for (int64_t i = 0; i < b.rows; ++i) {
+        for (int64_t j = 0; j < b.cols; ++j) b_copy[static_cast<std::size_t>(j * b.rows + i)] = b.data[i * ldb + j];
+      }
+      bp = b_copy.data();
+      ldbp = b.rows;
+    }
+    if (trans_a) {
+      gemm_at(a, lda, a_rows, a_cols, bp, ldbp, n, c, ldc, threads, partial);
+      return;
+    }
+    // Rows of c in parallel; each entry accumulates in double over p = 0..k-1.
+    for_ranges(threads, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
+      k_.gemm_nn(a, lda, bp, ldbp, k, n, c, ldc, r0, r1);
+    });
+  }
+
   // c (M, N) = aᵀ · b with a (K, M) and b (K, N) rows: a reduction over K,
   // the long side (the rows of the graph) in the weight gradient. Fixed chunks
   // of 4096 rows are summed in parallel and combined in chunk order, so the
   // result does not depend on the thread count.
-  void gemm_at(ConstMatRef a, const float* bp, MatRef c) {
-    const int64_t k = a.rows, m = a.cols, n = c.cols;
+  void gemm_at(const float* a, int64_t lda, int64_t k, int64_t m, const float* bp, int64_t ldb, int64_t n, float* c,
+               int64_t ldc, int threads, std::vector<double>& partial) {
     constexpr int64_t kChunk = 4096;
     const int64_t n_chunks = (k + kChunk - 1) / kChunk;
-    std::vector<double>& partial = gemm_partial_;
     partial.assign(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);
     // In parallel over the rows of c (each a sum of its own): the chunks'
     // order, and so every bit, stays the same for any thread count.
-    for_ranges(n_threads_, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
+    for_ranges(threads, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
       for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-        k_.gemm_tn(a.data, m, bp, n, n, chunk * kChunk, std::min(k, (chunk + 1) * kChunk), r0, r1,
+        k_.gemm_tn(a, lda, m, bp, ldb, n, chunk * kChunk, std::min(k, (chunk + 1) * kChunk), r0, r1,
                    partial.data() + chunk * m * n);
       }
     });
-    for (int64_t idx = 0; idx < m * n; ++idx) {
-      double sum = 0.0;
-      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += partial[chunk * m * n + idx];
-      c.data[idx] = static_cast<float>(sum);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t idx = i * n + j;
+        double sum = 0.0;
+        for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += partial[static_cast<std::size_t>(chunk * m * n + idx)];
+        c[i * ldc + j] = static_cast<float>(sum);
+      }
     }
+  }
+
+  // out (cols) = the column sums of x's (rows, cols) block at row stride ld,
+  // each in row order in double: do_column_sum's bits for the block alone.
+  void column_sum_strided(const float* x, int64_t ld, int64_t rows, int64_t cols, float* out,
+                          std::vector<double>& acc) {
+    acc.assign(static_cast<std::size_t>(cols), 0.0);
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* row = x + i * ld;
+      for (int64_t j = 0; j < cols; ++j) acc[static_cast<std::size_t>(j)] += row[j];
+    }
+    for (int64_t j = 0; j < cols; ++j) out[j] = static_cast<float>(acc[static_cast<std::size_t>(j)]);
   }
 
   // The mean over the masked rows of -log_softmax(logits)[r, label] (per-row
   // terms summed in row order, in double), and its gradient when grad is set:
-  // (softmax - onehot) / n_masked on masked rows, 0 elsewhere.
-  float masked_nll(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                   int64_t n_masked, float* grad) {
-    const int64_t n_rows = logits.rows;
-    const int64_t n_cls = logits.cols;
+  // (softmax - onehot) / n_masked on masked rows, 0 elsewhere. logits and
+  // grad: (n_rows, n_cls) at row stride ld. parallel: over the rows.
+  float masked_nll(const float* logits, int64_t ld, int64_t n_rows, int64_t n_cls, const int32_t* labels,
+                   const uint8_t* split, uint8_t mask_bit, int64_t n_masked, float* grad, std::vector<double>& terms,
+                   bool parallel) {
     const double inv_count = n_masked > 0 ? 1.0 / static_cast<double>(n_masked) : 0.0;
     // Per-row terms first, summed afterwards in row order: the same total for any thread count.
-    std::vector<double>& terms = row_terms_;
     terms.assign(static_cast<std::size_t>(n_rows), 0.0);
-#pragma omp parallel for num_threads(n_threads_) schedule(static) if (logits.size() > kParallelMin)
+#pragma omp parallel for num_threads(n_threads_) schedule(static) if (parallel && n_rows * n_cls > kParallelMin)
     for (int64_t i = 0; i < n_rows; ++i) {
-      const float* in = logits.data + i * n_cls;
-      float* g = grad != nullptr ? grad + i * n_cls : nullptr;
+      const float* in = logits + i * ld;
+      float* g = grad != nullptr ? grad + i * ld : nullptr;
       if ((split[i] & mask_bit) == 0) {
         if (g != nullptr) std::fill(g, g + n_cls, 0.0f);
         continue;
       }
       const int32_t label = labels[i];
       const RowStats st = row_stats(in, n_cls);
-      terms[i] = -(static_cast<double>(in[label] - st.max) - st.log_sum);
+      terms[static_cast<std::size_t>(i)] = -(static_cast<double>(in[label] - st.max) - st.log_sum);
       if (g != nullptr) {
         for (int64_t j = 0; j < n_cls; ++j) {
           const float prob = std::exp((in[j] - st.max) - st.log_sum);
@@ -331,18 +459,19 @@ class CpuBackend final : public Backend {
       }
     }
     double total = 0.0;
-    for (int64_t i = 0; i < n_rows; ++i) total += terms[i];
+    for (int64_t i = 0; i < n_rows; ++i) total += terms[static_cast<std::size_t>(i)];
     return static_cast<float>(total * inv_count);
   }
 
   // torch.argmax per row (the first maximum, or the first NaN) and the
   // correct counts per split bit.
-  static void argmax_correct(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int32_t* correct_out) {
+  static void argmax_correct(const float* logits, int64_t ld, int64_t rows, int64_t cols, const int32_t* labels,
+                             const uint8_t* split, int32_t* correct_out) {
     int32_t correct[3] = {0, 0, 0};
-    for (int64_t i = 0; i < logits.rows; ++i) {
-      const float* in = logits.data + i * logits.cols;
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* in = logits + i * ld;
       int32_t best = 0;
-      for (int64_t j = 1; j < logits.cols && !std::isnan(in[best]); ++j) {
+      for (int64_t j = 1; j < cols && !std::isnan(in[best]); ++j) {
         if (in[j] > in[best] || std::isnan(in[j])) best = static_cast<int32_t>(j);
       }
       if (best == labels[i]) {
@@ -370,10 +499,12 @@ class CpuBackend final : public Backend {
   std::unordered_map<void*, std::size_t> sizes_;  // live allocations
   std::size_t in_use_ = 0, peak_ = 0;
   std::vector<std::chrono::steady_clock::time_point> markers_;
-  std::vector<double> row_terms_;     // scratch of masked_nll, kept between calls
   std::vector<float> b_copy_;         // a transposed gemm operand
   std::vector<double> gemm_partial_;  // gemm_at's per-chunk sums
   std::vector<double> column_acc_;    // do_column_sum's sums
+  std::vector<Scratch> scratch_;      // per thread, for a batch's models
+  std::vector<cpu::AdamScalars> adam_scalars_;  // per model
+  std::vector<uint8_t> adam_skip_;              // per model: stopped
   const cpu::CpuKernels& k_ = cpu::cpu_kernels();
   CpuBenchOps bench_;
 };

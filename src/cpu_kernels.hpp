@@ -29,28 +29,35 @@ struct CpuKernels {
   // the bias.
   void (*spmm)(const int32_t* indptr, const int32_t* indices, const float* values, const int32_t* order,
                const float* b, int64_t n, const float* bias, float* c, int64_t g0, int64_t g1);
-  // c rows [r0, r1) (n columns) = a rows (k columns, row stride lda) · b
-  // (k rows, row stride ldb >= n): each element accumulates a[i][p] * b[p][j]
-  // in double in p order.
+  // c rows [r0, r1) (n columns, row stride ldc >= n) = a rows (k columns,
+  // row stride lda) · b (k rows, row stride ldb >= n): each element
+  // accumulates a[i][p] * b[p][j] in double in p order.
   void (*gemm_nn)(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c,
-                  int64_t r0, int64_t r1);
+                  int64_t ldc, int64_t r0, int64_t r1);
   // acc rows [r0, r1) of (m, n) doubles = the sum over p in [p0, p1) of
   // a[p][i] * b[p][j], in p order, skipping a's zeros (they add nothing, not
-  // even a -0 or a 0 * inf). a: rows of m floats; b: rows of n floats at
-  // stride ldb >= n.
-  void (*gemm_tn)(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1,
-                  int64_t r0, int64_t r1, double* acc);
-  // y[i] = dropout(relu(x[i])) for i in [i0, i1): kept (and scaled) when
-  // drop is false or dropout_keep_keyed(key, i, p).
-  void (*relu_dropout_forward)(const float* x, float* y, int64_t i0, int64_t i1, bool drop, float p, float scale,
-                               uint64_t key);
-  // dx[i] = y[i] > 0 ? dy[i] * scale : 0 for i in [i0, i1).
-  void (*relu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t i0, int64_t i1, float scale);
+  // even a -0 or a 0 * inf). a: rows of m floats at stride lda >= m; b: rows
+  // of n floats at stride ldb >= n.
+  void (*gemm_tn)(const float* a, int64_t lda, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0,
+                  int64_t p1, int64_t r0, int64_t r1, double* acc);
+  // The rows [r0, r1) of a (rows, cols) tensor stored at row stride ld:
+  // y = dropout(relu(x)) element by element, kept (and scaled) when drop is
+  // false or dropout_keep_keyed(key, r·cols + j, p) (the index within the
+  // tensor, whatever its stride).
+  void (*relu_dropout_forward)(const float* x, float* y, int64_t ld, int64_t cols, int64_t r0, int64_t r1, bool drop,
+                               float p, float scale, uint64_t key);
+  // dx = y > 0 ? dy * scale : 0, over the same kind of rows.
+  void (*relu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t ld, int64_t cols, int64_t r0,
+                                int64_t r1, float scale);
   // acc (cols) doubles += the rows [r0, r1) of x (rows of cols floats), each
   // column in row order.
   void (*column_sum)(const float* x, int64_t cols, int64_t r0, int64_t r1, double* acc);
   // One Adam step over [i0, i1) (torch.optim.Adam's float32 element update).
   void (*adam)(float* params, const float* grads, float* m, float* v, int64_t i0, int64_t i1, const AdamScalars& s);
+  // The same over the rows [r0, r1) of a (rows, batch·cols) block of a
+  // batch of models: model k's columns with s[k], skipped where skip[k].
+  void (*adam_block)(float* params, const float* grads, float* m, float* v, int64_t cols, int batch, int64_t r0,
+                     int64_t r1, const AdamScalars* s, const uint8_t* skip);
 };
 
 // A CSR matrix's rows by number of entries, longest first (ties by index).

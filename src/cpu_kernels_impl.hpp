@@ -200,7 +200,7 @@ constexpr int64_t kMaxInner = 64;  // the b blocks of up to this many p at a tim
 
 template <int kRows>
 inline void gemm_nn_rows(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c,
-                         int64_t i) {
+                         int64_t ldc, int64_t i) {
   d8 bd[kMaxInner];
   for_blocks_of_8(n, [&](int64_t j0, auto width) {
     constexpr int kWidth = decltype(width)::value;
@@ -214,7 +214,7 @@ inline void gemm_nn_rows(const float* a, int64_t lda, const float* b, int64_t ld
       }
     }
     for (int r = 0; r < kRows; ++r) {
-      for (int j = 0; j < kWidth; ++j) c[(i + r) * n + j0 + j] = static_cast<float>(acc[r][j]);
+      for (int j = 0; j < kWidth; ++j) c[(i + r) * ldc + j0 + j] = static_cast<float>(acc[r][j]);
     }
   });
 }
@@ -222,7 +222,7 @@ inline void gemm_nn_rows(const float* a, int64_t lda, const float* b, int64_t ld
 // For k <= kMaxInner (a hidden layer's width): each block of b converted to
 // double once per call, then every group of kRows rows against it.
 template <int kRows, int kWidth>
-inline void gemm_nn_block(const float* a, int64_t lda, const d8* bd, int64_t k, int64_t n, float* c, int64_t i,
+inline void gemm_nn_block(const float* a, int64_t lda, const d8* bd, int64_t k, float* c, int64_t ldc, int64_t i,
                           int64_t j0) {
   d8 acc[kRows] = {};
   for (int64_t p = 0; p < k; ++p) {
@@ -230,30 +230,30 @@ inline void gemm_nn_block(const float* a, int64_t lda, const d8* bd, int64_t k, 
     for (int r = 0; r < kRows; ++r) acc[r] += static_cast<double>(a[(i + r) * lda + p]) * bd[p];
   }
   for (int r = 0; r < kRows; ++r) {
-    for (int j = 0; j < kWidth; ++j) c[(i + r) * n + j0 + j] = static_cast<float>(acc[r][j]);
+    for (int j = 0; j < kWidth; ++j) c[(i + r) * ldc + j0 + j] = static_cast<float>(acc[r][j]);
   }
 }
 
-void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c, int64_t r0,
-             int64_t r1) {
+void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c, int64_t ldc,
+             int64_t r0, int64_t r1) {
   if (k <= kMaxInner) {
     d8 bd[kMaxInner];
     for_blocks_of_8(n, [&](int64_t j0, auto width) {
       constexpr int kWidth = decltype(width)::value;
       for (int64_t p = 0; p < k; ++p) bd[p] = load8<kWidth>(b + p * ldb + j0);
       int64_t i = r0;
-      for (; i + kGemmRows <= r1; i += kGemmRows) gemm_nn_block<kGemmRows, kWidth>(a, lda, bd, k, n, c, i, j0);
-      for (; i < r1; ++i) gemm_nn_block<1, kWidth>(a, lda, bd, k, n, c, i, j0);
+      for (; i + kGemmRows <= r1; i += kGemmRows) gemm_nn_block<kGemmRows, kWidth>(a, lda, bd, k, c, ldc, i, j0);
+      for (; i < r1; ++i) gemm_nn_block<1, kWidth>(a, lda, bd, k, c, ldc, i, j0);
     });
     return;
   }
   int64_t i = r0;
-  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_nn_rows<kGemmRows>(a, lda, b, ldb, k, n, c, i);
-  for (; i < r1; ++i) gemm_nn_rows<1>(a, lda, b, ldb, k, n, c, i);
+  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_nn_rows<kGemmRows>(a, lda, b, ldb, k, n, c, ldc, i);
+  for (; i < r1; ++i) gemm_nn_rows<1>(a, lda, b, ldb, k, n, c, ldc, i);
 }
 
 template <int kRows>
-inline void gemm_tn_rows(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1,
+inline void gemm_tn_rows(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1,
                          double* acc_out, int64_t i0) {
   for_blocks_of_8(n, [&](int64_t j0, auto width) {
     constexpr int kWidth = decltype(width)::value;
@@ -262,7 +262,7 @@ inline void gemm_tn_rows(const float* a, int64_t m, const float* b, int64_t ldb,
       const d8 bp = load8<kWidth>(b + p * ldb + j0);
 #pragma GCC unroll 8
       for (int r = 0; r < kRows; ++r) {
-        const double ap = a[p * m + i0 + r];
+        const double ap = a[p * lda + i0 + r];
         const d8 apv = ap + d8{};
         // Zeros of a (ReLU's, about half of a hidden layer) add nothing: a
         // select (a branch would mispredict on them).
@@ -275,19 +275,19 @@ inline void gemm_tn_rows(const float* a, int64_t m, const float* b, int64_t ldb,
   });
 }
 
-void gemm_tn(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1, int64_t r0,
-             int64_t r1, double* acc) {
+void gemm_tn(const float* a, int64_t lda, int64_t /*m*/, const float* b, int64_t ldb, int64_t n, int64_t p0,
+             int64_t p1, int64_t r0, int64_t r1, double* acc) {
   int64_t i = r0;
-  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_tn_rows<kGemmRows>(a, m, b, ldb, n, p0, p1, acc, i);
-  for (; i < r1; ++i) gemm_tn_rows<1>(a, m, b, ldb, n, p0, p1, acc, i);
+  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_tn_rows<kGemmRows>(a, lda, b, ldb, n, p0, p1, acc, i);
+  for (; i < r1; ++i) gemm_tn_rows<1>(a, lda, b, ldb, n, p0, p1, acc, i);
 }
 
 #else
 // Without AVX-512 (too few registers for the vector version's row groups):
 // each element of a row accumulates in double in its own lane of a
 // fixed-size block, the earlier scalar form the compiler vectorizes well.
-void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c, int64_t r0,
-             int64_t r1) {
+void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k, int64_t n, float* c, int64_t ldc,
+             int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; ++i) {
     const float* arow = a + i * lda;
     for_column_blocks(n, [&](int64_t j0, auto width) {
@@ -298,19 +298,19 @@ void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k
         const float* brow = b + p * ldb + j0;
         for (int j = 0; j < kW; ++j) acc[j] += aip * brow[j];
       }
-      for (int j = 0; j < kW; ++j) c[i * n + j0 + j] = static_cast<float>(acc[j]);
+      for (int j = 0; j < kW; ++j) c[i * ldc + j0 + j] = static_cast<float>(acc[j]);
     });
   }
 }
 
-void gemm_tn(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1, int64_t r0,
-             int64_t r1, double* acc_out) {
+void gemm_tn(const float* a, int64_t lda, int64_t /*m*/, const float* b, int64_t ldb, int64_t n, int64_t p0,
+             int64_t p1, int64_t r0, int64_t r1, double* acc_out) {
   for (int64_t i = r0; i < r1; ++i) {
     for_column_blocks(n, [&](int64_t j0, auto width) {
       constexpr int kW = decltype(width)::value;
       double acc[kW] = {};
       for (int64_t p = p0; p < p1; ++p) {
-        const double api = a[p * m + i];
+        const double api = a[p * lda + i];
         const float* brow = b + p * ldb + j0;
         // Zeros of a (ReLU's, about half of a hidden layer) add nothing,
         // not even a -0 or a 0 * inf: a select, as a branch mispredicts.
@@ -323,20 +323,31 @@ void gemm_tn(const float* a, int64_t m, const float* b, int64_t ldb, int64_t n, 
 
 #endif  // __AVX512F__
 
-void relu_dropout_forward(const float* x, float* y, int64_t i0, int64_t i1, bool drop, float p, float scale,
-                          uint64_t key) {
+void relu_dropout_forward(const float* x, float* y, int64_t ld, int64_t cols, int64_t r0, int64_t r1, bool drop,
+                          float p, float scale, uint64_t key) {
   // Selects, not branches: the keep decisions are coin flips.
-  for (int64_t i = i0; i < i1; ++i) {
-    const float v = x[i] > 0.0f ? x[i] : 0.0f;
-    const float keep = !drop || gcn::dropout_keep_keyed(key, static_cast<uint64_t>(i), p) ? scale : 0.0f;
-    y[i] = v * keep;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * ld;
+    float* yr = y + r * ld;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = xr[j] > 0.0f ? xr[j] : 0.0f;
+      const float keep =
+          !drop || gcn::dropout_keep_keyed(key, static_cast<uint64_t>(r * cols + j), p) ? scale : 0.0f;
+      yr[j] = v * keep;
+    }
   }
 }
 
-void relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t i0, int64_t i1, float scale) {
-  for (int64_t i = i0; i < i1; ++i) {
-    const float g = dy[i] * scale;  // loaded unconditionally: a select, not a branch per element
-    dx[i] = y[i] > 0.0f ? g : 0.0f;
+void relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t ld, int64_t cols, int64_t r0,
+                           int64_t r1, float scale) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* dyr = dy + r * ld;
+    const float* yr = y + r * ld;
+    float* dxr = dx + r * ld;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float g = dyr[j] * scale;  // loaded unconditionally: a select, not a branch per element
+      dxr[j] = yr[j] > 0.0f ? g : 0.0f;
+    }
   }
 }
 
@@ -357,9 +368,22 @@ void adam(float* params, const float* grads, float* m, float* v, int64_t i0, int
   }
 }
 
+void adam_block(float* params, const float* grads, float* m, float* v, int64_t cols, int batch, int64_t r0, int64_t r1,
+                const AdamScalars* s, const uint8_t* skip) {
+  const int64_t ld = cols * batch;
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int k = 0; k < batch; ++k) {
+      if (skip[k] != 0) continue;
+      const int64_t i0 = r * ld + k * cols;
+      adam(params, grads, m, v, i0, i0 + cols, s[k]);
+    }
+  }
+}
+
 }  // namespace
 
 #define GCN_CPU_KERNEL_TABLE(name_string)                                                                   \
   {                                                                                                          \
-    name_string, &spmm, &gemm_nn, &gemm_tn, &relu_dropout_forward, &relu_dropout_backward, &column_sum, &adam\
+    name_string, &spmm, &gemm_nn, &gemm_tn, &relu_dropout_forward, &relu_dropout_backward, &column_sum, &adam, \
+        &adam_block                                                                                          \
   }

@@ -31,17 +31,23 @@ namespace gcn {
 // the flat array), tensors, and the outputs of prepared products.
 class Planner {
  public:
-  Planner(Workspace& ws, const DeviceGraph& graph) : ws_(ws), graph_(graph) {}
+  Planner(Workspace& ws, const DeviceGraph& graph, int batch) : ws_(ws), graph_(graph), batch_(batch) {}
 
   const DeviceGraph& graph() const { return graph_; }
   int64_t n_nodes() const { return graph_.n_nodes(); }
+  int batch() const { return batch_; }
 
-  int64_t add_param(int64_t count) {
-    const int64_t offset = n_params_;
-    n_params_ += count;
+  // A parameter tensor (rows, cols) of each model: its offset in the flat
+  // array, which holds the batch's (rows, batch·cols) block there.
+  int64_t add_param(int64_t rows, int64_t cols) {
+    const int64_t offset = n_params_ * batch_;
+    if (blocks_.count == ParamBlocks::kMax) throw Error("model: more parameter tensors than ParamBlocks holds");
+    blocks_.block[blocks_.count++] = ParamBlock{offset, rows, cols};
+    n_params_ += rows * cols;
     return offset;
   }
-  int64_t n_params() const { return n_params_; }
+  int64_t n_params() const { return n_params_; }  // one model's
+  const ParamBlocks& blocks() const { return blocks_; }
 
   Workspace::Id tensor(const std::string& name, int64_t rows, int64_t cols) { return ws_.add(name, rows, cols); }
 
@@ -66,7 +72,9 @@ class Planner {
  private:
   Workspace& ws_;
   const DeviceGraph& graph_;
+  int batch_;
   int64_t n_params_ = 0;
+  ParamBlocks blocks_;
   std::vector<Prepare> prepares_;
 };
 
@@ -119,10 +127,12 @@ class GcnConv final : public Layer {
   int64_t bias_offset() const override { return bias_; }
 
   void plan(Planner& p, const Workspace::Id in[2], bool shared, Workspace::Id out[2]) override {
-    weight_ = p.add_param(in_ * out_);  // conv.lin.weight, stored (in, out)
-    bias_ = p.add_param(out_);          // conv.bias
+    weight_ = p.add_param(in_, out_);  // conv.lin.weight, stored (in, out)
+    bias_ = p.add_param(1, out_);      // conv.bias
     sparse_input_ = in[0] < 0;
     const int64_t n = p.n_nodes();
+    batch_ = p.batch();
+    const int64_t out_b = out_ * batch_;  // the batch's columns
     for (Pass pass : {Pass::kEval, Pass::kTrain}) {
       in_ids_[idx(pass)] = in[idx(pass)];
       if (shared && pass == Pass::kTrain) {
@@ -131,15 +141,15 @@ class GcnConv final : public Layer {
         continue;
       }
       const std::string suffix = shared ? "" : pass_suffix(pass);
-      xw_[idx(pass)] = p.tensor(name_ + ".xw" + suffix, n, out_);          // (N, out) in · W
-      out[idx(pass)] = p.tensor(name_ + ".out" + suffix, n, out_);         // (N, out) Â · (in · W) + b
+      xw_[idx(pass)] = p.tensor(name_ + ".xw" + suffix, n, out_b);   // (N, out) in · W
+      out[idx(pass)] = p.tensor(name_ + ".out" + suffix, n, out_b);  // (N, out) Â · (in · W) + b
       p.prepare(pass, out[idx(pass)], bias_);
       if (sparse_input_) p.prepare(pass, xw_[idx(pass)], -1);
     }
     for (int i = 0; i < 2; ++i) out_ids_[i] = out[i];
-    grad_xw_ = p.tensor(name_ + ".xw.grad", n, out_);  // (N, out) Âᵀ · dL/d out
+    grad_xw_ = p.tensor(name_ + ".xw.grad", n, out_b);  // (N, out) Âᵀ · dL/d out
     p.prepare(Pass::kTrain, grad_xw_, -1);
-    if (sparse_input_) p.prepare_grad(Pass::kTrain, weight_, in_, out_);
+    if (sparse_input_) p.prepare_grad(Pass::kTrain, weight_, in_, out_b);
     edges_ = &p.graph().gcn_norm();
   }
 
@@ -164,12 +174,12 @@ class GcnConv final : public Layer {
 
   void forward(const LayerContext& c, Pass pass) const override {
     Backend& be = *c.backend;
-    const ConstMatRef w(c.params + weight_, in_, out_);
+    const ConstMatRef w(c.params + weight_, in_, out_ * c.batch);
     const MatRef xw = c.ws->mat(xw_[idx(pass)]);
     if (sparse_input_) {
-      be.spmm(c.graph->features(), w, xw, nullptr, /*prepared=*/true);  // X · W
+      be.spmm(c.graph->features(), w, xw, nullptr, /*prepared=*/true);  // X · W, every model at once
     } else {
-      be.gemm(c.ws->mat(in_ids_[idx(pass)]), false, w, false, xw);      // in · W
+      be.gemm(c.ws->mat(in_ids_[idx(pass)]), false, w, false, xw, c.batch);  // in · W, model by model
     }
     const SparseMatrix& adj = pass == Pass::kTrain && train_forward_ != nullptr ? *train_forward_ : *edges_->forward;
     be.spmm(adj, xw, c.ws->mat(out_ids_[idx(pass)]), c.params + bias_, /*prepared=*/true);
@@ -184,16 +194,16 @@ class GcnConv final : public Layer {
     const MatRef gxw = c.ws->mat(grad_xw_);
     be.spmm(backward_ != nullptr ? *backward_ : edges_->backward(), g, gxw, nullptr,
             /*prepared=*/true);  // dL/d(in · W) = Âᵀ · g
-    const MatRef dw{c.grads + weight_, in_, out_};
+    const MatRef dw{c.grads + weight_, in_, out_ * c.batch};
     if (sparse_input_) {
       be.spmm(features_t_ != nullptr ? *features_t_ : c.graph->features_t(), gxw, dw, nullptr,
               /*prepared=*/true);  // Xᵀ · (.)
     } else {
-      be.gemm(c.ws->mat(in_ids_[idx(Pass::kTrain)]), true, gxw, false, dw);  // inᵀ · (.)
+      be.gemm(c.ws->mat(in_ids_[idx(Pass::kTrain)]), true, gxw, false, dw, c.batch);  // inᵀ · (.)
     }
     if (grad_in >= 0) {
-      const ConstMatRef w(c.params + weight_, in_, out_);
-      be.gemm(gxw, false, w, true, c.ws->mat(grad_in));  // dL/d in = (.) · Wᵀ
+      const ConstMatRef w(c.params + weight_, in_, out_ * c.batch);
+      be.gemm(gxw, false, w, true, c.ws->mat(grad_in), c.batch);  // dL/d in = (.) · Wᵀ
     }
   }
 
@@ -201,6 +211,7 @@ class GcnConv final : public Layer {
   std::string name_;
   int64_t in_, out_;
   int64_t weight_ = -1, bias_ = -1;
+  int batch_ = 1;
   bool sparse_input_ = false;
   const EdgeSet* edges_ = nullptr;
   // The training pass's restricted products (null: the full matrices).
@@ -210,12 +221,16 @@ class GcnConv final : public Layer {
   Workspace::Id in_ids_[2] = {-1, -1}, xw_[2] = {-1, -1}, out_ids_[2] = {-1, -1}, grad_xw_ = -1;
 };
 
-// ReLU, then dropout(p) in the training pass: one fused op each way.
+// ReLU, then dropout(p) in the training pass: one fused op each way. In a
+// batch, each model drops with its own rate (its step state's); p is then
+// the largest (whether any model drops).
 class ReluDropout final : public Layer {
  public:
-  ReluDropout(std::string name, int64_t cols, float p) : name_(std::move(name)), cols_(cols), p_(p) {}
+  ReluDropout(std::string name, int64_t cols, float p, bool per_model)
+      : name_(std::move(name)), cols_(cols), p_(p), per_model_(per_model) {}
 
   std::string describe() const override {
+    if (per_model_) return p_ > 0.0f ? "ReLU -> dropout (per model)" : "ReLU";
     return p_ > 0.0f ? fmt::format("ReLU -> dropout({})", p_) : std::string("ReLU");
   }
   bool depends_on_pass() const override { return p_ > 0.0f; }
@@ -228,13 +243,19 @@ class ReluDropout final : public Layer {
       if (shared && pass == Pass::kTrain) {
         out[idx(pass)] = out[idx(Pass::kEval)];
       } else {
-        out[idx(pass)] = p.tensor(name_ + ".out" + (shared ? "" : pass_suffix(pass)), p.n_nodes(), cols_);
+        out[idx(pass)] =
+            p.tensor(name_ + ".out" + (shared ? "" : pass_suffix(pass)), p.n_nodes(), cols_ * p.batch());
       }
       out_ids_[idx(pass)] = out[idx(pass)];
     }
   }
 
   void forward(const LayerContext& c, Pass pass) const override {
+    if (per_model_ && pass == Pass::kTrain) {
+      c.backend->batch_relu_dropout_forward(c.ws->mat(in_ids_[idx(pass)]), c.ws->mat(out_ids_[idx(pass)]), c.step,
+                                            c.batch);
+      return;
+    }
     c.backend->relu_dropout_forward(c.ws->mat(in_ids_[idx(pass)]), c.ws->mat(out_ids_[idx(pass)]),
                                     pass == Pass::kTrain ? p_ : 0.0f, c.step);
   }
@@ -246,6 +267,11 @@ class ReluDropout final : public Layer {
   void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
                 bool /*bias_grad_done*/) const override {
     if (grad_in < 0) return;
+    if (per_model_) {
+      c.backend->batch_relu_dropout_backward(c.ws->mat(grad_out), c.ws->mat(out_ids_[idx(Pass::kTrain)]),
+                                             c.ws->mat(grad_in), c.step, c.batch, col_sums);
+      return;
+    }
     c.backend->relu_dropout_backward(c.ws->mat(grad_out), c.ws->mat(out_ids_[idx(Pass::kTrain)]),
                                      c.ws->mat(grad_in), p_, col_sums);
   }
@@ -254,6 +280,7 @@ class ReluDropout final : public Layer {
   std::string name_;
   int64_t cols_;
   float p_;
+  bool per_model_;
   Workspace::Id in_ids_[2] = {-1, -1}, out_ids_[2] = {-1, -1};
 };
 
@@ -262,18 +289,30 @@ class ReluDropout final : public Layer {
 // ---- the model ----------------------------------------------------------------
 
 GcnModel::GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout, bool restrict_training)
-    : backend_(&graph.backend()), graph_(&graph), shape_(shape), layout_(shape) {
+    : GcnModel(graph, shape, std::vector<ModelRates>{ModelRates{0.0f, 0.0f, dropout}}, restrict_training) {}
+
+GcnModel::GcnModel(const DeviceGraph& graph, const GcnShape& shape, const std::vector<ModelRates>& rates,
+                   bool restrict_training, bool allocate)
+    : backend_(&graph.backend()), graph_(&graph), shape_(shape), layout_(shape),
+      batch_(static_cast<int>(rates.size())), rates_(rates) {
+  if (rates.empty() || rates.size() > 1'000'000) {
+    throw UsageError(fmt::format("a batch of {} models", rates.size()));
+  }
   if (shape.n_features != graph.n_features() || shape.n_classes != graph.n_classes()) {
     throw UsageError(fmt::format("model shape ({} features, {} classes) does not match dataset {} ({}, {})",
                                  shape.n_features, shape.n_classes, graph.dataset().name, graph.n_features(),
                                  graph.n_classes()));
   }
   if (shape.hidden < 1) throw UsageError("hidden size must be at least 1");
-  if (!(dropout >= 0.0f && dropout < 1.0f)) throw UsageError(fmt::format("dropout {} outside [0, 1)", dropout));
+  float max_dropout = 0.0f;
+  for (const ModelRates& r : rates) {
+    if (!(r.dropout >= 0.0f && r.dropout < 1.0f)) throw UsageError(fmt::format("dropout {} outside [0, 1)", r.dropout));
+    max_dropout = std::max(max_dropout, r.dropout);
+  }
   layers_.push_back(std::make_unique<GcnConv>("conv1", shape.n_features, shape.hidden));
-  layers_.push_back(std::make_unique<ReluDropout>("act1", shape.hidden, dropout));
+  layers_.push_back(std::make_unique<ReluDropout>("act1", shape.hidden, max_dropout, batch_ > 1));
   layers_.push_back(std::make_unique<GcnConv>("conv2", shape.hidden, shape.n_classes));
-  plan(restrict_training);
+  plan(restrict_training, allocate);
 }
 
 GcnModel::~GcnModel() = default;
@@ -284,8 +323,8 @@ std::string GcnModel::describe() const {
   return out;
 }
 
-void GcnModel::plan(bool restrict_training) {
-  Planner planner(ws_, *graph_);
+void GcnModel::plan(bool restrict_training, bool allocate) {
+  Planner planner(ws_, *graph_, batch_);
   const int n_layers = static_cast<int>(layers_.size());
   prefix_ = 0;
   while (prefix_ < n_layers && !layers_[prefix_]->depends_on_pass()) ++prefix_;
@@ -300,7 +339,8 @@ void GcnModel::plan(bool restrict_training) {
     in[1] = out[1];
   }
   for (int k = 0; k < n_layers; ++k) {
-    grad_.push_back(ws_.add(ws_.name(out_[idx(Pass::kTrain)][k]) + ".grad", graph_->n_nodes(), layers_[k]->out_cols()));
+    grad_.push_back(ws_.add(ws_.name(out_[idx(Pass::kTrain)][k]) + ".grad", graph_->n_nodes(),
+                            layers_[k]->out_cols() * batch_));
   }
   // Who writes each bias gradient: the loss the last layer's, a layer that
   // fuses column sums into its backward the previous layer's.
@@ -328,15 +368,17 @@ void GcnModel::plan(bool restrict_training) {
     throw Error(fmt::format("model: {} parameters planned, {} in the checkpoint layout", planner.n_params(),
                             layout_.total));
   }
-  const int64_t n_params = layout_.total;
+  blocks_ = planner.blocks();
+  const int64_t n_params = layout_.total * batch_;
   params_ = ws_.add("params", n_params, 1);
   grads_ = ws_.add("grads", n_params, 1);
   adam_m_ = ws_.add("adam.m", n_params, 1);
   adam_v_ = ws_.add("adam.v", n_params, 1);
   best_ = ws_.add("best.params", n_params, 1);
-  step_ = ws_.add_bytes("step", sizeof(StepState));
-  ring_ = ws_.add_bytes("metrics", sizeof(EpochMetrics) * kRingSlots);
-  scratch_ = ws_.add("log_probs", graph_->n_nodes(), shape_.n_classes);
+  step_ = ws_.add_bytes("step", sizeof(StepState) * static_cast<std::size_t>(batch_));
+  ring_ = ws_.add_bytes("metrics", sizeof(EpochMetrics) * kRingSlots * static_cast<std::size_t>(batch_));
+  if (batch_ == 1) scratch_ = ws_.add("log_probs", graph_->n_nodes(), shape_.n_classes);
+  if (!allocate) return;
   ws_.allocate(*backend_);
 
   float* grads = ws_.get<float>(grads_);
@@ -350,7 +392,7 @@ void GcnModel::plan(bool restrict_training) {
   backend_->fill_zero(ws_.pointer(adam_m_), ws_.bytes(adam_m_));
   backend_->fill_zero(ws_.pointer(adam_v_), ws_.bytes(adam_v_));
   backend_->fill_zero(ws_.pointer(grads_), ws_.bytes(grads_));
-  set_step(StepState{});
+  set_steps(std::vector<StepState>(static_cast<std::size_t>(batch_), StepState{}));
 }
 
 LayerContext GcnModel::context() const {
@@ -361,6 +403,7 @@ LayerContext GcnModel::context() const {
   c.params = ws_.get<float>(params_);
   c.grads = ws_.get<float>(grads_);
   c.step = ws_.get<StepState>(step_);
+  c.batch = batch_;
   return c;
 }
 
@@ -373,7 +416,7 @@ void check_count(const char* what, std::size_t got, int64_t want) {
 }  // namespace
 
 void GcnModel::set_params(const std::vector<float>& host) {
-  check_count("parameters", host.size(), layout_.total);
+  check_count("parameters", host.size(), layout_.total * batch_);
   backend_->upload(ws_.pointer(params_), host.data(), host.size() * sizeof(float));
   backend_->fill_zero(ws_.pointer(adam_m_), ws_.bytes(adam_m_));
   backend_->fill_zero(ws_.pointer(adam_v_), ws_.bytes(adam_v_));
@@ -388,15 +431,55 @@ std::vector<float> download_floats(Backend& be, const void* src, int64_t n) {
 }
 }  // namespace
 
-std::vector<float> GcnModel::params() const { return download_floats(*backend_, ws_.pointer(params_), layout_.total); }
-std::vector<float> GcnModel::grads() const { return download_floats(*backend_, ws_.pointer(grads_), layout_.total); }
-std::vector<float> GcnModel::adam_m() const { return download_floats(*backend_, ws_.pointer(adam_m_), layout_.total); }
-std::vector<float> GcnModel::adam_v() const { return download_floats(*backend_, ws_.pointer(adam_v_), layout_.total); }
-std::vector<float> GcnModel::best_params() const { return download_floats(*backend_, ws_.pointer(best_), layout_.total); }
+std::vector<float> GcnModel::params() const { return download_floats(*backend_, ws_.pointer(params_), layout_.total * batch_); }
+std::vector<float> GcnModel::grads() const { return download_floats(*backend_, ws_.pointer(grads_), layout_.total * batch_); }
+std::vector<float> GcnModel::adam_m() const { return download_floats(*backend_, ws_.pointer(adam_m_), layout_.total * batch_); }
+std::vector<float> GcnModel::adam_v() const { return download_floats(*backend_, ws_.pointer(adam_v_), layout_.total * batch_); }
+std::vector<float> GcnModel::best_params() const { return download_floats(*backend_, ws_.pointer(best_), layout_.total * batch_); }
+
+// Model k's parameters (ParamLayout order) out of the batch layout.
+std::vector<std::vector<float>> GcnModel::gather(Workspace::Id id) const {
+  const std::vector<float> all = download_floats(*backend_, ws_.pointer(id), layout_.total * batch_);
+  std::vector<std::vector<float>> out(static_cast<std::size_t>(batch_));
+  for (int k = 0; k < batch_; ++k) {
+    std::vector<float>& mine = out[static_cast<std::size_t>(k)];
+    mine.reserve(static_cast<std::size_t>(layout_.total));
+    for (int b = 0; b < blocks_.count; ++b) {
+      const ParamBlock& blk = blocks_.block[b];
+      for (int64_t r = 0; r < blk.rows; ++r) {
+        const float* src = all.data() + blk.offset + (r * batch_ + k) * blk.cols;
+        mine.insert(mine.end(), src, src + blk.cols);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> GcnModel::model_params() const { return gather(params_); }
+std::vector<std::vector<float>> GcnModel::model_best_params() const { return gather(best_); }
+
+void GcnModel::set_model_params(const std::vector<std::vector<float>>& per_model) {
+  check_count("models", per_model.size(), batch_);
+  std::vector<float> all(static_cast<std::size_t>(layout_.total * batch_));
+  for (int k = 0; k < batch_; ++k) {
+    const std::vector<float>& mine = per_model[static_cast<std::size_t>(k)];
+    check_count("parameters", mine.size(), layout_.total);
+    std::size_t at = 0;
+    for (int b = 0; b < blocks_.count; ++b) {
+      const ParamBlock& blk = blocks_.block[b];
+      for (int64_t r = 0; r < blk.rows; ++r) {
+        std::copy(mine.begin() + static_cast<std::ptrdiff_t>(at), mine.begin() + static_cast<std::ptrdiff_t>(at + blk.cols),
+                  all.begin() + blk.offset + (r * batch_ + k) * blk.cols);
+        at += static_cast<std::size_t>(blk.cols);
+      }
+    }
+  }
+  set_params(all);
+}
 
 void GcnModel::set_adam_state(const std::vector<float>& m, const std::vector<float>& v) {
-  if (static_cast<int64_t>(m.size()) != layout_.total || static_cast<int64_t>(v.size()) != layout_.total) {
-    throw UsageError(fmt::format("expected {} values per Adam moment, got {} and {}", layout_.total, m.size(),
+  if (static_cast<int64_t>(m.size()) != layout_.total * batch_ || static_cast<int64_t>(v.size()) != layout_.total * batch_) {
+    throw UsageError(fmt::format("expected {} values per Adam moment, got {} and {}", layout_.total * batch_, m.size(),
                                  v.size()));
   }
   backend_->upload(ws_.pointer(adam_m_), m.data(), m.size() * sizeof(float));
@@ -404,7 +487,7 @@ void GcnModel::set_adam_state(const std::vector<float>& m, const std::vector<flo
 }
 
 void GcnModel::set_best_params(const std::vector<float>& host) {
-  check_count("best-epoch parameters", host.size(), layout_.total);
+  check_count("best-epoch parameters", host.size(), layout_.total * batch_);
   backend_->upload(ws_.pointer(best_), host.data(), host.size() * sizeof(float));
 }
 
@@ -413,11 +496,45 @@ void GcnModel::use_best_params() {
   prefix_fresh_ = false;
 }
 
-void GcnModel::set_step(const StepState& state) { backend_->upload(ws_.pointer(step_), &state, sizeof(StepState)); }
+void GcnModel::set_step(const StepState& state) {
+  if (batch_ != 1) throw Error("set_step: a batch of models takes set_steps");
+  set_steps({state});
+}
 
-StepState GcnModel::step() const {
-  StepState s{};
-  backend_->download(&s, ws_.pointer(step_), sizeof(StepState));
+StepState GcnModel::step() const { return steps().front(); }
+
+void GcnModel::set_steps(std::vector<StepState> states) {
+  check_count("step states", states.size(), batch_);
+  for (int k = 0; k < batch_; ++k) {
+    StepState& s = states[static_cast<std::size_t>(k)];
+    s.lr = rates_[static_cast<std::size_t>(k)].lr;
+    s.weight_decay = rates_[static_cast<std::size_t>(k)].weight_decay;
+    s.dropout = rates_[static_cast<std::size_t>(k)].dropout;
+    s.reserved = 0;
+  }
+  backend_->upload(ws_.pointer(step_), states.data(), sizeof(StepState) * states.size());
+}
+
+void GcnModel::set_rates(const std::vector<ModelRates>& rates) {
+  check_count("models' rates", rates.size(), batch_);
+  for (const ModelRates& r : rates) {
+    if (batch_ == 1 && r.dropout != rates_[0].dropout) {
+      throw Error(fmt::format("set_rates: a model of one was planned with dropout {}, not {}", rates_[0].dropout,
+                              r.dropout));
+    }
+    const bool planned_dropout =
+        std::any_of(layers_.begin(), layers_.end(), [](const auto& l) { return l->depends_on_pass(); });
+    if (r.dropout > 0.0f && !planned_dropout) {
+      throw Error("set_rates: dropout in a batch planned without dropout");
+    }
+    if (!(r.dropout >= 0.0f && r.dropout < 1.0f)) throw UsageError(fmt::format("dropout {} outside [0, 1)", r.dropout));
+  }
+  rates_ = rates;
+}
+
+std::vector<StepState> GcnModel::steps() const {
+  std::vector<StepState> s(static_cast<std::size_t>(batch_));
+  backend_->download(s.data(), ws_.pointer(step_), sizeof(StepState) * s.size());
   return s;
 }
 
@@ -425,9 +542,9 @@ MetricsRing GcnModel::ring() const { return MetricsRing{ws_.get<EpochMetrics>(ri
 
 ConstMatRef GcnModel::logits(Pass pass) const { return ws_.mat(out_[idx(pass)].back()); }
 
-EpochMetrics GcnModel::metrics(int64_t epoch) const {
+EpochMetrics GcnModel::metrics(int64_t epoch, int k) const {
   EpochMetrics m{};
-  const int64_t slot = (epoch > 0 ? epoch - 1 : 0) % kRingSlots;
+  const int64_t slot = ring_index(kRingSlots, epoch > 0 ? epoch - 1 : 0, k, batch_);
   backend_->download(&m, ring().slots + slot, sizeof m);
   return m;
 }
@@ -458,7 +575,8 @@ void GcnModel::train_forward_backward() {
   const Layer& last = *layers_[n_layers - 1];
   float* bias_grad = last.bias_offset() >= 0 ? c.grads + last.bias_offset() : nullptr;
   backend_->classifier_loss(ws_.mat(out_[idx(Pass::kTrain)][n_layers - 1]), graph_->labels(), graph_->split(),
-                            kTrainBit, graph_->n_train(), ws_.mat(grad_[n_layers - 1]), bias_grad, c.step, ring());
+                            kTrainBit, graph_->n_train(), ws_.mat(grad_[n_layers - 1]), bias_grad, c.step, ring(),
+                            batch_);
   for (int k = n_layers - 1; k >= 0; --k) {
     const Fusion& f = fusion_[static_cast<std::size_t>(k)];
     layers_[k]->backward(c, grad_[k], k > 0 ? grad_[k - 1] : -1, f.col_sums >= 0 ? c.grads + f.col_sums : nullptr,
@@ -467,8 +585,13 @@ void GcnModel::train_forward_backward() {
 }
 
 void GcnModel::adam_step(const AdamConfig& config) {
-  backend_->adam_step(ws_.get<float>(params_), ws_.get<float>(grads_), ws_.get<float>(adam_m_),
-                      ws_.get<float>(adam_v_), layout_.total, config, ws_.get<StepState>(step_));
+  if (batch_ == 1) {
+    backend_->adam_step(ws_.get<float>(params_), ws_.get<float>(grads_), ws_.get<float>(adam_m_),
+                        ws_.get<float>(adam_v_), layout_.total, config, ws_.get<StepState>(step_));
+  } else {
+    backend_->batch_adam_step(ws_.get<float>(params_), ws_.get<float>(grads_), ws_.get<float>(adam_m_),
+                              ws_.get<float>(adam_v_), blocks_, config, ws_.get<StepState>(step_), batch_);
+  }
   prefix_fresh_ = false;
 }
 
@@ -478,7 +601,7 @@ void GcnModel::eval_pass(bool advance) {
   if (advance) {
     const int last = static_cast<int>(layers_.size()) - 1;
     backend_->evaluate(ws_.mat(out_[idx(Pass::kEval)][last]), graph_->labels(), graph_->split(), graph_->n_val(),
-                       ws_.get<StepState>(step_), ring(), /*advance=*/true);
+                       ws_.get<StepState>(step_), ring(), /*advance=*/true, batch_);
   }
   prefix_fresh_ = true;
 }
@@ -487,13 +610,18 @@ void GcnModel::eval_training_loss() {
   const int last = static_cast<int>(layers_.size()) - 1;
   const ConstMatRef logits = ws_.mat(out_[idx(Pass::kEval)][last]);
   backend_->classifier_loss(logits, graph_->labels(), graph_->split(), kTrainBit, graph_->n_train(), MatRef{},
-                            nullptr, ws_.get<StepState>(step_), ring());
+                            nullptr, ws_.get<StepState>(step_), ring(), batch_);
   backend_->evaluate(logits, graph_->labels(), graph_->split(), graph_->n_val(), ws_.get<StepState>(step_), ring(),
-                     /*advance=*/false);
+                     /*advance=*/false, batch_);
 }
 
 void GcnModel::keep_best() {
-  backend_->copy_if_improved(ws_.pointer(best_), ws_.pointer(params_), ws_.bytes(params_), ws_.get<StepState>(step_));
+  if (batch_ == 1) {
+    backend_->copy_if_improved(ws_.pointer(best_), ws_.pointer(params_), ws_.bytes(params_), ws_.get<StepState>(step_));
+  } else {
+    backend_->batch_copy_if_improved(ws_.get<float>(best_), ws_.get<float>(params_), blocks_, ws_.get<StepState>(step_),
+                                     batch_);
+  }
 }
 
 void GcnModel::epoch(const AdamConfig& config, bool copy_best) {
@@ -504,6 +632,7 @@ void GcnModel::epoch(const AdamConfig& config, bool copy_best) {
 }
 
 std::vector<float> GcnModel::log_probabilities() {
+  if (batch_ != 1) throw UsageError("log-probabilities are written for one model at a time (a batch of 1)");
   eval_pass(/*advance=*/false);
   const int last = static_cast<int>(layers_.size()) - 1;
   const MatRef out = ws_.mat(scratch_);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -82,10 +83,17 @@ EpochStats stats_from(const EpochMetrics& m, int epoch, const DeviceGraph& g) {
 }  // namespace
 
 Trainer::Trainer(const DeviceGraph& graph, int hidden, float dropout)
-    : graph_(&graph), hidden_(hidden), dropout_(dropout) {
+    : graph_(&graph), hidden_(hidden), dropout_(dropout), batch_(0) {
   const GcnShape shape{graph.n_features(), hidden, graph.n_classes()};
   model_ = std::make_unique<GcnModel>(graph, shape, dropout);
   host_ring_ = static_cast<EpochMetrics*>(graph.backend().allocate_host(sizeof(EpochMetrics) * GcnModel::kRingSlots));
+}
+
+Trainer::Trainer(const DeviceGraph& graph, int hidden, int batch, bool with_dropout)
+    : graph_(&graph), hidden_(hidden), dropout_(0.0f), batch_(batch), with_dropout_(with_dropout) {
+  if (batch < 1) throw UsageError(fmt::format("--batch: {} is not a positive number", batch));
+  host_ring_ = static_cast<EpochMetrics*>(
+      graph.backend().allocate_host(sizeof(EpochMetrics) * GcnModel::kRingSlots * static_cast<std::size_t>(batch)));
 }
 
 Trainer::~Trainer() {
@@ -93,26 +101,91 @@ Trainer::~Trainer() {
   graph_->backend().deallocate_host(host_ring_);
 }
 
+std::size_t Trainer::planned_bytes(const DeviceGraph& graph, int hidden, int batch, bool with_dropout) {
+  const GcnShape shape{graph.n_features(), hidden, graph.n_classes()};
+  const std::vector<ModelRates> rates(static_cast<std::size_t>(batch), ModelRates{0.01f, 0.0f, with_dropout ? 0.5f : 0.0f});
+  const GcnModel plan(graph, shape, rates, /*restrict_training=*/true, /*allocate=*/false);
+  return plan.workspace_bytes();
+}
+
 TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& options) {
-  config.validate();
-  if (config.hidden != hidden_ || config.dropout != dropout_) {
-    throw UsageError(fmt::format("this trainer's model has hidden {} and dropout {}, not {} and {}", hidden_, dropout_,
-                                 config.hidden, config.dropout));
+  return std::move(run({config}, options).front());
+}
+
+std::vector<TrainResult> Trainer::train_batch(const std::vector<TrainConfig>& configs, const TrainOptions& options) {
+  if (batch_ == 0) throw Error("train_batch: this trainer trains one model at a time");
+  if (configs.empty() || static_cast<int>(configs.size()) > batch_) {
+    throw Error(fmt::format("train_batch: {} models for a batch of at most {}", configs.size(), batch_));
+  }
+  if (options.init_params != nullptr || options.resume != nullptr || options.checkpoint_every > 0 ||
+      options.want_log_probs) {
+    throw UsageError("initial weights, --resume, checkpoints and predictions are for one model at a time (--batch 1)");
+  }
+  return run(configs, options);
+}
+
+std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, const TrainOptions& options) {
+  const TrainConfig& config = configs.front();  // the shared options
+  const int n_models = static_cast<int>(configs.size());
+  for (const TrainConfig& c : configs) {
+    c.validate();
+    if (c.hidden != hidden_) {
+      throw UsageError(fmt::format("this trainer's model has hidden {}, not {}", hidden_, c.hidden));
+    }
+    if (c.epochs != config.epochs || c.loss != config.loss || c.log_every != config.log_every ||
+        c.select != config.select || c.patience != config.patience || c.allow_nonfinite != config.allow_nonfinite ||
+        c.cuda_graph != config.cuda_graph) {
+      throw Error("train_batch: the models of a batch share epochs, loss, log_every, select, patience, "
+                  "allow_nonfinite and cuda_graph");
+    }
+    if (batch_ == 0 && c.dropout != dropout_) {
+      throw UsageError(fmt::format("this trainer's model has hidden {} and dropout {}, not {} and {}", hidden_,
+                                   dropout_, c.hidden, c.dropout));
+    }
+    if (batch_ > 0 && c.dropout > 0.0f && !with_dropout_) {
+      throw Error("train_batch: dropout in a batch trainer made without dropout");
+    }
   }
   Backend& backend = graph_->backend();
+  const GcnShape shape{graph_->n_features(), hidden_, graph_->n_classes()};
+  std::vector<ModelRates> rates;
+  for (const TrainConfig& c : configs) rates.push_back(ModelRates{c.lr, c.weight_decay, c.dropout});
+  if (batch_ > 0) {
+    // A batch model of this many models (one model: its dropout is planned in).
+    const bool rebuild = !model_ || model_->batch() != n_models ||
+                         (n_models == 1 && model_->rates().front().dropout != configs.front().dropout);
+    if (rebuild) {
+      recording_.reset();
+      model_.reset();
+      if (n_models == 1) {
+        model_ = std::make_unique<GcnModel>(*graph_, shape, configs.front().dropout);
+      } else {
+        // Planned with the dropout layer whenever the trainer may drop, so
+        // later batches of this size reuse the plan (a model without
+        // dropout trains to the same bits either way).
+        std::vector<ModelRates> planned = rates;
+        if (with_dropout_) planned.front().dropout = 0.5f;
+        model_ = std::make_unique<GcnModel>(*graph_, shape, planned);
+      }
+    }
+  }
   GcnModel& model = *model_;
-  const GcnShape& shape = model.shape();
+  if (n_models > 1 || batch_ > 0) model.set_rates(n_models == 1 ? std::vector<ModelRates>{model.rates().front()} : rates);
   const TrainState* resume = options.resume;
   const bool best_val = config.select == Selection::kBestVal;
   const int n_epochs = config.epochs;
 
-  StepState step{};
-  step.dropout_seed = mix64(config.seed ^ kDropoutDomain);
-  step.patience = config.patience;
-  TrainResult result;
-  result.history.reserve(static_cast<std::size_t>(n_epochs));
+  std::vector<StepState> steps(static_cast<std::size_t>(n_models), StepState{});
+  std::vector<TrainResult> results(static_cast<std::size_t>(n_models));
+  for (int k = 0; k < n_models; ++k) {
+    steps[k].dropout_seed = mix64(configs[k].seed ^ kDropoutDomain);
+    steps[k].patience = config.patience;
+    results[k].history.reserve(static_cast<std::size_t>(n_epochs));
+  }
   int first_epoch = 1;
   if (resume != nullptr) {
+    TrainResult& result = results.front();
+    StepState& step = steps.front();
     if (resume->epoch < 0 || resume->epoch > config.epochs ||
         static_cast<int>(resume->history.size()) != resume->epoch) {
       throw UsageError(fmt::format("--resume: the checkpoint is at epoch {} with {} history entries; --epochs is {}",
@@ -144,11 +217,18 @@ TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& option
   } else if (options.init_params != nullptr) {
     model.set_params(*options.init_params);
   } else {
-    model.set_params(glorot_init(shape, mix64(config.seed ^ kInitDomain)));
+    std::vector<std::vector<float>> init;
+    for (const TrainConfig& c : configs) init.push_back(glorot_init(shape, mix64(c.seed ^ kInitDomain)));
+    if (n_models == 1) {
+      model.set_params(init.front());
+    } else {
+      model.set_model_params(init);
+    }
   }
-  model.set_step(step);
+  model.set_steps(steps);
+  // lr and weight decay: the single model's here; a batch's from each step state.
   const AdamConfig adam{config.lr, 0.9f, 0.999f, 1e-8f, config.weight_decay};
-  const std::string key = hyperparameter_key(config);
+  const std::string key = n_models == 1 ? hyperparameter_key(config) : fmt::format("batch {}", static_cast<int>(config.select));
   if (recording_ && recording_key_ != key) recording_.reset();  // recorded with other kernel arguments
 
   const MetricsRing ring = model.ring();
@@ -162,9 +242,11 @@ TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& option
   const auto t_start = Clock::now();
   int group_start = backend.record_marker();
   int fetched = first_epoch - 1;  // epochs whose figures are on the host
-  bool stop = false;
+  std::vector<char> stopped(static_cast<std::size_t>(n_models), 0);
+  int running = n_models;
+  bool graph_replayed = false;
 
-  for (int epoch = first_epoch; epoch <= n_epochs && !stop; ++epoch) {
+  for (int epoch = first_epoch; epoch <= n_epochs && running > 0; ++epoch) {
     // The first epoch of a run runs op by op (it makes the cuSPARSE plans
     // and workspaces); then the epoch is recorded once and replayed.
     if (config.cuda_graph && !recording_ && epoch > first_epoch) {
@@ -173,7 +255,7 @@ TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& option
     }
     if (recording_ && epoch > first_epoch) {
       recording_->replay();
-      result.graph_replayed = true;
+      graph_replayed = true;
     } else {
       model.epoch(adam, best_val);
     }
@@ -185,13 +267,16 @@ TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& option
     const bool warmup_end = epoch == kWarmupEpochs && n_epochs > 4 * kWarmupEpochs;
     if (!log_now && !checkpoint_now && !warmup_end && epoch - fetched < read_every) continue;
 
-    // One read-back: the new slots (in at most two pieces where the ring wraps).
+    // One read-back: the new slots of every model (in at most two pieces
+    // where the ring wraps).
     const int group_end = backend.record_marker();
     const int n_new = epoch - fetched;
     for (int done = 0; done < n_new;) {
       const int slot = (fetched + done) % ring.size;
       const int count = std::min(n_new - done, ring.size - slot);
-      backend.download_async(host_ring_ + slot, ring.slots + slot, sizeof(EpochMetrics) * static_cast<std::size_t>(count));
+      backend.download_async(host_ring_ + static_cast<std::size_t>(slot) * n_models,
+                             ring.slots + static_cast<std::size_t>(slot) * n_models,
+                             sizeof(EpochMetrics) * static_cast<std::size_t>(count) * n_models);
       done += count;
     }
     backend.synchronize();
@@ -200,59 +285,83 @@ TrainResult Trainer::train(const TrainConfig& config, const TrainOptions& option
     group_start = backend.record_marker();
     for (int i = 0; i < n_new; ++i) epoch_ms.push_back(group_ms / n_new);
 
-    for (int e = fetched + 1; e <= epoch; ++e) {
-      const EpochMetrics& m = host_ring_[(e - 1) % ring.size];
-      if (m.epoch != e) {
-        throw Error(fmt::format("epoch {}: the metrics ring holds epoch {} (a read-back fell behind)", e, m.epoch));
-      }
-      if (!std::isfinite(m.loss) && !config.allow_nonfinite) {
-        throw NumericError(fmt::format("epoch {}: the training loss is {}; lower --lr, check the input features, or pass "
-                                       "--allow-nonfinite to continue anyway",
-                                       e, m.loss));
-      }
-      result.history.push_back(stats_from(m, e, *graph_));
-      if (result.best_epoch == 0 || better(result.history.back(), result.history[result.best_epoch - 1])) {
-        result.best_epoch = e;
-      }
-      // The backend stopped at this epoch too (the same rule on the same
-      // figures): nothing after it changed the model.
-      if (config.patience > 0 && e - result.best_epoch >= config.patience) {
-        stop = true;
-        result.stopped_early = e < n_epochs;
-        break;
+    for (int k = 0; k < n_models; ++k) {
+      if (stopped[k]) continue;
+      TrainResult& result = results[k];
+      for (int e = fetched + 1; e <= epoch; ++e) {
+        const EpochMetrics& m = host_ring_[ring_index(ring.size, e - 1, k, n_models)];
+        if (m.epoch != e) {
+          throw Error(fmt::format("epoch {}: the metrics ring holds epoch {} (a read-back fell behind)", e, m.epoch));
+        }
+        if (!std::isfinite(m.loss) && !config.allow_nonfinite) {
+          throw NumericError(fmt::format("{}epoch {}: the training loss is {}; lower --lr, check the input features, "
+                                         "or pass --allow-nonfinite to continue anyway",
+                                         n_models > 1 ? fmt::format("model {} (seed {}, lr {}): ", k, configs[k].seed,
+                                                                    configs[k].lr)
+                                                      : "",
+                                         e, m.loss));
+        }
+        result.history.push_back(stats_from(m, e, *graph_));
+        if (result.best_epoch == 0 || better(result.history.back(), result.history[result.best_epoch - 1])) {
+          result.best_epoch = e;
+        }
+        // The backend stopped at this epoch too (the same rule on the same
+        // figures): nothing after it changed the model.
+        if (config.patience > 0 && e - result.best_epoch >= config.patience) {
+          stopped[k] = 1;
+          --running;
+          result.stopped_early = e < n_epochs;
+          break;
+        }
       }
     }
-    fetched = result.history.back().epoch;
-    if ((log_now || stop) && options.on_log) options.on_log(result.history.back());
-    if ((checkpoint_now || stop) && options.checkpoint_every > 0 && options.on_checkpoint &&
-        fetched % options.checkpoint_every == 0) {
-      TrainState state;
-      state.epoch = fetched;
-      state.params = model.params();
-      state.adam_m = model.adam_m();
-      state.adam_v = model.adam_v();
-      state.history = result.history;
-      state.best_epoch = result.best_epoch;
-      if (best_val) state.best_params = model.best_params();
-      options.on_checkpoint(state);
+    fetched = epoch;
+    if (n_models == 1) {
+      const TrainResult& result = results.front();
+      const bool stop = running == 0;
+      const int last = result.history.back().epoch;
+      if ((log_now || stop) && options.on_log) options.on_log(result.history.back());
+      if ((checkpoint_now || stop) && options.checkpoint_every > 0 && options.on_checkpoint &&
+          last % options.checkpoint_every == 0) {
+        TrainState state;
+        state.epoch = last;
+        state.params = model.params();
+        state.adam_m = model.adam_m();
+        state.adam_v = model.adam_v();
+        state.history = result.history;
+        state.best_epoch = result.best_epoch;
+        if (best_val) state.best_params = model.best_params();
+        options.on_checkpoint(state);
+      }
+    }
+    if (options.on_progress) options.on_progress(epoch, running);
+  }
+  const double train_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  const double epoch_ms_median = median_after_warmup(epoch_ms);
+  const std::vector<StepState> final_steps = model.steps();
+  for (int k = 0; k < n_models; ++k) {
+    if (final_steps[k].best_epoch != results[k].best_epoch) {
+      throw Error(fmt::format("internal: the backend's best epoch {} differs from the host's {}",
+                              final_steps[k].best_epoch, results[k].best_epoch));
     }
   }
-  result.train_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-  result.epoch_ms_median = median_after_warmup(epoch_ms);
-  const StepState final_step = model.step();
-  if (final_step.best_epoch != result.best_epoch) {
-    throw Error(fmt::format("internal: the backend's best epoch {} differs from the host's {}", final_step.best_epoch,
-                            result.best_epoch));
-  }
-  if (best_val) {
-    result.selected_epoch = result.best_epoch;
-    model.use_best_params();
+  std::vector<std::vector<float>> selected;
+  if (n_models == 1) {
+    if (best_val) model.use_best_params();
+    selected.push_back(model.params());
   } else {
-    result.selected_epoch = static_cast<int>(result.history.size());
+    selected = best_val ? model.model_best_params() : model.model_params();
   }
-  result.params = model.params();
-  if (options.want_log_probs) result.log_probs = model.log_probabilities();
-  return result;
+  for (int k = 0; k < n_models; ++k) {
+    TrainResult& result = results[k];
+    result.train_s = train_s;
+    result.epoch_ms_median = epoch_ms_median;
+    result.graph_replayed = graph_replayed;
+    result.selected_epoch = best_val ? result.best_epoch : static_cast<int>(result.history.size());
+    result.params = std::move(selected[k]);
+  }
+  if (options.want_log_probs) results.front().log_probs = model.log_probabilities();
+  return results;
 }
 
 EpochStats Trainer::evaluate(const std::vector<float>& params, std::vector<float>* log_probs) {

@@ -946,10 +946,10 @@ TEST(CpuKernels, GemmNnVariantsGiveTheBaselinesBits) {
               awkward_floats(static_cast<std::size_t>(k * ldb), static_cast<uint32_t>(k * 100 + n), sp);
           for (const int64_t r0 : {int64_t{0}, m / 2}) {
             std::vector<float> ref(static_cast<std::size_t>(m * n), 99.0f);
-            base.gemm_nn(a.data(), lda, b.data(), ldb, k, n, ref.data(), r0, m);
+            base.gemm_nn(a.data(), lda, b.data(), ldb, k, n, ref.data(), n, r0, m);
             for (const cpu::CpuKernels* kv : cpu::available_cpu_kernels()) {
               std::vector<float> c(ref.size(), 99.0f);
-              kv->gemm_nn(a.data(), lda, b.data(), ldb, k, n, c.data(), r0, m);
+              kv->gemm_nn(a.data(), lda, b.data(), ldb, k, n, c.data(), n, r0, m);
               ASSERT_TRUE(variant_bits(c, ref, n, sp))
                   << isa_of(kv) << ", " << name_of(sp) << ", m=" << m << " k=" << k << " n=" << n << " r0=" << r0;
             }
@@ -978,13 +978,13 @@ TEST(CpuKernels, GemmTnVariantsGiveTheBaselinesBits) {
           for (const int64_t p0 : {int64_t{0}, k / 3}) {
             for (const auto& [r0, r1] : std::vector<std::pair<int64_t, int64_t>>{{0, m}, {m / 3, m - m / 4}}) {
               std::vector<double> ref(static_cast<std::size_t>(m * n), 99.0);
-              base.gemm_tn(a.data(), m, b.data(), ldb, n, p0, k, r0, r1, ref.data());
+              base.gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, k, r0, r1, ref.data());
               for (int64_t i = 0; i < m * n; ++i) {
                 if (i / n < r0 || i / n >= r1) ASSERT_EQ(ref[i], 99.0) << "row " << i / n << " outside the range";
               }
               for (const cpu::CpuKernels* kv : cpu::available_cpu_kernels()) {
                 std::vector<double> acc(ref.size(), 99.0);
-                kv->gemm_tn(a.data(), m, b.data(), ldb, n, p0, k, r0, r1, acc.data());
+                kv->gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, k, r0, r1, acc.data());
                 ASSERT_TRUE(variant_bits(acc, ref, n, sp)) << isa_of(kv) << ", " << name_of(sp) << ", m=" << m
                                                            << " k=" << k << " n=" << n << " p0=" << p0 << " rows ["
                                                            << r0 << ", " << r1 << ")";
@@ -1008,8 +1008,8 @@ TEST(CpuKernels, ReluDropoutAndAdamVariantsGiveTheBaselinesBits) {
         const float scale = 1.0f / (1.0f - p);
         const uint64_t key = stream_key(12345, 7);
         std::vector<float> y_ref(x.size(), 9.0f), dx_ref(x.size(), 9.0f);
-        base.relu_dropout_forward(x.data(), y_ref.data(), 0, n, drop, p, scale, key);
-        base.relu_dropout_backward(dy.data(), y_ref.data(), dx_ref.data(), 0, n, scale);
+        base.relu_dropout_forward(x.data(), y_ref.data(), n, n, 0, 1, drop, p, scale, key);
+        base.relu_dropout_backward(dy.data(), y_ref.data(), dx_ref.data(), n, n, 0, 1, scale);
         // The baseline against the definition: ReLU, then kept (and scaled)
         // where dropout_keep holds, else 0.
         for (int64_t i = 0; i < n; ++i) {
@@ -1023,8 +1023,8 @@ TEST(CpuKernels, ReluDropoutAndAdamVariantsGiveTheBaselinesBits) {
         }
         for (const cpu::CpuKernels* k : cpu::available_cpu_kernels()) {
           std::vector<float> y(x.size(), 9.0f), dx(x.size(), 9.0f);
-          k->relu_dropout_forward(x.data(), y.data(), 0, n, drop, p, scale, key);
-          k->relu_dropout_backward(dy.data(), y_ref.data(), dx.data(), 0, n, scale);
+          k->relu_dropout_forward(x.data(), y.data(), n, n, 0, 1, drop, p, scale, key);
+          k->relu_dropout_backward(dy.data(), y_ref.data(), dx.data(), n, n, 0, 1, scale);
           ASSERT_TRUE(variant_bits(y, y_ref, 0, sp)) << isa_of(k) << ", " << name_of(sp) << " forward, n=" << n
                                                      << " p=" << p;
           ASSERT_TRUE(variant_bits(dx, dx_ref, 0, sp)) << isa_of(k) << ", " << name_of(sp) << " backward, n=" << n
@@ -1032,7 +1032,7 @@ TEST(CpuKernels, ReluDropoutAndAdamVariantsGiveTheBaselinesBits) {
           // A sub-range writes only its elements, the same bits.
           if (n > 4) {
             std::vector<float> part(x.size(), 9.0f);
-            k->relu_dropout_forward(x.data(), part.data(), 2, n - 1, drop, p, scale, key);
+            k->relu_dropout_forward(x.data(), part.data(), 1, 1, 2, n - 1, drop, p, scale, key);  // n rows of 1
             std::vector<float> want = y_ref;
             want[0] = want[1] = want[n - 1] = 9.0f;
             ASSERT_TRUE(variant_bits(part, want, 0, sp)) << isa_of(k) << ", " << name_of(sp) << " range, n=" << n;
@@ -1111,10 +1111,10 @@ TEST(CpuKernels, EveryVariantMatchesPlainLoopsBitForBit) {
           }
           std::vector<float> c(ref.size(), 99.0f);
           if (!ta) {
-            k->gemm_nn(a_m.data(), cs.k, b_rows.data(), cs.n, cs.k, cs.n, c.data(), 0, cs.m);
+            k->gemm_nn(a_m.data(), cs.k, b_rows.data(), cs.n, cs.k, cs.n, c.data(), cs.n, 0, cs.m);
           } else {
             std::vector<double> acc(ref.size(), 0.0);
-            k->gemm_tn(a_m.data(), cs.m, b_rows.data(), cs.n, cs.n, 0, cs.k, 0, cs.m, acc.data());
+            k->gemm_tn(a_m.data(), cs.m, cs.m, b_rows.data(), cs.n, cs.n, 0, cs.k, 0, cs.m, acc.data());
             for (std::size_t i = 0; i < acc.size(); ++i) c[i] = static_cast<float>(acc[i]);
           }
           ASSERT_TRUE(same_bits(c, ref, cs.n)) << isa_of(k) << " gemm m=" << cs.m << " n=" << cs.n << " k=" << cs.k

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -496,6 +497,124 @@ class PlanetoidTraining : public ::testing::Test {
     return it->second;
   }
 };
+
+// ---- many models in one batch -------------------------------------------------
+
+template <class T>
+auto bits_of(T v) {
+  using U = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+  U u;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+// Each model of a batch against the same model trained alone: every epoch's
+// figures, the selected and best epochs, early stopping and the parameters,
+// bit for bit.
+void expect_same_run(const TrainResult& batched, const TrainResult& alone, const std::string& what) {
+  ASSERT_EQ(batched.history.size(), alone.history.size()) << what;
+  for (std::size_t e = 0; e < alone.history.size(); ++e) {
+    const EpochStats &b = batched.history[e], &a = alone.history[e];
+    ASSERT_EQ(b.epoch, a.epoch) << what;
+    ASSERT_EQ(bits_of(b.loss), bits_of(a.loss)) << what << " epoch " << a.epoch;
+    ASSERT_EQ(bits_of(b.val_loss), bits_of(a.val_loss)) << what << " epoch " << a.epoch;
+    ASSERT_EQ(b.train_acc, a.train_acc) << what << " epoch " << a.epoch;
+    ASSERT_EQ(b.val_acc, a.val_acc) << what << " epoch " << a.epoch;
+    ASSERT_EQ(b.test_acc, a.test_acc) << what << " epoch " << a.epoch;
+  }
+  EXPECT_EQ(batched.selected_epoch, alone.selected_epoch) << what;
+  EXPECT_EQ(batched.best_epoch, alone.best_epoch) << what;
+  EXPECT_EQ(batched.stopped_early, alone.stopped_early) << what;
+  ASSERT_EQ(batched.params.size(), alone.params.size()) << what;
+  for (std::size_t i = 0; i < alone.params.size(); ++i) {
+    ASSERT_EQ(bits_of(batched.params[i]), bits_of(alone.params[i]))
+        << what << " parameter " << i;
+  }
+}
+
+// Seeds, learning rates, weight decays and dropout rates (0 among them) mixed
+// in one batch; best-val selection and patience, so models stop at different
+// epochs (one of them masked for most of the run).
+std::vector<TrainConfig> mixed_batch(int epochs, int patience) {
+  std::vector<TrainConfig> out;
+  const float lrs[] = {0.01f, 0.05f, 0.002f, 0.2f, 0.01f};
+  const float wds[] = {5e-4f, 0.0f, 5e-3f, 5e-4f, 1e-2f};
+  const float drops[] = {0.5f, 0.0f, 0.8f, 0.3f, 0.5f};
+  for (int k = 0; k < 5; ++k) {
+    TrainConfig c;
+    c.epochs = epochs;
+    c.seed = static_cast<uint64_t>(7 * k + 1);
+    c.lr = lrs[k];
+    c.weight_decay = wds[k];
+    c.dropout = drops[k];
+    c.select = Selection::kBestVal;
+    c.patience = patience;
+    c.log_every = 7;
+    out.push_back(c);
+  }
+  return out;
+}
+
+TEST(Batch, EveryModelOfABatchIsItsSingleRunBitForBit) {
+  auto be = make_cpu_backend(0);
+  const Dataset d = tiny_dataset();
+  const DeviceGraph graph(*be, d);
+  const std::vector<TrainConfig> configs = mixed_batch(60, 20);
+  Trainer batch(graph, 4, static_cast<int>(configs.size()), /*with_dropout=*/true);
+  std::vector<TrainConfig> cs = configs;
+  for (TrainConfig& c : cs) c.hidden = 4;
+  const std::vector<TrainResult> results = batch.train_batch(cs);
+  ASSERT_EQ(results.size(), cs.size());
+  int stopped = 0;
+  for (std::size_t k = 0; k < cs.size(); ++k) {
+    Trainer alone(graph, 4, cs[k].dropout);
+    const TrainResult single = alone.train(cs[k]);
+    expect_same_run(results[k], single, "model " + std::to_string(k));
+    stopped += single.stopped_early ? 1 : 0;
+  }
+  EXPECT_GE(stopped, 1) << "no model stopped early: the masking goes untested";
+  EXPECT_LE(stopped, 4) << "every model stopped early";
+}
+
+TEST_F(PlanetoidTraining, CoraBatchOfMixedModelsEqualsSingleRunsBitForBit) {
+  GCN_REQUIRE_DATA();
+  auto be = make_cpu_backend(0);
+  const DeviceGraph graph(*be, load("cora"));
+  const std::vector<TrainConfig> configs = mixed_batch(80, 25);
+  Trainer batch(graph, 16, static_cast<int>(configs.size()), /*with_dropout=*/true);
+  const std::vector<TrainResult> results = batch.train_batch(configs);
+  int stopped = 0;
+  for (std::size_t k = 0; k < configs.size(); ++k) {
+    Trainer alone(graph, 16, configs[k].dropout);
+    const TrainResult single = alone.train(configs[k]);
+    expect_same_run(results[k], single, "model " + std::to_string(k));
+    stopped += single.stopped_early ? 1 : 0;
+  }
+  EXPECT_GE(stopped, 1) << "no model stopped early: the masking goes untested";
+  // The same batch again, on the same trainer: the same bits.
+  const std::vector<TrainResult> again = batch.train_batch(configs);
+  for (std::size_t k = 0; k < configs.size(); ++k) expect_same_run(again[k], results[k], "rerun " + std::to_string(k));
+}
+
+// A batch trainer's smaller last batch (a new plan) and a batch of one.
+TEST(Batch, PartialAndSingleBatchesMatchToo) {
+  auto be = make_cpu_backend(0);
+  const Dataset d = tiny_dataset();
+  const DeviceGraph graph(*be, d);
+  std::vector<TrainConfig> configs = mixed_batch(30, 0);
+  for (TrainConfig& c : configs) c.hidden = 3;
+  Trainer batch(graph, 3, 4, /*with_dropout=*/true);
+  const std::vector<TrainConfig> two(configs.begin(), configs.begin() + 2), one(configs.begin() + 2, configs.begin() + 3);
+  const std::vector<TrainResult> r2 = batch.train_batch(two);
+  const std::vector<TrainResult> r1 = batch.train_batch(one);
+  for (std::size_t k = 0; k < 2; ++k) {
+    Trainer alone(graph, 3, two[k].dropout);
+    expect_same_run(r2[k], alone.train(two[k]), "pair " + std::to_string(k));
+  }
+  Trainer alone(graph, 3, one[0].dropout);
+  expect_same_run(r1[0], alone.train(one[0]), "single");
+  EXPECT_THROW(batch.train_batch(configs), Error);  // 5 models for a batch of 4
+}
 
 // The tutorial's run: 200 epochs, Adam(0.01, 5e-4), dropout 0.5, hidden 16.
 TEST_F(PlanetoidTraining, CoraReachesTheTutorialAccuracyDeterministically) {

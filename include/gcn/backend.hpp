@@ -80,6 +80,27 @@ struct OutputInit {
   const float* bias = nullptr;
 };
 
+// A batch of models of one shape trained side by side (the many-models path):
+// every per-model tensor is column-blocked, model k of `batch` owning the
+// columns [k·cols, (k+1)·cols) of a (rows, batch·cols) matrix, so the graph's
+// products (Â · H, X · W, their transposes) cover every model at once, and
+// per-model values (StepState, the metrics ring) are arrays of batch entries.
+// A batch of 1 is the single-model layout.
+//
+// The parameters, gradients and Adam moments of a batch: each parameter
+// tensor of one model (rows, cols) is a (rows, batch·cols) block of the flat
+// array at `offset`.
+struct ParamBlock {
+  int64_t offset = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;  // per model
+};
+struct ParamBlocks {
+  static constexpr int kMax = 8;
+  int count = 0;
+  ParamBlock block[kMax] = {};
+};
+
 // A sequence of queued ops recorded once and replayed (a CUDA graph).
 class Recording {
  public:
@@ -142,8 +163,11 @@ class Backend {
   void prepare_outputs(const OutputInit* outputs, int count);
 
   // ---- dense --------------------------------------------------------------
-  // c (M, N) = op(a) · op(b), op = transpose when the flag is set.
-  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c);
+  // c (M, N) = op(a) · op(b), op = transpose when the flag is set. With
+  // batch > 1 every operand is column-blocked (a batch of models): model k's
+  // c block = op(a's block k) · op(b's block k); each block's elements are
+  // the bits the same product of that block alone gives.
+  void gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch = 1);
   // out (N) = sum over the rows of x (M, N), in a fixed order
   void column_sum(ConstMatRef x, float* out);
 
@@ -155,6 +179,13 @@ class Backend {
   // else 0. col_sums (N), when given, receives the column sums of dx (the
   // previous layer's bias gradient), summed in a fixed order.
   void relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums = nullptr);
+  // The training pass of a batch: model k's column block as
+  // relu_dropout_forward with p = steps[k].dropout and step = steps + k (the
+  // element index i being the index within the model's own (rows, cols)
+  // tensor), and the backward likewise; col_sums as above (every column).
+  void batch_relu_dropout_forward(ConstMatRef x, MatRef y, const StepState* steps, int batch);
+  void batch_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, const StepState* steps, int batch,
+                                   float* col_sums = nullptr);
 
   // ---- classifier ---------------------------------------------------------
   // y (M, C) = log_softmax(x) row by row (max-subtracted).
@@ -165,8 +196,11 @@ class Backend {
   //   grad (M, C) = (softmax - onehot) / n_masked on masked rows, 0 elsewhere (may be null)
   //   bias_grad (C) = the column sums of grad (may be null; needs grad)
   // Writes nothing once step->stopped is set.
+  // batch > 1: logits, grad and bias_grad are column-blocked and each model
+  // k is its own loss, with step + k and its slots of the ring.
   void classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                       int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step, MetricsRing ring);
+                       int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step, MetricsRing ring,
+                       int batch = 1);
   // The evaluation of an epoch, into its ring slot: the validation loss (as
   // classifier_loss over the kValBit rows, n_val of them), the correct
   // predictions (torch.argmax: the first maximum, or the first NaN) among the
@@ -175,8 +209,9 @@ class Backend {
   // the lower loss; step->improved), and whether patience has run out
   // (step->stopped). With advance, the epoch counter moves on. Does nothing
   // once step->stopped is set.
+  // batch > 1: each model's column block with step + k and its ring slots.
   void evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* step,
-                MetricsRing ring, bool advance);
+                MetricsRing ring, bool advance, int batch = 1);
 
   // ---- optimizer ----------------------------------------------------------
   // One Adam step over n contiguous parameters, step step->epoch + 1;
@@ -185,6 +220,15 @@ class Backend {
                  const StepState* step);
   // dst = src (bytes) when step->improved is set (the best epoch's weights).
   void copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step);
+  // A batch's Adam step: every element of the blocks, model k's with
+  // steps[k].lr and steps[k].weight_decay (config's lr and weight_decay are
+  // not used), step steps[k].epoch + 1, nothing for a stopped model; each
+  // element the bits adam_step gives it alone.
+  void batch_adam_step(float* params, const float* grads, float* m, float* v, const ParamBlocks& blocks,
+                       const AdamConfig& config, const StepState* steps, int batch);
+  // dst = src over model k's columns of the blocks when steps[k].improved.
+  void batch_copy_if_improved(float* dst, const float* src, const ParamBlocks& blocks, const StepState* steps,
+                              int batch);
 
   // ---- recording ----------------------------------------------------------
   // Records the ops body queues as one replayable unit (a CUDA graph), or
@@ -203,25 +247,37 @@ class Backend {
   // The most backend memory held at once by allocate() (and internal
   // workspaces and sparse matrices) since the backend was created, in bytes.
   virtual std::size_t peak_memory_bytes() const = 0;
+  // The backend memory free for new allocations now, as the system reports it
+  // (MemAvailable on the CPU, cudaMemGetInfo's free bytes on CUDA); what a
+  // batch of models plans against.
+  virtual std::size_t available_memory_bytes() const = 0;
   // Ops for benchmarks only, or nullptr.
   virtual BenchOps* bench_ops() { return nullptr; }
 
  protected:
   virtual void do_spmm(const SparseMatrix& a, ConstMatRef b, MatRef c, const float* bias, bool prepared) = 0;
   virtual void do_prepare_outputs(const OutputInit* outputs, int count) = 0;
-  virtual void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) = 0;
+  virtual void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch) = 0;
   virtual void do_column_sum(ConstMatRef x, float* out) = 0;
-  virtual void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step) = 0;
-  virtual void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums) = 0;
+  // rates_from_steps: model k's rate is steps[k].dropout (a batch); else
+  // every element's is p and batch is 1.
+  virtual void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
+                                       bool rates_from_steps) = 0;
+  virtual void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps,
+                                        int batch, bool rates_from_steps, float* col_sums) = 0;
   virtual void do_log_softmax(ConstMatRef x, MatRef y) = 0;
   virtual void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
                                   int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,
-                                  MetricsRing ring) = 0;
+                                  MetricsRing ring, int batch) = 0;
   virtual void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val,
-                           StepState* step, MetricsRing ring, bool advance) = 0;
-  virtual void do_adam_step(float* params, const float* grads, float* m, float* v, int64_t n,
-                            const AdamConfig& config, const StepState* step) = 0;
+                           StepState* step, MetricsRing ring, bool advance, int batch) = 0;
+  // rates_from_steps: model k's lr and weight decay are steps[k]'s (a batch);
+  // else config's, for one model (batch 1, one block).
+  virtual void do_adam_step(float* params, const float* grads, float* m, float* v, const ParamBlocks& blocks,
+                            const AdamConfig& config, const StepState* steps, int batch, bool rates_from_steps) = 0;
   virtual void do_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step) = 0;
+  virtual void do_batch_copy_if_improved(float* dst, const float* src, const ParamBlocks& blocks,
+                                         const StepState* steps, int batch) = 0;
 };
 
 }  // namespace gcn

@@ -40,6 +40,9 @@ class Planner;
 class TrainingRows;
 
 // What a layer's ops run against: pointers that stay fixed from epoch to epoch.
+// batch models side by side: every tensor and parameter is column-blocked
+// (Backend's batch layout), steps has batch entries; a batch of 1 runs the
+// single-model ops.
 struct LayerContext {
   Backend* backend = nullptr;
   const DeviceGraph* graph = nullptr;
@@ -47,6 +50,14 @@ struct LayerContext {
   const float* params = nullptr;
   float* grads = nullptr;
   const StepState* step = nullptr;
+  int batch = 1;
+};
+
+// One model's own rates in a batch.
+struct ModelRates {
+  float lr = 0.01f;
+  float weight_decay = 5e-4f;
+  float dropout = 0.5f;
 };
 
 class Layer {
@@ -87,14 +98,27 @@ class Layer {
 // The tutorial's model over a graph: layers, the workspace, the parameters
 // and Adam's moments, the step state and the metrics ring, all in backend
 // memory. The epoch's pieces queue ops and never wait.
+//
+// A batch of models of one shape trains as one: every tensor holds the
+// batch's models side by side (column blocks), the graph's products run once
+// for all of them, and each model keeps its own rates, step state, best
+// epoch and metrics; a model that stops early is masked (its parameters and
+// metrics stop changing). Each model's results are the bits it gets trained
+// alone.
 class GcnModel {
  public:
   static constexpr int kRingSlots = 1024;
 
   // restrict_training: the training pass multiplies only by the parts of
   // Â, Âᵀ and Xᵀ that reach the training rows (see model.cpp); false
-  // multiplies by all of them (the same bits, for tests).
+  // multiplies by all of them (the same bits, for tests). One model: its
+  // lr and weight decay come with each adam_step/epoch call.
   GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout, bool restrict_training = true);
+  // A batch of rates.size() models (each with its own rates; the AdamConfig
+  // given to adam_step/epoch then supplies only the betas and eps).
+  // allocate = false only plans (workspace_bytes(), nothing else).
+  GcnModel(const DeviceGraph& graph, const GcnShape& shape, const std::vector<ModelRates>& rates,
+           bool restrict_training = true, bool allocate = true);
   ~GcnModel();
   GcnModel(const GcnModel&) = delete;
   GcnModel& operator=(const GcnModel&) = delete;
@@ -104,6 +128,11 @@ class GcnModel {
   Backend& backend() const { return *backend_; }
   const Workspace& workspace() const { return ws_; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  int batch() const { return batch_; }
+  // The backend memory of the model's workspace (parameters, Adam, tensors).
+  std::size_t workspace_bytes() const { return ws_.total_bytes(); }
+  // The parameter tensors in the batch layout (what Adam runs over).
+  const ParamBlocks& param_blocks() const { return blocks_; }
   // "GCNConv(1433, 16) -> ReLU -> dropout(0.5) -> GCNConv(16, 7)"
   std::string describe() const;
 
@@ -119,12 +148,23 @@ class GcnModel {
   void use_best_params();  // params = the best epoch's (queued copy)
   void set_step(const StepState& state);
   StepState step() const;
+  // ---- a batch (one entry per model; params in ParamLayout order each) ----
+  void set_model_params(const std::vector<std::vector<float>>& per_model);  // also zeroes Adam's moments
+  std::vector<std::vector<float>> model_params() const;
+  std::vector<std::vector<float>> model_best_params() const;
+  // The models' rates from now on (applied by the next set_steps); a batch
+  // of 1 keeps the dropout rate it was made with.
+  void set_rates(const std::vector<ModelRates>& rates);
+  const std::vector<ModelRates>& rates() const { return rates_; }
+  // The models' step states; the rates fields are set from the model's rates.
+  void set_steps(std::vector<StepState> states);
+  std::vector<StepState> steps() const;
   MetricsRing ring() const;
   // The logits of the last training or evaluation pass (backend memory).
   ConstMatRef logits(Pass pass) const;
   // The ring slot of epoch `epoch` (1-based; epoch 0 is the evaluation of
-  // evaluate_params), downloaded (waits).
-  EpochMetrics metrics(int64_t epoch) const;
+  // evaluate_params) of model k, downloaded (waits).
+  EpochMetrics metrics(int64_t epoch, int k = 0) const;
 
   // ---- the epoch program (queue ops, never wait) ----
   // The training pass: forward with dropout (the reused prefix as the last
@@ -148,7 +188,8 @@ class GcnModel {
   std::vector<float> log_probabilities();
 
  private:
-  void plan(bool restrict_training);
+  void plan(bool restrict_training, bool allocate);
+  std::vector<std::vector<float>> gather(Workspace::Id id) const;
   void prepare(Pass pass);
   void forward(Pass pass);
   LayerContext context() const;
@@ -156,7 +197,10 @@ class GcnModel {
   Backend* backend_;
   const DeviceGraph* graph_;
   GcnShape shape_;
-  ParamLayout layout_;
+  ParamLayout layout_;  // one model's
+  int batch_ = 1;
+  std::vector<ModelRates> rates_;
+  ParamBlocks blocks_;
   std::vector<std::unique_ptr<Layer>> layers_;
   int prefix_ = 0;  // layers [0, prefix_) are computed by the evaluation pass only
   bool prefix_fresh_ = false;  // the prefix outputs match the current parameters

@@ -25,6 +25,13 @@ struct StepState {
   int32_t patience;        // stop after this many epochs without a better one (0: never)
   int32_t stopped;         // 1 once patience has run out: no later epoch changes the parameters or the metrics
   int32_t improved;        // 1 when the epoch just evaluated became the best (the best-weights copy reads it)
+  // The model's own rates, read by the batched ops (Backend::batch_*): a
+  // batch of models trains each with its own. The single-model ops take
+  // theirs as arguments and ignore these.
+  float lr;
+  float weight_decay;
+  float dropout;
+  int32_t reserved;
 };
 
 // One epoch's figures. Epoch e writes slot (e - 1) % size of a ring in
@@ -37,10 +44,18 @@ struct EpochMetrics {
   int32_t epoch;       // the epoch these figures belong to (1-based)
 };
 
+// The ring of a batch of `models` models (1 for one model) holds size ·
+// models slots, slot-major: model k's figures of epoch e are at
+// slots[((e - 1) % size) · models + k], so the new epochs of every model of a
+// batch come back in one copy.
 struct MetricsRing {
   EpochMetrics* slots = nullptr;  // backend memory
   int32_t size = 0;
 };
+
+GCN_STEP_HD int64_t ring_index(int32_t size, int64_t epoch0, int32_t model, int32_t models) {
+  return (epoch0 % size) * models + model;  // epoch0: the epoch counter before it advances (epoch - 1)
+}
 
 // After an epoch's evaluation wrote `slot`: is it the best epoch so far
 // (higher validation accuracy, ties the lower validation loss; the first

@@ -98,6 +98,9 @@ using EpochCallback = std::function<void(const EpochStats&)>;
 
 struct TrainOptions {
   EpochCallback on_log;
+  // A batch: called after each read-back with the last epoch read and the
+  // number of models still training.
+  std::function<void(int epoch, int running)> on_progress;
   const std::vector<float>* init_params = nullptr;  // instead of Glorot (ParamLayout order)
   const TrainState* resume = nullptr;               // continue after resume->epoch epochs
   int checkpoint_every = 0;                         // call on_checkpoint every K epochs
@@ -110,22 +113,42 @@ class GcnModel;
 // Trains models of one shape over one DeviceGraph; runs (seeds) share the
 // graph, the model's workspace and, while the hyperparameters stay the same,
 // the recorded epoch.
+//
+// A batch trainer trains up to `batch` models at once, each with its own
+// seed, learning rate, weight decay and dropout rate (the rest of the
+// configuration is shared): each model's results are the bits it gets
+// trained alone on the CPU.
 class Trainer {
  public:
   Trainer(const DeviceGraph& graph, int hidden, float dropout);
+  // A batch of `batch` models; with_dropout: whether any model will drop
+  // (a model without dropout trains the same either way).
+  Trainer(const DeviceGraph& graph, int hidden, int batch, bool with_dropout);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
   TrainResult train(const TrainConfig& config, const TrainOptions& options = {});
+  // Trains configs.size() models (at most the batch; they agree on epochs,
+  // hidden, loss, log_every, select, patience, allow_nonfinite and
+  // cuda_graph) as one batch. options: on_log, on_progress only (init,
+  // resume, checkpoints and log-probabilities are for one model).
+  std::vector<TrainResult> train_batch(const std::vector<TrainConfig>& configs, const TrainOptions& options = {});
+  // The backend memory a batch trainer of `batch` models takes (its
+  // workspace; the graph not included), planned without allocating.
+  static std::size_t planned_bytes(const DeviceGraph& graph, int hidden, int batch, bool with_dropout);
   // See evaluate_params.
   EpochStats evaluate(const std::vector<float>& params, std::vector<float>* log_probs = nullptr);
   GcnModel& model() { return *model_; }
 
  private:
+  std::vector<TrainResult> run(const std::vector<TrainConfig>& configs, const TrainOptions& options);
+
   const DeviceGraph* graph_;
   int hidden_;
-  float dropout_;
+  float dropout_;   // one model's (batch_ == 1 trainers)
+  int batch_ = 1;   // 0: a single-model trainer
+  bool with_dropout_ = true;
   std::unique_ptr<GcnModel> model_;
   std::unique_ptr<Recording> recording_;
   std::string recording_key_;  // the hyperparameters the recording was made with

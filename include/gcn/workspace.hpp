@@ -44,6 +44,8 @@ class Workspace {
   std::size_t bytes(Id id) const { return entry(id).bytes; }
   const std::string& name(Id id) const { return entry(id).name; }
   Id find(const std::string& name) const;  // -1 when absent
+  // The bytes allocate() takes (known while planning).
+  std::size_t total_bytes() const { return total_; }
 
  private:
   struct Entry {
