@@ -1,6 +1,9 @@
 // gcn-train: trains PyG's tutorial GCN on a Planetoid (or synthetic) dataset.
 // Exit status: 0 success, 1 runtime error (data, device, numerics), 2 usage error.
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -11,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -32,6 +36,12 @@ constexpr const char* kVersion = "0.1.0";
 using Clock = std::chrono::steady_clock;
 
 struct Options {
+  // List options (a grid): every combination trains, --runs seeds each.
+  std::vector<float> lrs{0.01f}, weight_decays{5e-4f}, dropouts{0.5f};
+  std::vector<int> hiddens{16};
+  int batch = 0;            // models per batch; 0: as many as the memory budget allows
+  double memory_budget_mb = 0;  // 0: half of the backend's available memory
+  std::string table_path, save_dir;
   std::string dataset = "cora";
   std::optional<std::string> data_root;
   std::string device = "auto";
@@ -130,25 +140,87 @@ void write_predictions(const std::string& path, const gcn::Dataset& data, const 
   gcn::write_file_atomic(path, out);
 }
 
+// The grid: every combination of the list options, hidden-major (models of
+// one width share batches), --runs seeds each, seeds counting up per
+// configuration.
+std::vector<gcn::TrainConfig> grid_configs(const Options& opt, const gcn::TrainConfig& base) {
+  auto unique = [](const auto& values, const char* option) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (values[i] == values[j]) throw gcn::UsageError(fmt::format("{}: {} is listed twice", option, values[i]));
+      }
+    }
+  };
+  unique(opt.lrs, "--lr");
+  unique(opt.weight_decays, "--weight-decay");
+  unique(opt.dropouts, "--dropout");
+  unique(opt.hiddens, "--hidden");
+  std::vector<gcn::TrainConfig> out;
+  for (int hidden : opt.hiddens) {
+    for (float lr : opt.lrs) {
+      for (float wd : opt.weight_decays) {
+        for (float p : opt.dropouts) {
+          gcn::TrainConfig c = base;
+          c.hidden = hidden;
+          c.lr = lr;
+          c.weight_decay = wd;
+          c.dropout = p;
+          c.validate();
+          out.push_back(c);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string config_label(const gcn::TrainConfig& c) {
+  return fmt::format("hidden {} lr {} wd {} dropout {}", c.hidden, c.lr, c.weight_decay, c.dropout);
+}
+
+std::string model_file_name(const gcn::TrainConfig& c) {
+  return fmt::format("hidden{}_lr{}_wd{}_dropout{}_seed{}.safetensors", c.hidden, c.lr, c.weight_decay, c.dropout,
+                     c.seed);
+}
+
 int run(const Options& opt, const CLI::App& app, Clock::time_point process_start) {
   gcn::TrainConfig config = opt.train;
+  if (opt.lrs.empty() || opt.weight_decays.empty() || opt.dropouts.empty() || opt.hiddens.empty()) {
+    throw gcn::UsageError("--lr, --weight-decay, --dropout and --hidden need at least one value");
+  }
+  config.lr = opt.lrs.front();
+  config.weight_decay = opt.weight_decays.front();
+  config.dropout = opt.dropouts.front();
+  config.hidden = opt.hiddens.front();
   config.loss = gcn::parse_loss(opt.loss);
   config.select = gcn::parse_selection(opt.select);
   config.cuda_graph = opt.cuda_graph == "on";
+  const bool is_grid = opt.lrs.size() > 1 || opt.weight_decays.size() > 1 || opt.dropouts.size() > 1 ||
+                       opt.hiddens.size() > 1;
   // --epochs 0 --init PATH evaluates a model (from PyG, say) without training.
   const bool eval_only = opt.train.epochs == 0;
   if (eval_only) {
     if (opt.init_path.empty()) throw gcn::UsageError("--epochs 0 evaluates a model without training: give it with --init");
-    if (opt.runs > 1 || opt.checkpoint_every > 0 || !opt.save_path.empty()) {
-      throw gcn::UsageError("--epochs 0 only evaluates: --runs, --checkpoint-every and --save do not apply");
+    if (opt.runs > 1 || opt.checkpoint_every > 0 || !opt.save_path.empty() || is_grid || !opt.save_dir.empty()) {
+      throw gcn::UsageError("--epochs 0 only evaluates: --runs, lists of values, --checkpoint-every, --save and "
+                            "--save-dir do not apply");
     }
     config.epochs = 1;  // for validate(); nothing is trained
   }
   config.validate();
+  if (opt.runs < 1 || opt.runs > 100000) throw gcn::UsageError(fmt::format("--runs: {} is not in [1, 100000]", opt.runs));
+  if (opt.batch < 0) throw gcn::UsageError(fmt::format("--batch: {} is negative", opt.batch));
+  if (!(opt.memory_budget_mb >= 0) || opt.memory_budget_mb > 1e12) {
+    throw gcn::UsageError(fmt::format("--memory-budget: {} is not a size in MiB", opt.memory_budget_mb));
+  }
+  const std::vector<gcn::TrainConfig> grid = grid_configs(opt, config);
+  const int64_t n_models = static_cast<int64_t>(grid.size()) * opt.runs;
+  if (n_models > 1'000'000) throw gcn::UsageError(fmt::format("{} models: at most 1000000 per process", n_models));
+  // One model at a time (today's path) or batches.
+  const bool batched = !eval_only && n_models > 1 && opt.batch != 1;
   if (eval_only) config.epochs = 0;
   const gcn::DeviceSpec spec = gcn::parse_device(opt.device);
   if (opt.threads < 0) throw gcn::UsageError(fmt::format("--threads: {} is negative", opt.threads));
-  if (opt.runs < 1 || opt.runs > 100000) throw gcn::UsageError(fmt::format("--runs: {} is not in [1, 100000]", opt.runs));
   if (opt.checkpoint_every < 0) throw gcn::UsageError(fmt::format("--checkpoint-every: {} is negative", opt.checkpoint_every));
   if (opt.checkpoint_every > 0 && opt.checkpoint_path.empty()) {
     throw gcn::UsageError("--checkpoint-every needs --checkpoint PATH (where the training state is written)");
@@ -156,10 +228,36 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   if (!opt.init_path.empty() && !opt.resume_path.empty()) {
     throw gcn::UsageError("--init and --resume both set the starting weights; give one");
   }
-  if (!opt.resume_path.empty() && opt.runs > 1) throw gcn::UsageError("--resume continues one run; drop --runs");
+  if (!opt.resume_path.empty() && n_models > 1) {
+    throw gcn::UsageError("--resume continues one run; drop --runs and the lists of values");
+  }
+  if (!opt.init_path.empty() && opt.hiddens.size() > 1) {
+    throw gcn::UsageError("--init sets the hidden width from its file; give one --hidden (or none)");
+  }
+  if (batched && (opt.checkpoint_every > 0 || !opt.predictions_path.empty())) {
+    throw gcn::UsageError(fmt::format("--checkpoint-every and --predictions follow one model, and these {} models "
+                                      "train as batches: add --batch 1 (they then cover the first model)",
+                                      n_models));
+  }
+  if (!opt.table_path.empty()) {
+    const std::string ext = std::filesystem::path(opt.table_path).extension().string();
+    if (ext != ".md" && ext != ".csv") {
+      throw gcn::UsageError(fmt::format("--table: {} ends in neither .md (Markdown) nor .csv", opt.table_path));
+    }
+  }
   for (const auto& [path, option] : {std::pair{opt.json_path, "--json"}, {opt.save_path, "--save"},
-                                     {opt.checkpoint_path, "--checkpoint"}, {opt.predictions_path, "--predictions"}}) {
+                                     {opt.checkpoint_path, "--checkpoint"}, {opt.predictions_path, "--predictions"},
+                                     {opt.table_path, "--table"}}) {
     if (!path.empty()) gcn::check_writable(path, option);
+  }
+  if (!opt.save_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.save_dir, ec);
+    if (ec || !std::filesystem::is_directory(opt.save_dir)) {
+      throw gcn::UsageError(fmt::format("--save-dir: cannot create the folder {} ({})", opt.save_dir,
+                                        ec ? ec.message() : "a file is in the way"));
+    }
+    gcn::check_writable(std::filesystem::path(opt.save_dir) / "model.safetensors", "--save-dir");
   }
 
   const auto t0 = Clock::now();
@@ -185,6 +283,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   // Starting weights: --resume (a training state) or --init (a model), read before the device starts.
   std::optional<gcn::TrainState> resume_state;
   std::optional<std::vector<float>> init_params;
+  std::vector<gcn::TrainConfig> configs = grid;
   if (!opt.resume_path.empty()) {
     const gcn::SafetensorsFile file = gcn::read_safetensors(opt.resume_path);
     config = config_from_checkpoint(file, opt.resume_path, config, app, opt.dataset);
@@ -192,6 +291,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
     resume_state = gcn::train_state_from_safetensors(file, shape, opt.resume_path);
     spdlog::info("resuming {} after epoch {} of {}", opt.resume_path, resume_state->epoch, config.epochs);
+    configs = {config};
   } else if (!opt.init_path.empty()) {
     const gcn::SafetensorsFile file = gcn::read_safetensors(opt.init_path);
     const gcn::GcnShape in_file = gcn::shape_from_safetensors(file, opt.init_path);
@@ -206,6 +306,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                                           in_file.hidden, config.hidden));
       }
       config.hidden = in_file.hidden;
+      for (gcn::TrainConfig& c : configs) c.hidden = in_file.hidden;
     }
     init_params = gcn::model_from_safetensors(file, in_file, opt.init_path);
     spdlog::info("initial weights from {}", opt.init_path);
@@ -213,63 +314,56 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
 
   auto backend = gcn::make_backend(spec, opt.threads);
   spdlog::info("device: {}", backend->describe());
-  spdlog::info("model: GCNConv({}, {}) -> ReLU -> dropout({}) -> GCNConv({}, {}); Adam lr {} weight decay {}; "
-               "{} epochs{}, seed {}, loss {}, select {}{}",
-               data.n_features, config.hidden, config.dropout, config.hidden, data.n_classes, config.lr,
-               config.weight_decay, config.epochs, eval_only ? " (evaluation only)" : "", config.seed,
-               gcn::loss_name(config.loss),
-               gcn::selection_name(config.select),
-               config.patience > 0 ? fmt::format(", early stopping after {} epochs without a better validation "
-                                                 "accuracy (ties: lower validation loss)",
-                                                 config.patience)
-                                   : "");
-
-  const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
-  // The graph goes to the device once; every run trains on it, and runs share
-  // the model's workspace (and, on CUDA, the recorded epoch).
-  const gcn::DeviceGraph graph(*backend, data);
-  gcn::Trainer trainer(graph, config.hidden, eval_only ? 0.0f : config.dropout);
-  gcn::RunReport report;
-  if (eval_only) {
-    std::vector<float> log_probs;
-    gcn::TrainResult evaluated;
-    evaluated.history.push_back(trainer.evaluate(*init_params, opt.predictions_path.empty() ? nullptr : &log_probs));
-    evaluated.selected_epoch = 1;  // the one entry: epoch 0, before any training
-    evaluated.params = *init_params;
-    const gcn::EpochStats& e = evaluated.history.back();
-    spdlog::warn("{} on {}: {} evaluated without training | loss {:.4f} (no dropout) | train {:.4f} val {:.4f} "
-                 "test {:.4f}",
-                 data.name, backend->describe(), opt.init_path, e.loss, e.train_acc, e.val_acc, e.test_acc);
-    if (!opt.predictions_path.empty()) write_predictions(opt.predictions_path, data, log_probs);
-    report.seeds.push_back(config.seed);
-    report.results.push_back(std::move(evaluated));
+  if (configs.size() == 1) {
+    spdlog::info("model: GCNConv({}, {}) -> ReLU -> dropout({}) -> GCNConv({}, {}); Adam lr {} weight decay {}; "
+                 "{} epochs{}, seed {}, loss {}, select {}{}",
+                 data.n_features, config.hidden, config.dropout, config.hidden, data.n_classes, config.lr,
+                 config.weight_decay, config.epochs, eval_only ? " (evaluation only)" : "", config.seed,
+                 gcn::loss_name(config.loss), gcn::selection_name(config.select),
+                 config.patience > 0 ? fmt::format(", early stopping after {} epochs without a better validation "
+                                                   "accuracy (ties: lower validation loss)",
+                                                   config.patience)
+                                     : "");
+  } else {
+    spdlog::info("models: GCNConv(F, hidden) -> ReLU -> dropout -> GCNConv(hidden, {}); a grid of {} configurations "
+                 "(hidden {}, lr {}, weight decay {}, dropout {}) x {} seed{} = {} models; {} epochs, loss {}, "
+                 "select {}{}",
+                 data.n_classes, configs.size(), fmt::join(opt.hiddens, ","), fmt::join(opt.lrs, ","),
+                 fmt::join(opt.weight_decays, ","), fmt::join(opt.dropouts, ","), opt.runs, opt.runs == 1 ? "" : "s",
+                 n_models, config.epochs, gcn::loss_name(config.loss), gcn::selection_name(config.select),
+                 config.patience > 0 ? fmt::format(", patience {}", config.patience) : "");
   }
-  const int width = static_cast<int>(std::to_string(config.epochs).size());
-  for (int r = 0; r < (eval_only ? 0 : opt.runs); ++r) {
-    gcn::TrainConfig cfg = config;
-    cfg.seed = config.seed + static_cast<uint64_t>(r);
-    const std::string prefix = opt.runs > 1 ? fmt::format("run {}/{} (seed {}) ", r + 1, opt.runs, cfg.seed) : "";
-    gcn::TrainOptions options;
-    options.on_log = [&](const gcn::EpochStats& s) {
-      spdlog::info("{}epoch {:>{}}/{}  loss {:.4f}  train {:.4f}  val {:.4f}  test {:.4f}", prefix, s.epoch, width,
-                   cfg.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc);
-    };
-    if (init_params) options.init_params = &*init_params;
-    if (resume_state) options.resume = &*resume_state;
-    options.want_log_probs = r == 0 && !opt.predictions_path.empty();
-    if (opt.checkpoint_every > 0 && r == 0) {
-      options.checkpoint_every = opt.checkpoint_every;
-      options.on_checkpoint = [&](const gcn::TrainState& state) {
-        gcn::write_safetensors(opt.checkpoint_path,
-                               gcn::train_state_to_safetensors(shape, state,
-                                                               {{"format", "gcn-train training state"},
-                                                                {"producer", fmt::format("gcn-train {}", kVersion)},
-                                                                {"config", config_json(cfg, opt.dataset).dump()},
-                                                                {"dataset", dataset_json(data).dump()}}));
-        spdlog::info("{}checkpoint after epoch {} -> {}", prefix, state.epoch, opt.checkpoint_path);
-      };
-    }
-    gcn::TrainResult result = trainer.train(cfg, options);
+
+  // The graph goes to the device once; every model trains on it.
+  const gcn::DeviceGraph graph(*backend, data);
+  gcn::RunReport report;
+  auto add_result = [&](const gcn::TrainConfig& cfg, gcn::TrainResult result) {
+    result.log_probs.clear();
+    report.seeds.push_back(cfg.seed);
+    report.model_configs.push_back(cfg);
+    report.results.push_back(std::move(result));
+  };
+  auto save_model = [&](const std::string& path, const gcn::TrainConfig& cfg, const gcn::TrainResult& result) {
+    const gcn::EpochStats& sel = result.selected();
+    const gcn::GcnShape shape{data.n_features, cfg.hidden, data.n_classes};
+    gcn::write_safetensors(
+        path, gcn::model_to_safetensors(shape, result.params,
+                                        {{"format", "pt"},
+                                         {"producer", fmt::format("gcn-train {}", kVersion)},
+                                         {"config", config_json(cfg, opt.dataset).dump()},
+                                         {"dataset", dataset_json(data).dump()},
+                                         {"epoch", std::to_string(sel.epoch)},
+                                         {"metrics", nlohmann::json{{"train_acc", sel.train_acc},
+                                                                    {"val_acc", sel.val_acc},
+                                                                    {"test_acc", sel.test_acc},
+                                                                    {"val_loss", sel.val_loss}}
+                                                         .dump()}}));
+  };
+  // What every model's end does: the summary line, --save (the first
+  // model), --save-dir (each).
+  int finished = 0;
+  auto finish_model = [&](const gcn::TrainConfig& cfg, const gcn::TrainResult& result, const std::string& prefix,
+                          bool summary_warn) {
     const gcn::EpochStats& f = result.final_stats();
     int nonfinite = 0;
     for (const gcn::EpochStats& s : result.history) nonfinite += std::isfinite(s.loss) ? 0 : 1;
@@ -280,48 +374,201 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                    "since epoch {}",
                    prefix, f.epoch, result.best_epoch);
     }
-    spdlog::warn("{}{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch{}) | loss {:.4f} | "
-                 "{} epoch {}: train {:.4f} val {:.4f} test {:.4f}",
-                 prefix, data.name, backend->describe(), f.epoch, result.train_s, result.epoch_ms_median,
-                 result.graph_replayed ? ", CUDA graph" : "", f.loss, gcn::selection_name(cfg.select), sel.epoch,
-                 sel.train_acc, sel.val_acc, sel.test_acc);
-    if (r == 0 && !opt.save_path.empty()) {
-      gcn::write_safetensors(
-          opt.save_path,
-          gcn::model_to_safetensors(shape, result.params,
-                                    {{"format", "pt"},
-                                     {"producer", fmt::format("gcn-train {}", kVersion)},
-                                     {"config", config_json(cfg, opt.dataset).dump()},
-                                     {"dataset", dataset_json(data).dump()},
-                                     {"epoch", std::to_string(sel.epoch)},
-                                     {"metrics", nlohmann::json{{"train_acc", sel.train_acc},
-                                                                {"val_acc", sel.val_acc},
-                                                                {"test_acc", sel.test_acc},
-                                                                {"val_loss", sel.val_loss}}
-                                                     .dump()}}));
+    const std::string line =
+        fmt::format("{}{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch{}) | loss {:.4f} | {} epoch {}: train {:.4f} "
+                    "val {:.4f} test {:.4f}",
+                    prefix, data.name, backend->describe(), f.epoch, result.train_s, result.epoch_ms_median,
+                    result.graph_replayed ? ", CUDA graph" : "", f.loss, gcn::selection_name(cfg.select), sel.epoch,
+                    sel.train_acc, sel.val_acc, sel.test_acc);
+    if (summary_warn) {
+      spdlog::warn("{}", line);
+    } else {
+      spdlog::info("{}", line);
+    }
+    if (finished == 0 && !opt.save_path.empty()) {
+      save_model(opt.save_path, cfg, result);
       spdlog::info("saved the model of epoch {} to {}", sel.epoch, opt.save_path);
     }
-    if (r == 0 && !opt.predictions_path.empty()) {
-      write_predictions(opt.predictions_path, data, result.log_probs);
-      spdlog::info("wrote predictions of epoch {} to {}", sel.epoch, opt.predictions_path);
+    if (!opt.save_dir.empty()) {
+      const std::filesystem::path path = std::filesystem::path(opt.save_dir) / model_file_name(cfg);
+      save_model(path.string(), cfg, result);
+      spdlog::info("{}saved the model of epoch {} to {}", prefix, sel.epoch, path.string());
     }
-    report.seeds.push_back(cfg.seed);
-    result.log_probs.clear();
-    report.results.push_back(std::move(result));
+    ++finished;
+  };
+
+  const auto t_train = Clock::now();
+  if (eval_only) {
+    gcn::Trainer trainer(graph, config.hidden, 0.0f);
+    std::vector<float> log_probs;
+    gcn::TrainResult evaluated;
+    evaluated.history.push_back(trainer.evaluate(*init_params, opt.predictions_path.empty() ? nullptr : &log_probs));
+    evaluated.selected_epoch = 1;  // the one entry: epoch 0, before any training
+    evaluated.params = *init_params;
+    const gcn::EpochStats& e = evaluated.history.back();
+    spdlog::warn("{} on {}: {} evaluated without training | loss {:.4f} (no dropout) | train {:.4f} val {:.4f} "
+                 "test {:.4f}",
+                 data.name, backend->describe(), opt.init_path, e.loss, e.train_acc, e.val_acc, e.test_acc);
+    if (!opt.predictions_path.empty()) write_predictions(opt.predictions_path, data, log_probs);
+    add_result(config, std::move(evaluated));
+  } else if (!batched) {
+    // One model at a time: runs of one configuration share a trainer (its
+    // workspace and, on CUDA, the recorded epoch).
+    std::unique_ptr<gcn::Trainer> trainer;
+    int trainer_hidden = -1;
+    float trainer_dropout = -1.0f;
+    const int width = static_cast<int>(std::to_string(config.epochs).size());
+    for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+      if (!trainer || trainer_hidden != configs[ci].hidden || trainer_dropout != configs[ci].dropout) {
+        trainer.reset();
+        trainer = std::make_unique<gcn::Trainer>(graph, configs[ci].hidden, configs[ci].dropout);
+        trainer_hidden = configs[ci].hidden;
+        trainer_dropout = configs[ci].dropout;
+      }
+      for (int r = 0; r < opt.runs; ++r) {
+        gcn::TrainConfig cfg = configs[ci];
+        cfg.seed = configs[ci].seed + static_cast<uint64_t>(r);
+        const bool first = finished == 0;
+        std::string prefix = opt.runs > 1 ? fmt::format("run {}/{} (seed {}) ", r + 1, opt.runs, cfg.seed) : "";
+        if (configs.size() > 1) prefix = fmt::format("[{}] {}", config_label(cfg), prefix);
+        gcn::TrainOptions options;
+        options.on_log = [&](const gcn::EpochStats& s) {
+          spdlog::info("{}epoch {:>{}}/{}  loss {:.4f}  train {:.4f}  val {:.4f}  test {:.4f}", prefix, s.epoch, width,
+                       cfg.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc);
+        };
+        if (init_params) options.init_params = &*init_params;
+        if (resume_state) options.resume = &*resume_state;
+        options.want_log_probs = first && !opt.predictions_path.empty();
+        if (opt.checkpoint_every > 0 && first) {
+          options.checkpoint_every = opt.checkpoint_every;
+          options.on_checkpoint = [&](const gcn::TrainState& state) {
+            const gcn::GcnShape shape{data.n_features, cfg.hidden, data.n_classes};
+            gcn::write_safetensors(opt.checkpoint_path,
+                                   gcn::train_state_to_safetensors(shape, state,
+                                                                   {{"format", "gcn-train training state"},
+                                                                    {"producer", fmt::format("gcn-train {}", kVersion)},
+                                                                    {"config", config_json(cfg, opt.dataset).dump()},
+                                                                    {"dataset", dataset_json(data).dump()}}));
+            spdlog::info("{}checkpoint after epoch {} -> {}", prefix, state.epoch, opt.checkpoint_path);
+          };
+        }
+        gcn::TrainResult result = trainer->train(cfg, options);
+        finish_model(cfg, result, prefix, /*summary_warn=*/true);
+        if (first && !opt.predictions_path.empty()) {
+          write_predictions(opt.predictions_path, data, result.log_probs);
+          spdlog::info("wrote predictions of epoch {} to {}", result.selected().epoch, opt.predictions_path);
+        }
+        add_result(cfg, std::move(result));
+      }
+    }
+  } else {
+    // Batches: the models of one hidden width share batches, as many per
+    // batch as --batch (or the memory budget) allows.
+    std::map<int, std::vector<gcn::TrainConfig>> by_hidden;
+    for (const gcn::TrainConfig& c : configs) {
+      for (int r = 0; r < opt.runs; ++r) {
+        gcn::TrainConfig cfg = c;
+        cfg.seed = c.seed + static_cast<uint64_t>(r);
+        // Read back (and report progress) about ten times a run unless
+        // --log-every says otherwise.
+        if (app.count("--log-every") == 0) cfg.log_every = std::max(1, cfg.epochs / 10);
+        by_hidden[c.hidden].push_back(cfg);
+      }
+    }
+    const double mib = 1024.0 * 1024.0;
+    const std::size_t available = backend->available_memory_bytes();
+    const std::size_t budget = opt.memory_budget_mb > 0 ? static_cast<std::size_t>(opt.memory_budget_mb * mib)
+                                                        : (available > 0 ? available / 2 : std::size_t{1} << 32);
+    for (const auto& [hidden, models] : by_hidden) {
+      const int n = static_cast<int>(models.size());
+      const bool with_dropout =
+          std::any_of(models.begin(), models.end(), [](const gcn::TrainConfig& c) { return c.dropout > 0.0f; });
+      auto bytes = [&](int k) { return gcn::Trainer::planned_bytes(graph, hidden, k, with_dropout); };
+      int k = opt.batch > 0 ? std::min(opt.batch, n) : n;
+      const std::size_t whole = bytes(k);
+      if (opt.batch == 0 && whole > budget && k > 1) {
+        const std::size_t b1 = bytes(1), per = std::max<std::size_t>(bytes(2) - b1, 1);
+        const std::size_t base = b1 > per ? b1 - per : 0;
+        k = budget > base ? static_cast<int>(std::min<std::size_t>((budget - base) / per, static_cast<std::size_t>(n)))
+                          : 1;
+        k = std::max(k, 1);
+        while (k > 1 && bytes(k) > budget) k = k * 3 / 4;
+      }
+      const int n_batches = (n + k - 1) / k;
+      const std::size_t planned = bytes(k);
+      // Host: the pinned metrics ring and every model's history and parameters.
+      const gcn::ParamLayout layout(gcn::GcnShape{data.n_features, hidden, data.n_classes});
+      const double host_mb =
+          (static_cast<double>(k) * gcn::GcnModel::kRingSlots * sizeof(gcn::EpochMetrics) +
+           static_cast<double>(n) * (config.epochs * sizeof(gcn::EpochStats) + 2.0 * layout.total * sizeof(float))) /
+          mib;
+      if (n_batches > 1 && opt.batch == 0) {
+        spdlog::info("hidden {}: one batch of {} models would need {:.1f} MiB, over the budget of {:.1f} MiB "
+                     "(--memory-budget): split into {} batches of up to {}",
+                     hidden, n, static_cast<double>(whole) / mib, static_cast<double>(budget) / mib, n_batches, k);
+      }
+      spdlog::info("hidden {}: {} models in {} batch{} of up to {}; plan: {:.1f} MiB of {} memory per batch, "
+                   "{:.1f} MiB of host memory for the results (budget {:.1f} MiB, {:.1f} MiB free)",
+                   hidden, n, n_batches, n_batches == 1 ? "" : "es", k, static_cast<double>(planned) / mib,
+                   backend->kind() == gcn::DeviceKind::kCuda ? "device" : "host", host_mb,
+                   static_cast<double>(budget) / mib, static_cast<double>(available) / mib);
+      report.batches.push_back({hidden, n, k, n_batches, planned});
+      gcn::Trainer trainer(graph, hidden, k, with_dropout);
+      for (int b = 0; b < n_batches; ++b) {
+        const std::vector<gcn::TrainConfig> part(models.begin() + static_cast<std::ptrdiff_t>(b) * k,
+                                                 models.begin() + std::min<std::ptrdiff_t>(
+                                                                      static_cast<std::ptrdiff_t>(b + 1) * k, n));
+        gcn::TrainOptions options;
+        const std::string tag = n_batches > 1 ? fmt::format("batch {}/{} ", b + 1, n_batches) : "";
+        options.on_progress = [&](int epoch, int running) {
+          spdlog::info("hidden {} {}epoch {}/{}: {} of {} models training", hidden, tag, epoch, config.epochs, running,
+                       part.size());
+        };
+        if (init_params) options.init_params = &*init_params;
+        std::vector<gcn::TrainResult> results = trainer.train_batch(part, options);
+        for (std::size_t i = 0; i < part.size(); ++i) {
+          finish_model(part[i], results[i], fmt::format("[{} seed {}] ", config_label(part[i]), part[i].seed),
+                       /*summary_warn=*/false);
+          add_result(part[i], std::move(results[i]));
+        }
+      }
+    }
+  }
+  report.train_total_s = std::chrono::duration<double>(Clock::now() - t_train).count();
+  if (batched) {
+    spdlog::warn("{} models trained in {:.3f} s ({:.1f} models/s) on {}", n_models, report.train_total_s,
+                 static_cast<double>(n_models) / report.train_total_s, backend->describe());
   }
 
   std::vector<double> accs;
   for (const gcn::TrainResult& res : report.results) accs.push_back(res.selected().test_acc);
-  if (opt.runs > 1) {
+  if (configs.size() == 1 && opt.runs > 1) {
     const gcn::SeedSummary s = gcn::summarize(accs);
     spdlog::warn("{} runs (seeds {}..{}), {} epoch: test accuracy {:.4f} ± {:.4f} (95% CI {:.4f} .. {:.4f})",
                  opt.runs, config.seed, config.seed + static_cast<uint64_t>(opt.runs - 1),
                  gcn::selection_name(config.select), s.mean, s.std, s.ci95_low, s.ci95_high);
   }
+  const std::vector<gcn::ConfigSummary> table = gcn::summarize_configurations(report);
+  if (configs.size() > 1) {
+    spdlog::warn("{} configurations x {} seed{}, {} epoch, sorted by mean validation accuracy:\n{}", configs.size(),
+                 opt.runs, opt.runs == 1 ? "" : "s", gcn::selection_name(config.select),
+                 gcn::format_table(table, gcn::TableFormat::kMarkdown));
+  }
+  if (!opt.table_path.empty()) {
+    const bool csv = std::filesystem::path(opt.table_path).extension() == ".csv";
+    gcn::write_file_atomic(opt.table_path,
+                           gcn::format_table(table, csv ? gcn::TableFormat::kCsv : gcn::TableFormat::kMarkdown));
+    spdlog::info("wrote {}", opt.table_path);
+  }
 
   if (!opt.json_path.empty()) {
     report.dataset = &data;
-    report.config = config;
+    report.config = configs.front();
+    report.grid_lr = opt.lrs;
+    report.grid_weight_decay = opt.weight_decays;
+    report.grid_dropout = opt.dropouts;
+    report.grid_hidden = configs.size() == 1 ? std::vector<int>{configs.front().hidden} : opt.hiddens;
+    report.batch_arg = opt.batch;
     report.dataset_arg = opt.dataset;
     report.data_root = data_root;
     report.device_arg = opt.device;
@@ -333,6 +580,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     report.checkpoint_path = opt.checkpoint_path;
     report.checkpoint_every = opt.checkpoint_every;
     report.save_path = opt.save_path;
+    report.save_dir = opt.save_dir;
     report.predictions_path = opt.predictions_path;
     report.load_s = load_s;
     report.total_s = std::chrono::duration<double>(Clock::now() - process_start).count();
@@ -361,14 +609,30 @@ int main(int argc, char** argv) {
                  "default: $GCN_DATA_ROOT, else ./datasets");
   app.add_option("--device", opt.device, "cpu, cuda, cuda:N, or auto (CUDA when usable, else CPU)");
   app.add_option("--epochs", opt.train.epochs, "Training epochs (0 with --init: evaluate that model only)");
-  app.add_option("--lr", opt.train.lr, "Adam learning rate");
-  app.add_option("--weight-decay", opt.train.weight_decay, "L2 weight decay on all parameters (as torch.optim.Adam)");
-  app.add_option("--hidden", opt.train.hidden, "Hidden channels of the first GCNConv");
-  app.add_option("--dropout", opt.train.dropout, "Dropout probability after the ReLU, in [0, 1)");
+  app.add_option("--lr", opt.lrs, "Adam learning rate; a list (0.005,0.01) trains each")->delimiter(',');
+  app.add_option("--weight-decay", opt.weight_decays,
+                 "L2 weight decay on all parameters (as torch.optim.Adam); a list trains each")
+      ->delimiter(',');
+  app.add_option("--hidden", opt.hiddens,
+                 "Hidden channels of the first GCNConv; a list trains each (one batch per width)")
+      ->delimiter(',');
+  app.add_option("--dropout", opt.dropouts, "Dropout probability after the ReLU, in [0, 1); a list trains each")
+      ->delimiter(',');
   app.add_option("--seed", opt.train.seed, "Seed for the initial weights and the dropout masks");
   app.add_option("--loss", opt.loss, "nll (log_softmax + nll_loss) or cross-entropy (on the logits); same fused op")
       ->check(CLI::IsMember({"nll", "cross-entropy"}));
-  app.add_option("--runs", opt.runs, "Train N times with seeds seed, seed+1, ...; report mean, std and a 95% CI");
+  app.add_option("--runs", opt.runs,
+                 "Train each configuration N times with seeds seed, seed+1, ...; report mean, std and a 95% CI");
+  app.add_option("--batch", opt.batch,
+                 "Models trained at once as one batch sharing the graph's work (0: as many as --memory-budget "
+                 "allows; 1: one after another). --checkpoint, --resume and --predictions need --batch 1 when "
+                 "there are several models");
+  app.add_option("--memory-budget", opt.memory_budget_mb,
+                 "MiB of backend memory a batch may plan for (0: half of what the device has free)");
+  app.add_option("--table", opt.table_path,
+                 "Write the per-configuration results table here: Markdown (.md) or CSV (.csv)");
+  app.add_option("--save-dir", opt.save_dir,
+                 "Save every model (selected epoch) as safetensors into this folder, one file per model");
   app.add_option("--select", opt.select,
                  "Report (and save) the last epoch, or best-val: the epoch of best validation accuracy "
                  "(ties: lower validation loss)")
@@ -378,14 +642,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-every", opt.train.log_every, "Log (and read back from the device) every K epochs");
   app.add_option("--json", opt.json_path, "Write the run's results as JSON to this file");
   app.add_option("--save", opt.save_path,
-                 "Save the (selected) model as safetensors with PyG's state_dict names (first run)");
+                 "Save the (selected) model as safetensors with PyG's state_dict names (the first model; "
+                 "--save-dir saves every model)");
   app.add_option("--init", opt.init_path, "Start from the weights in this safetensors file (e.g. from PyG)");
   app.add_option("--checkpoint", opt.checkpoint_path, "Training-state file written by --checkpoint-every");
   app.add_option("--checkpoint-every", opt.checkpoint_every,
                  "Write the training state (weights, Adam, history) to --checkpoint every K epochs");
   app.add_option("--resume", opt.resume_path, "Continue the run saved in this --checkpoint file");
   app.add_option("--predictions", opt.predictions_path,
-                 "Write node, split, label, predicted class and class probabilities as CSV (first run)");
+                 "Write node, split, label, predicted class and class probabilities as CSV (the first model)");
   app.add_option("--threads", opt.threads, "CPU threads (0: OpenMP's default)");
   app.add_option("--cuda-graph", opt.cuda_graph,
                  "on: after one warm-up epoch, record the epoch as a CUDA graph and replay it; off: queue every op "

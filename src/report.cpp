@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <random>
 
 #include <fmt/format.h>
@@ -67,6 +68,73 @@ nlohmann::json summary_json(const std::vector<double>& v) {
 
 }  // namespace
 
+std::vector<ConfigSummary> summarize_configurations(const RunReport& r) {
+  struct Acc {
+    ConfigSummary row;
+    std::vector<double> val, test, final_test;
+    double epochs = 0;
+  };
+  std::vector<Acc> groups;
+  for (std::size_t i = 0; i < r.results.size(); ++i) {
+    const TrainConfig& c = i < r.model_configs.size() ? r.model_configs[i] : r.config;
+    auto same = [&](const Acc& g) {
+      return g.row.config.hidden == c.hidden && g.row.config.lr == c.lr && g.row.config.weight_decay == c.weight_decay &&
+             g.row.config.dropout == c.dropout;
+    };
+    auto it = std::find_if(groups.begin(), groups.end(), same);
+    if (it == groups.end()) {
+      groups.push_back(Acc{});
+      it = groups.end() - 1;
+      it->row.config = c;
+    }
+    const TrainResult& res = r.results[i];
+    it->row.seeds.push_back(r.seeds[i]);
+    it->val.push_back(res.selected().val_acc);
+    it->test.push_back(res.selected().test_acc);
+    it->final_test.push_back(res.final_stats().test_acc);
+    it->epochs += res.selected().epoch;
+  }
+  std::vector<ConfigSummary> out;
+  for (Acc& g : groups) {
+    g.row.val_acc = summarize(g.val);
+    g.row.test_acc = summarize(g.test);
+    g.row.final_test_acc = summarize(g.final_test);
+    g.row.selected_epoch_mean = g.epochs / static_cast<double>(g.val.size());
+    out.push_back(g.row);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const ConfigSummary& a, const ConfigSummary& b) {
+    if (a.val_acc.mean != b.val_acc.mean) return a.val_acc.mean > b.val_acc.mean;
+    return a.test_acc.mean > b.test_acc.mean;
+  });
+  return out;
+}
+
+std::string format_table(const std::vector<ConfigSummary>& rows, TableFormat format) {
+  std::string out;
+  if (format == TableFormat::kCsv) {
+    out = "rank,hidden,lr,weight_decay,dropout,seeds,val_acc_mean,val_acc_std,test_acc_mean,test_acc_std,"
+          "test_acc_ci95_low,test_acc_ci95_high,selected_epoch_mean\n";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const ConfigSummary& r = rows[i];
+      out += fmt::format("{},{},{},{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.2f}\n", i + 1,
+                         r.config.hidden, r.config.lr, r.config.weight_decay, r.config.dropout, r.seeds.size(),
+                         r.val_acc.mean, r.val_acc.std, r.test_acc.mean, r.test_acc.std, r.test_acc.ci95_low,
+                         r.test_acc.ci95_high, r.selected_epoch_mean);
+    }
+    return out;
+  }
+  out = "| rank | hidden | lr | weight decay | dropout | seeds | val acc | test acc | test 95% CI | epoch |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const ConfigSummary& r = rows[i];
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.4f} .. {:.4f} | {:.1f} |\n",
+                       i + 1, r.config.hidden, r.config.lr, r.config.weight_decay, r.config.dropout, r.seeds.size(),
+                       r.val_acc.mean, r.val_acc.std, r.test_acc.mean, r.test_acc.std, r.test_acc.ci95_low,
+                       r.test_acc.ci95_high, r.selected_epoch_mean);
+  }
+  return out;
+}
+
 nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
   const Dataset& d = *r.dataset;
@@ -75,7 +143,14 @@ nlohmann::json to_json(const RunReport& r) {
   std::vector<double> test, val, final_test;
   for (std::size_t i = 0; i < r.results.size(); ++i) {
     const TrainResult& res = r.results[i];
+    const TrainConfig& mc = i < r.model_configs.size() ? r.model_configs[i] : c;
     runs.push_back({{"seed", r.seeds[i]},
+                    {"config",
+                     {{"hidden", mc.hidden},
+                      {"lr", json_number(mc.lr)},
+                      {"weight_decay", json_number(mc.weight_decay)},
+                      {"dropout", json_number(mc.dropout)},
+                      {"seed", mc.seed}}},
                     {"final", epoch_json(res.final_stats())},
                     {"selected", epoch_json(res.selected())},
                     {"best_epoch", res.best_epoch},
@@ -90,6 +165,36 @@ nlohmann::json to_json(const RunReport& r) {
   json timing = timing_json(first);
   timing["load_s"] = r.load_s;
   timing["total_s"] = r.total_s;
+  timing["train_total_s"] = r.train_total_s;
+  timing["models_per_s"] = r.train_total_s > 0 ? static_cast<double>(r.results.size()) / r.train_total_s : 0.0;
+  json configurations = json::array();
+  for (const ConfigSummary& s : summarize_configurations(r)) {
+    auto seed_json = [](const SeedSummary& v) {
+      return json{{"mean", v.mean}, {"std", v.std}, {"ci95", {v.ci95_low, v.ci95_high}}};
+    };
+    configurations.push_back({{"hidden", s.config.hidden},
+                              {"lr", json_number(s.config.lr)},
+                              {"weight_decay", json_number(s.config.weight_decay)},
+                              {"dropout", json_number(s.config.dropout)},
+                              {"seeds", s.seeds},
+                              {"val_acc", seed_json(s.val_acc)},
+                              {"test_acc", seed_json(s.test_acc)},
+                              {"final_test_acc", seed_json(s.final_test_acc)},
+                              {"selected_epoch_mean", s.selected_epoch_mean}});
+  }
+  json batches = json::array();
+  for (const BatchPlan& b : r.batches) {
+    batches.push_back({{"hidden", b.hidden},
+                       {"models", b.models},
+                       {"batch", b.batch},
+                       {"batches", b.batches},
+                       {"planned_mb", static_cast<double>(b.planned_bytes) / (1024.0 * 1024.0)}});
+  }
+  auto floats = [](const std::vector<float>& v) {
+    json a = json::array();
+    for (float x : v) a.push_back(json_number(x));
+    return a;
+  };
   return json{
       {"dataset",
        {{"name", d.name},
@@ -123,7 +228,14 @@ nlohmann::json to_json(const RunReport& r) {
         {"checkpoint", r.checkpoint_path},
         {"checkpoint_every", r.checkpoint_every},
         {"save", r.save_path},
-        {"predictions", r.predictions_path}}},
+        {"save_dir", r.save_dir},
+        {"predictions", r.predictions_path},
+        {"batch", r.batch_arg},
+        {"grid",
+         {{"hidden", r.grid_hidden.empty() ? std::vector<int>{c.hidden} : r.grid_hidden},
+          {"lr", r.grid_lr.empty() ? floats({c.lr}) : floats(r.grid_lr)},
+          {"weight_decay", r.grid_weight_decay.empty() ? floats({c.weight_decay}) : floats(r.grid_weight_decay)},
+          {"dropout", r.grid_dropout.empty() ? floats({c.dropout}) : floats(r.grid_dropout)}}}}},
       {"device", r.device},
       {"history", history_json(first)},
       {"final", epoch_json(first.final_stats())},
@@ -133,6 +245,8 @@ nlohmann::json to_json(const RunReport& r) {
       {"timing", timing},
       {"memory", {{"peak_host_mb", r.peak_host_mb}, {"peak_device_mb", r.peak_device_mb}}},
       {"runs", runs},
+      {"configurations", configurations},
+      {"batches", batches},
       {"summary",
        {{"runs", r.results.size()},
         {"select", selection_name(c.select)},

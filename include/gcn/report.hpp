@@ -25,9 +25,25 @@ struct SeedSummary {
 };
 SeedSummary summarize(const std::vector<double>& values);
 
+// How a group of models of one hidden width was split into batches.
+struct BatchPlan {
+  int hidden = 0;
+  int models = 0;
+  int batch = 0;        // models per batch (the last may have fewer)
+  int batches = 0;
+  std::size_t planned_bytes = 0;  // backend memory of one batch's workspace
+};
+
 struct RunReport {
   const Dataset* dataset = nullptr;
   TrainConfig config;               // of the first run (later runs differ in the seed)
+  // The grid's values as given (one each for a single configuration).
+  std::vector<float> grid_lr, grid_weight_decay, grid_dropout;
+  std::vector<int> grid_hidden;
+  int batch_arg = 0;                // --batch as given (0: by the memory budget)
+  std::vector<BatchPlan> batches;   // empty when models trained one at a time
+  double train_total_s = 0;         // every model's training, start to end
+  std::string save_dir;
   std::string dataset_arg;          // as given on the command line
   std::string data_root;
   std::string device_arg;           // as given: cpu, cuda, cuda:N, auto
@@ -41,8 +57,23 @@ struct RunReport {
   double peak_host_mb = 0;          // maximum resident set size of the process
   double peak_device_mb = 0;        // most backend memory held at once
   std::vector<uint64_t> seeds;      // one per run
+  std::vector<TrainConfig> model_configs;  // one per run (its own lr, weight decay, dropout, hidden, seed)
   std::vector<TrainResult> results; // one per run
 };
+
+// One configuration of a grid over its seeds (the selected epoch's figures).
+struct ConfigSummary {
+  TrainConfig config;  // the first seed's
+  std::vector<uint64_t> seeds;
+  SeedSummary val_acc, test_acc, final_test_acc;
+  double selected_epoch_mean = 0;
+};
+// Per configuration (same hidden, lr, weight decay and dropout), sorted by
+// mean validation accuracy, best first (ties: higher mean test accuracy,
+// then the grid's order).
+std::vector<ConfigSummary> summarize_configurations(const RunReport& report);
+enum class TableFormat { kMarkdown, kCsv };
+std::string format_table(const std::vector<ConfigSummary>& rows, TableFormat format);
 
 // {dataset, config, device, history, final, selected, timing, memory, runs,
 // summary}; the top-level history/final/selected/timing are the first run's.
