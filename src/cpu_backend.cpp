@@ -3,6 +3,7 @@
 // fixed order (double accumulators), so results do not depend on the thread
 // count.
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -58,9 +59,27 @@ void for_ranges(int n_threads, int64_t n, bool parallel, Fn&& fn) {
 class CpuSparse final : public SparseMatrix {
  public:
   explicit CpuSparse(CsrMatrix m)
-      : SparseMatrix(m.n_rows, m.n_cols, m.nnz()), csr(std::move(m)), order(cpu::rows_by_length(csr.indptr)) {}
+      : SparseMatrix(m.n_rows, m.n_cols, m.nnz()), csr(std::move(m)), order(cpu::rows_by_length(csr.indptr)) {
+    // The work before each position of `order`: its rows' entries, plus one
+    // per row (the row's output), for splits of equal work.
+    work.assign(order.size() + 1, 0);
+    for (std::size_t g = 0; g < order.size(); ++g) {
+      work[g + 1] = work[g] + 1 + (csr.indptr[order[g] + 1] - csr.indptr[order[g]]);
+    }
+  }
+  // Positions [g0, g1) of `order` for part t of n: about equal work, cut at
+  // multiples of four (the SpMM's row groups).
+  int64_t split(int64_t t, int64_t n) const {
+    if (t <= 0) return 0;
+    if (t >= n) return static_cast<int64_t>(order.size());
+    const int64_t target = work.back() * t / n;
+    int64_t g = std::lower_bound(work.begin(), work.end(), target) - work.begin();
+    g = std::min<int64_t>(g / 4 * 4, static_cast<int64_t>(order.size()));
+    return g;
+  }
   CsrMatrix csr;
   std::vector<int32_t> order;  // rows by length: the SpMM takes rows of similar length four at a time
+  std::vector<int64_t> work;
 };
 
 // MemAvailable from /proc/meminfo (the memory new allocations can get
@@ -165,10 +184,21 @@ class CpuBackend final : public Backend {
     const auto* a = dynamic_cast<const CpuSparse*>(&a_base);
     require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
     const CsrMatrix& m = a->csr;
-    for_ranges(n_threads_, m.n_rows, a->nnz() * b.cols > kParallelMin, [&](int64_t r0, int64_t r1) {
-      k_.spmm(m.indptr.data(), m.indices.data(), m.values.data(), a->order.data(), b.data, b.cols, bias, c.data, r0,
-              r1);
-    });
+    auto part = [&](int64_t g0, int64_t g1) {
+      k_.spmm(m.indptr.data(), m.indices.data(), m.values.data(), a->order.data(), b.data, b.cols, bias, c.data, g0,
+              g1);
+    };
+    if (n_threads_ <= 1 || a->nnz() * b.cols <= kParallelMin || m.n_rows < 8) {
+      part(0, m.n_rows);
+      return;
+    }
+    // Equal work per thread (the rows are sorted by length, so equal counts
+    // of rows would not be).
+#pragma omp parallel num_threads(n_threads_)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      part(a->split(t, nt), a->split(t + 1, nt));
+    }
   }
 
   void do_prepare_outputs(const OutputInit* /*outputs*/, int /*count*/) override {}
@@ -179,13 +209,69 @@ class CpuBackend final : public Backend {
                  c.cols, n_threads_, b_copy_, gemm_partial_, a.rows, a.cols);
       return;
     }
-    // A batch of models: each model's product on its own (in parallel over
-    // the models), the same kernels at the blocks' strides.
+    // A batch of models: each model's product with the same kernels at the
+    // blocks' strides (the same bits), the loops arranged for the cache: a
+    // chunk of rows of every model's blocks at a time.
     const int64_t ab = a.cols / batch, bb = b.cols / batch, cb = c.cols / batch;
-    for_models(batch, c.rows * c.cols * (trans_a ? a.rows : ab), [&](int k, Scratch& mine) {
-      gemm_block(a.data + k * ab, a.cols, trans_a, ConstMatRef(b.data + k * bb, b.rows, bb), b.cols, trans_b,
-                 c.data + k * cb, c.rows, cb, c.cols, 1, mine.b_copy, mine.partial, a.rows, ab);
+    const int64_t m = c.rows, n = cb, k = trans_a ? a.rows : ab;
+    // op(b)'s blocks as (k, n) rows: in place (row stride b.cols), or
+    // transposed copies (contiguous, one per model).
+    std::vector<float>& bt = b_copy_;
+    if (trans_b) {
+      bt.resize(static_cast<std::size_t>(batch * k * n));
+      for (int j = 0; j < batch; ++j) {
+        float* dst = bt.data() + j * k * n;
+        for (int64_t i = 0; i < b.rows; ++i) {
+          for (int64_t q = 0; q < bb; ++q) dst[q * b.rows + i] = b.data[i * b.cols + j * bb + q];
+        }
+      }
+    }
+    auto b_block = [&](int j) { return trans_b ? bt.data() + j * k * n : b.data + j * bb; };
+    const int64_t ldb = trans_b ? n : b.cols;
+    const bool parallel = n_threads_ > 1 && m * n * k * batch > kParallelMin;
+    if (!trans_a) {
+      constexpr int64_t kRowChunk = 64;
+      const int64_t n_chunks = (m + kRowChunk - 1) / kRowChunk;
+      for_ranges(n_threads_, n_chunks, parallel, [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t r0 = q * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
+          for (int j = 0; j < batch; ++j) {
+            k_.gemm_nn(a.data + j * ab, a.cols, b_block(j), ldb, k, n, c.data + j * cb, c.cols, r0, r1);
+          }
+        }
+      });
+      return;
+    }
+    // aᵀ · b: the reduction over a's rows in chunks of 4096 (summed in chunk
+    // order, as gemm_at), each chunk in slices that keep the rows of every
+    // model in the cache, each slice continuing the chunk's sums.
+    constexpr int64_t kChunk = 4096, kSlice = 128;
+    const int64_t n_chunks = std::max<int64_t>((k + kChunk - 1) / kChunk, 1);
+    const int64_t per_model = n_chunks * m * n;
+    std::vector<double>& partial = gemm_partial_;
+    partial.assign(static_cast<std::size_t>(batch * per_model), 0.0);
+    for_ranges(n_threads_, batch, parallel, [&](int64_t j0, int64_t j1) {
+      for (int64_t chunk = 0; chunk * kChunk < k; ++chunk) {
+        const int64_t p_end = std::min(k, (chunk + 1) * kChunk);
+        for (int64_t p = chunk * kChunk; p < p_end; p += kSlice) {
+          const int64_t p1 = std::min(p_end, p + kSlice);
+          for (int64_t j = j0; j < j1; ++j) {
+            k_.gemm_tn(a.data + j * ab, a.cols, m, b_block(static_cast<int>(j)), ldb, n, p, p1, 0, m,
+                       partial.data() + j * per_model + chunk * m * n, p != chunk * kChunk);
+          }
+        }
+      }
     });
+    for (int j = 0; j < batch; ++j) {
+      const double* mine = partial.data() + j * per_model;
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t q = 0; q < n; ++q) {
+          double sum = 0.0;
+          for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += mine[chunk * m * n + i * n + q];
+          c.data[i * c.cols + j * cb + q] = static_cast<float>(sum);
+        }
+      }
+    }
   }
 
   void do_column_sum(ConstMatRef x, float* out) override {
@@ -198,28 +284,34 @@ class CpuBackend final : public Backend {
   void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
                                bool rates_from_steps) override {
     const int64_t cols = x.cols / batch;
+    rates_.resize(static_cast<std::size_t>(batch));
     for (int k = 0; k < batch; ++k) {
       const float pk = rates_from_steps ? steps[k].dropout : p;
-      const float scale = 1.0f / (1.0f - pk);
       const bool drop = pk > 0.0f;
-      const uint64_t key =
-          drop ? stream_key(steps[k].dropout_seed, static_cast<uint64_t>(steps[k].epoch + 1)) : 0;
-      for_ranges(n_threads_, x.rows, x.size() / batch > kParallelMin, [&](int64_t r0, int64_t r1) {
-        k_.relu_dropout_forward(x.data + k * cols, y.data + k * cols, x.cols, cols, r0, r1, drop, pk, scale, key);
-      });
+      rates_[k] = {pk, 1.0f / (1.0f - pk), drop,
+                   drop ? stream_key(steps[k].dropout_seed, static_cast<uint64_t>(steps[k].epoch + 1)) : 0};
     }
+    // Rows in chunks, every model's block of a chunk in turn.
+    for_row_chunks(x.rows, x.size(), [&](int64_t r0, int64_t r1) {
+      for (int k = 0; k < batch; ++k) {
+        const auto& r = rates_[k];
+        k_.relu_dropout_forward(x.data + k * cols, y.data + k * cols, x.cols, cols, r0, r1, r.drop, r.p, r.scale,
+                                r.key);
+      }
+    });
   }
 
   void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps, int batch,
                                 bool rates_from_steps, float* col_sums) override {
     const int64_t cols = y.cols / batch;
-    for (int k = 0; k < batch; ++k) {
-      const float scale = 1.0f / (1.0f - (rates_from_steps ? steps[k].dropout : p));
-      for_ranges(n_threads_, y.rows, y.size() / batch > kParallelMin, [&](int64_t r0, int64_t r1) {
+    rates_.resize(static_cast<std::size_t>(batch));
+    for (int k = 0; k < batch; ++k) rates_[k].scale = 1.0f / (1.0f - (rates_from_steps ? steps[k].dropout : p));
+    for_row_chunks(y.rows, y.size(), [&](int64_t r0, int64_t r1) {
+      for (int k = 0; k < batch; ++k) {
         k_.relu_dropout_backward(dy.data + k * cols, y.data + k * cols, dx.data + k * cols, y.cols, cols, r0, r1,
-                                 scale);
-      });
-    }
+                                 rates_[k].scale);
+      }
+    });
     if (col_sums != nullptr) do_column_sum(ConstMatRef(dx.data, y.rows, y.cols), col_sums);
   }
 
@@ -342,6 +434,16 @@ class CpuBackend final : public Backend {
   std::size_t available_memory_bytes() const override { return host_available_bytes(); }
 
  private:
+  // fn(r0, r1) over [0, rows) in chunks of rows (one call per thread's range
+  // when parallel): each element's result does not depend on the split.
+  template <class Fn>
+  void for_row_chunks(int64_t rows, int64_t work, Fn&& fn) {
+    for_ranges(n_threads_, rows, work > kParallelMin, [&](int64_t r0, int64_t r1) {
+      constexpr int64_t kChunk = 32;
+      for (int64_t r = r0; r < r1; r += kChunk) fn(r, std::min(r1, r + kChunk));
+    });
+  }
+
   // Per-thread scratch of the ops that run a batch's models in parallel.
   struct Scratch {
     std::vector<double> terms, acc, partial;
@@ -405,7 +507,7 @@ class CpuBackend final : public Backend {
     for_ranges(threads, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
       for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
         k_.gemm_tn(a, lda, m, bp, ldb, n, chunk * kChunk, std::min(k, (chunk + 1) * kChunk), r0, r1,
-                   partial.data() + chunk * m * n);
+                   partial.data() + chunk * m * n, false);
       }
     });
     for (int64_t i = 0; i < m; ++i) {
@@ -503,6 +605,12 @@ class CpuBackend final : public Backend {
   std::vector<double> gemm_partial_;  // gemm_at's per-chunk sums
   std::vector<double> column_acc_;    // do_column_sum's sums
   std::vector<Scratch> scratch_;      // per thread, for a batch's models
+  struct DropoutRate {
+    float p = 0, scale = 1;
+    bool drop = false;
+    uint64_t key = 0;
+  };
+  std::vector<DropoutRate> rates_;    // per model, for the ReLU-dropout ops
   std::vector<cpu::AdamScalars> adam_scalars_;  // per model
   std::vector<uint8_t> adam_skip_;              // per model: stopped
   const cpu::CpuKernels& k_ = cpu::cpu_kernels();
@@ -512,5 +620,17 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+int cpu_thread_count(int n_threads) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
+
+int cpu_cache_batch(std::size_t bytes_1, std::size_t bytes_2) {
+  // A batch's tensors grow by (bytes_2 - bytes_1) per model; fit them in
+  // the core's L2 cache (where one model's Cora tensors live when trained
+  // alone).
+  long l2 = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+  if (l2 <= 0) l2 = 1 << 20;
+  const std::size_t per_model = bytes_2 > bytes_1 ? bytes_2 - bytes_1 : bytes_1;
+  return static_cast<int>(std::max<std::size_t>(1, static_cast<std::size_t>(l2) / std::max<std::size_t>(per_model, 1)));
+}
 
 }  // namespace gcn

@@ -37,9 +37,10 @@ struct CpuKernels {
   // acc rows [r0, r1) of (m, n) doubles = the sum over p in [p0, p1) of
   // a[p][i] * b[p][j], in p order, skipping a's zeros (they add nothing, not
   // even a -0 or a 0 * inf). a: rows of m floats at stride lda >= m; b: rows
-  // of n floats at stride ldb >= n.
+  // of n floats at stride ldb >= n. accumulate: the sums start from acc's
+  // values (continuing an earlier range of p), else from 0.
   void (*gemm_tn)(const float* a, int64_t lda, int64_t m, const float* b, int64_t ldb, int64_t n, int64_t p0,
-                  int64_t p1, int64_t r0, int64_t r1, double* acc);
+                  int64_t p1, int64_t r0, int64_t r1, double* acc, bool accumulate);
   // The rows [r0, r1) of a (rows, cols) tensor stored at row stride ld:
   // y = dropout(relu(x)) element by element, kept (and scaled) when drop is
   // false or dropout_keep_keyed(key, r·cols + j, p) (the index within the

@@ -254,10 +254,15 @@ void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k
 
 template <int kRows>
 inline void gemm_tn_rows(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t n, int64_t p0, int64_t p1,
-                         double* acc_out, int64_t i0) {
+                         double* acc_out, int64_t i0, bool accumulate) {
   for_blocks_of_8(n, [&](int64_t j0, auto width) {
     constexpr int kWidth = decltype(width)::value;
     d8 acc[kRows] = {};
+    if (accumulate) {
+      for (int r = 0; r < kRows; ++r) {
+        for (int j = 0; j < kWidth; ++j) acc[r][j] = acc_out[(i0 + r) * n + j0 + j];
+      }
+    }
     for (int64_t p = p0; p < p1; ++p) {
       const d8 bp = load8<kWidth>(b + p * ldb + j0);
 #pragma GCC unroll 8
@@ -276,10 +281,10 @@ inline void gemm_tn_rows(const float* a, int64_t lda, const float* b, int64_t ld
 }
 
 void gemm_tn(const float* a, int64_t lda, int64_t /*m*/, const float* b, int64_t ldb, int64_t n, int64_t p0,
-             int64_t p1, int64_t r0, int64_t r1, double* acc) {
+             int64_t p1, int64_t r0, int64_t r1, double* acc, bool accumulate) {
   int64_t i = r0;
-  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_tn_rows<kGemmRows>(a, lda, b, ldb, n, p0, p1, acc, i);
-  for (; i < r1; ++i) gemm_tn_rows<1>(a, lda, b, ldb, n, p0, p1, acc, i);
+  for (; i + kGemmRows <= r1; i += kGemmRows) gemm_tn_rows<kGemmRows>(a, lda, b, ldb, n, p0, p1, acc, i, accumulate);
+  for (; i < r1; ++i) gemm_tn_rows<1>(a, lda, b, ldb, n, p0, p1, acc, i, accumulate);
 }
 
 #else
@@ -304,11 +309,14 @@ void gemm_nn(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k
 }
 
 void gemm_tn(const float* a, int64_t lda, int64_t /*m*/, const float* b, int64_t ldb, int64_t n, int64_t p0,
-             int64_t p1, int64_t r0, int64_t r1, double* acc_out) {
+             int64_t p1, int64_t r0, int64_t r1, double* acc_out, bool accumulate) {
   for (int64_t i = r0; i < r1; ++i) {
     for_column_blocks(n, [&](int64_t j0, auto width) {
       constexpr int kW = decltype(width)::value;
       double acc[kW] = {};
+      if (accumulate) {
+        for (int j = 0; j < kW; ++j) acc[j] = acc_out[i * n + j0 + j];
+      }
       for (int64_t p = p0; p < p1; ++p) {
         const double api = a[p * lda + i];
         const float* brow = b + p * ldb + j0;

@@ -1,6 +1,8 @@
 // gcn-train: trains PyG's tutorial GCN on a Planetoid (or synthetic) dataset.
 // Exit status: 0 success, 1 runtime error (data, device, numerics), 2 usage error.
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -463,7 +465,10 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     }
   } else {
     // Batches: the models of one hidden width share batches, as many per
-    // batch as --batch (or the memory budget) allows.
+    // batch as --batch (or the memory budget) allows. On the CPU the batches
+    // are spread over worker threads, each with its own single-threaded
+    // backend and copy of the graph (independent models need no
+    // synchronisation; every result is the same bits on any thread).
     std::map<int, std::vector<gcn::TrainConfig>> by_hidden;
     for (const gcn::TrainConfig& c : configs) {
       for (int r = 0; r < opt.runs; ++r) {
@@ -475,24 +480,46 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
         by_hidden[c.hidden].push_back(cfg);
       }
     }
+    const bool on_cpu = backend->kind() == gcn::DeviceKind::kCpu;
+    const int cpu_threads = on_cpu ? gcn::cpu_thread_count(opt.threads) : 1;
     const double mib = 1024.0 * 1024.0;
     const std::size_t available = backend->available_memory_bytes();
     const std::size_t budget = opt.memory_budget_mb > 0 ? static_cast<std::size_t>(opt.memory_budget_mb * mib)
                                                         : (available > 0 ? available / 2 : std::size_t{1} << 32);
+    struct Job {
+      int hidden;
+      bool with_dropout;
+      int batch;  // the group's batch size (this job may hold fewer)
+      std::vector<gcn::TrainConfig> models;
+      std::vector<gcn::TrainResult> results;
+      std::string tag;
+    };
+    std::vector<Job> jobs;
     for (const auto& [hidden, models] : by_hidden) {
       const int n = static_cast<int>(models.size());
       const bool with_dropout =
           std::any_of(models.begin(), models.end(), [](const gcn::TrainConfig& c) { return c.dropout > 0.0f; });
-      auto bytes = [&](int k) { return gcn::Trainer::planned_bytes(graph, hidden, k, with_dropout); };
+      auto bytes = [&, h = hidden](int k) { return gcn::Trainer::planned_bytes(graph, h, k, with_dropout); };
+      // The default: on a GPU every model in one batch (the memory budget
+      // permitting); on the CPU, batches that keep a worker's tensors in
+      // its cache, one worker per thread.
       int k = opt.batch > 0 ? std::min(opt.batch, n) : n;
-      const std::size_t whole = bytes(k);
-      if (opt.batch == 0 && whole > budget && k > 1) {
+      if (opt.batch == 0 && on_cpu) k = std::max(1, std::min(n, gcn::cpu_cache_batch(bytes(1), bytes(2))));
+      const int workers = on_cpu ? std::max(1, std::min(cpu_threads, (n + k - 1) / k)) : 1;
+      const std::size_t whole = bytes(k) * static_cast<std::size_t>(workers);
+      if (whole > budget && k > 1) {
         const std::size_t b1 = bytes(1), per = std::max<std::size_t>(bytes(2) - b1, 1);
         const std::size_t base = b1 > per ? b1 - per : 0;
-        k = budget > base ? static_cast<int>(std::min<std::size_t>((budget - base) / per, static_cast<std::size_t>(n)))
-                          : 1;
-        k = std::max(k, 1);
-        while (k > 1 && bytes(k) > budget) k = k * 3 / 4;
+        const std::size_t per_worker = budget / static_cast<std::size_t>(workers);
+        const int fit = per_worker > base ? static_cast<int>(std::min<std::size_t>((per_worker - base) / per,
+                                                                                   static_cast<std::size_t>(n)))
+                                          : 1;
+        const int before = k;
+        k = std::max(1, std::min(k, fit));
+        while (k > 1 && bytes(k) * static_cast<std::size_t>(workers) > budget) k = k * 3 / 4;
+        spdlog::info("hidden {}: batches of {} models would need {:.1f} MiB, over the budget of {:.1f} MiB "
+                     "(--memory-budget): batches of up to {}",
+                     hidden, before, static_cast<double>(whole) / mib, static_cast<double>(budget) / mib, k);
       }
       const int n_batches = (n + k - 1) / k;
       const std::size_t planned = bytes(k);
@@ -502,35 +529,75 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
           (static_cast<double>(k) * gcn::GcnModel::kRingSlots * sizeof(gcn::EpochMetrics) +
            static_cast<double>(n) * (config.epochs * sizeof(gcn::EpochStats) + 2.0 * layout.total * sizeof(float))) /
           mib;
-      if (n_batches > 1 && opt.batch == 0) {
-        spdlog::info("hidden {}: one batch of {} models would need {:.1f} MiB, over the budget of {:.1f} MiB "
-                     "(--memory-budget): split into {} batches of up to {}",
-                     hidden, n, static_cast<double>(whole) / mib, static_cast<double>(budget) / mib, n_batches, k);
-      }
-      spdlog::info("hidden {}: {} models in {} batch{} of up to {}; plan: {:.1f} MiB of {} memory per batch, "
+      spdlog::info("hidden {}: {} models in {} batch{} of up to {}{}; plan: {:.1f} MiB of {} memory per batch, "
                    "{:.1f} MiB of host memory for the results (budget {:.1f} MiB, {:.1f} MiB free)",
-                   hidden, n, n_batches, n_batches == 1 ? "" : "es", k, static_cast<double>(planned) / mib,
-                   backend->kind() == gcn::DeviceKind::kCuda ? "device" : "host", host_mb,
+                   hidden, n, n_batches, n_batches == 1 ? "" : "es", k,
+                   on_cpu && cpu_threads > 1 ? fmt::format(" over {} CPU threads", std::min(cpu_threads, n_batches))
+                                             : "",
+                   static_cast<double>(planned) / mib, on_cpu ? "host" : "device", host_mb,
                    static_cast<double>(budget) / mib, static_cast<double>(available) / mib);
       report.batches.push_back({hidden, n, k, n_batches, planned});
-      gcn::Trainer trainer(graph, hidden, k, with_dropout);
       for (int b = 0; b < n_batches; ++b) {
-        const std::vector<gcn::TrainConfig> part(models.begin() + static_cast<std::ptrdiff_t>(b) * k,
-                                                 models.begin() + std::min<std::ptrdiff_t>(
-                                                                      static_cast<std::ptrdiff_t>(b + 1) * k, n));
+        Job job;
+        job.hidden = hidden;
+        job.with_dropout = with_dropout;
+        job.batch = k;
+        job.models.assign(models.begin() + static_cast<std::ptrdiff_t>(b) * k,
+                          models.begin() + std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(b + 1) * k, n));
+        job.tag = n_batches > 1 ? fmt::format("hidden {} batch {}/{}", hidden, b + 1, n_batches)
+                                : fmt::format("hidden {}", hidden);
+        jobs.push_back(std::move(job));
+      }
+    }
+    // Runs jobs (taken in order from a shared counter) on one backend and
+    // graph, with one trainer per hidden width.
+    std::atomic<std::size_t> next_job{0};
+    auto work = [&](const gcn::DeviceGraph& g) {
+      // One trainer per width (and, for batches of one model, per dropout
+      // rate, which such a model is planned with).
+      std::map<std::pair<int, float>, std::unique_ptr<gcn::Trainer>> trainers;
+      for (std::size_t j = next_job++; j < jobs.size(); j = next_job++) {
+        Job& job = jobs[j];
+        auto& trainer = trainers[{job.hidden, job.batch == 1 ? job.models.front().dropout : -1.0f}];
+        if (!trainer) trainer = std::make_unique<gcn::Trainer>(g, job.hidden, job.batch, job.with_dropout);
         gcn::TrainOptions options;
-        const std::string tag = n_batches > 1 ? fmt::format("batch {}/{} ", b + 1, n_batches) : "";
         options.on_progress = [&](int epoch, int running) {
-          spdlog::info("hidden {} {}epoch {}/{}: {} of {} models training", hidden, tag, epoch, config.epochs, running,
-                       part.size());
+          spdlog::info("{}: epoch {}/{}, {} of {} models training", job.tag, epoch, config.epochs, running,
+                       job.models.size());
         };
         if (init_params) options.init_params = &*init_params;
-        std::vector<gcn::TrainResult> results = trainer.train_batch(part, options);
-        for (std::size_t i = 0; i < part.size(); ++i) {
-          finish_model(part[i], results[i], fmt::format("[{} seed {}] ", config_label(part[i]), part[i].seed),
-                       /*summary_warn=*/false);
-          add_result(part[i], std::move(results[i]));
-        }
+        job.results = trainer->train_batch(job.models, options);
+      }
+    };
+    const int n_workers = on_cpu ? std::min<int>(cpu_threads, static_cast<int>(jobs.size())) : 1;
+    if (n_workers <= 1) {
+      work(graph);
+    } else {
+      std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n_workers));
+      std::vector<std::thread> threads;
+      for (int w = 0; w < n_workers; ++w) {
+        threads.emplace_back([&, w] {
+          try {
+            const std::unique_ptr<gcn::Backend> own = gcn::make_cpu_backend(1);
+            const gcn::DeviceGraph own_graph(*own, data);
+            work(own_graph);
+          } catch (...) {
+            errors[static_cast<std::size_t>(w)] = std::current_exception();
+            next_job = jobs.size();  // the others stop after their current batch
+          }
+        });
+      }
+      for (std::thread& t : threads) t.join();
+      for (const std::exception_ptr& e : errors) {
+        if (e) std::rethrow_exception(e);
+      }
+    }
+    for (Job& job : jobs) {
+      for (std::size_t i = 0; i < job.models.size(); ++i) {
+        finish_model(job.models[i], job.results[i],
+                     fmt::format("[{} seed {}] ", config_label(job.models[i]), job.models[i].seed),
+                     /*summary_warn=*/false);
+        add_result(job.models[i], std::move(job.results[i]));
       }
     }
   }

@@ -280,6 +280,103 @@ TEST_F(Cli, RunsReportEveryRunAndASummary) {
   EXPECT_EQ(j["summary"]["runs"], 3);
 }
 
+// A grid: every configuration x seed in the JSON, trained as batches (spread
+// over CPU threads), each model the bits of the same model trained one at a
+// time (--batch 1); a table per configuration, best validation first.
+TEST_F(Cli, GridTrainsEveryModelAsItsSingleRunWithATable) {
+  GCN_REQUIRE_DATA();
+  const std::string grid = "--dataset cora --device cpu --epochs 15 --lr 0.01,0.05 --dropout 0.5,0 --runs 2 --seed 3 "
+                           "--select best-val --patience 5 --quiet";
+  const fs::path batched = dir_ / "batched.json", one = dir_ / "one.json", table = dir_ / "table.md",
+                 csv = dir_ / "table.csv";
+  const CliRun r = run(grid + " --batch 3 --threads 2 --json '" + batched.string() + "' --table '" + table.string() +
+                       "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("8 models trained in"));
+  EXPECT_THAT(r.out, HasSubstr("4 configurations x 2 seeds"));
+  ASSERT_EQ(run(grid + " --batch 1 --json '" + one.string() + "' --table '" + csv.string() + "'").status, 0);
+  const nlohmann::json jb = nlohmann::json::parse(slurp(batched)), j1 = nlohmann::json::parse(slurp(one));
+  ASSERT_EQ(jb["runs"].size(), 8u);
+  ASSERT_EQ(j1["runs"].size(), 8u);
+  EXPECT_EQ(jb["batches"].size(), 1u);
+  EXPECT_EQ(jb["batches"][0]["batch"], 3);
+  EXPECT_EQ(jb["batches"][0]["batches"], 3);
+  for (std::size_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(jb["runs"][i]["config"], j1["runs"][i]["config"]) << i;
+    EXPECT_EQ(jb["runs"][i]["history"], j1["runs"][i]["history"]) << "model " << i << " differs from its single run";
+    EXPECT_EQ(jb["runs"][i]["selected"], j1["runs"][i]["selected"]) << i;
+  }
+  // Grid order: lr-major, then dropout; seeds 3, 4 for each.
+  EXPECT_EQ(jb["runs"][0]["config"]["lr"], 0.01);
+  EXPECT_EQ(jb["runs"][2]["config"]["dropout"], 0.0);
+  EXPECT_EQ(jb["runs"][3]["seed"], 4);
+  // Per configuration: mean and CI over its two seeds, sorted by mean val acc.
+  const nlohmann::json& confs = jb["configurations"];
+  ASSERT_EQ(confs.size(), 4u);
+  for (std::size_t c = 0; c < 4; ++c) {
+    double sum = 0;
+    int seen = 0;
+    for (const auto& run : jb["runs"]) {
+      if (run["config"]["lr"] == confs[c]["lr"] && run["config"]["dropout"] == confs[c]["dropout"]) {
+        sum += run["selected"]["val_acc"].get<double>();
+        ++seen;
+      }
+    }
+    EXPECT_EQ(seen, 2);
+    EXPECT_NEAR(confs[c]["val_acc"]["mean"].get<double>(), sum / 2, 1e-12);
+    if (c > 0) EXPECT_GE(confs[c - 1]["val_acc"]["mean"].get<double>(), confs[c]["val_acc"]["mean"].get<double>());
+  }
+  const std::string md = slurp(table);
+  EXPECT_EQ(lines(md), 6) << md;  // header, rule, four rows
+  EXPECT_THAT(md, HasSubstr("| 1 | 16 |"));
+  const std::string c = slurp(csv);
+  EXPECT_EQ(lines(c), 5) << c;
+  EXPECT_THAT(c, HasSubstr("rank,hidden,lr,weight_decay,dropout,seeds,val_acc_mean"));
+}
+
+TEST_F(Cli, BatchOptionsAreCheckedUpFront) {
+  GCN_REQUIRE_DATA();
+  const std::pair<const char*, const char*> cases[] = {
+      {"--lr 0.01,0.01", "--lr: 0.01 is listed twice"},
+      {"--lr 0.01,-1", "--lr: -1 is not a positive number"},
+      {"--dropout 0.5,1", "--dropout: 1 is not in [0, 1)"},
+      {"--batch -1", "--batch: -1 is negative"},
+      {"--runs 2 --table t.txt", "neither .md (Markdown) nor .csv"},
+      {"--runs 2 --predictions p.csv", "add --batch 1"},
+      {"--lr 0.01,0.02 --checkpoint c --checkpoint-every 5", "add --batch 1"},
+      {"--lr 0.01,0.02 --resume nothing.safetensors", "--resume continues one run"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliRun r = run(std::string("--dataset cora --epochs 2 ") + args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message)) << args;
+  }
+  // With --batch 1 the first model's predictions are written, as before.
+  const fs::path pred = dir_ / "p.csv";
+  ASSERT_EQ(run("--dataset cora --epochs 2 --runs 2 --batch 1 --quiet --predictions '" + pred.string() + "'").status, 0);
+  EXPECT_TRUE(fs::exists(pred));
+}
+
+// --save-dir: one file per model, named by its configuration and seed,
+// holding the selected epoch's weights (the same as --save of that model).
+TEST_F(Cli, SaveDirWritesEveryModel) {
+  GCN_REQUIRE_DATA();
+  const fs::path out = dir_ / "models" / "nested";
+  const fs::path single = dir_ / "single.safetensors";
+  ASSERT_EQ(run("--dataset cora --epochs 5 --lr 0.01,0.02 --runs 2 --quiet --save-dir '" + out.string() + "'").status,
+            0);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(out)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"hidden16_lr0.01_wd0.0005_dropout0.5_seed0.safetensors",
+                                             "hidden16_lr0.01_wd0.0005_dropout0.5_seed1.safetensors",
+                                             "hidden16_lr0.02_wd0.0005_dropout0.5_seed0.safetensors",
+                                             "hidden16_lr0.02_wd0.0005_dropout0.5_seed1.safetensors"}));
+  ASSERT_EQ(run("--dataset cora --epochs 5 --lr 0.02 --seed 1 --quiet --save '" + single.string() + "'").status, 0);
+  EXPECT_EQ(slurp(out / "hidden16_lr0.02_wd0.0005_dropout0.5_seed1.safetensors"), slurp(single));
+}
+
 TEST_F(Cli, QuietPrintsOnlyTheSummary) {
   GCN_REQUIRE_DATA();
   const CliRun r = run("--dataset cora --device cpu --epochs 3 --quiet");

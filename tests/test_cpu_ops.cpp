@@ -978,16 +978,24 @@ TEST(CpuKernels, GemmTnVariantsGiveTheBaselinesBits) {
           for (const int64_t p0 : {int64_t{0}, k / 3}) {
             for (const auto& [r0, r1] : std::vector<std::pair<int64_t, int64_t>>{{0, m}, {m / 3, m - m / 4}}) {
               std::vector<double> ref(static_cast<std::size_t>(m * n), 99.0);
-              base.gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, k, r0, r1, ref.data());
+              base.gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, k, r0, r1, ref.data(), false);
               for (int64_t i = 0; i < m * n; ++i) {
                 if (i / n < r0 || i / n >= r1) ASSERT_EQ(ref[i], 99.0) << "row " << i / n << " outside the range";
               }
               for (const cpu::CpuKernels* kv : cpu::available_cpu_kernels()) {
                 std::vector<double> acc(ref.size(), 99.0);
-                kv->gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, k, r0, r1, acc.data());
+                kv->gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, k, r0, r1, acc.data(), false);
                 ASSERT_TRUE(variant_bits(acc, ref, n, sp)) << isa_of(kv) << ", " << name_of(sp) << ", m=" << m
                                                            << " k=" << k << " n=" << n << " p0=" << p0 << " rows ["
                                                            << r0 << ", " << r1 << ")";
+                // The same range in two pieces, the second continuing the
+                // first's sums (accumulate): the same bits.
+                const int64_t mid = p0 + (k - p0) / 2;
+                std::vector<double> pieces(ref.size(), 99.0);
+                kv->gemm_tn(a.data(), m, m, b.data(), ldb, n, p0, mid, r0, r1, pieces.data(), false);
+                kv->gemm_tn(a.data(), m, m, b.data(), ldb, n, mid, k, r0, r1, pieces.data(), true);
+                ASSERT_TRUE(variant_bits(pieces, ref, n, sp)) << isa_of(kv) << " in pieces, m=" << m << " k=" << k
+                                                              << " n=" << n;
               }
             }
           }
@@ -1114,7 +1122,7 @@ TEST(CpuKernels, EveryVariantMatchesPlainLoopsBitForBit) {
             k->gemm_nn(a_m.data(), cs.k, b_rows.data(), cs.n, cs.k, cs.n, c.data(), cs.n, 0, cs.m);
           } else {
             std::vector<double> acc(ref.size(), 0.0);
-            k->gemm_tn(a_m.data(), cs.m, cs.m, b_rows.data(), cs.n, cs.n, 0, cs.k, 0, cs.m, acc.data());
+            k->gemm_tn(a_m.data(), cs.m, cs.m, b_rows.data(), cs.n, cs.n, 0, cs.k, 0, cs.m, acc.data(), false);
             for (std::size_t i = 0; i < acc.size(); ++i) c[i] = static_cast<float>(acc[i]);
           }
           ASSERT_TRUE(same_bits(c, ref, cs.n)) << isa_of(k) << " gemm m=" << cs.m << " n=" << cs.n << " k=" << cs.k

@@ -18,6 +18,11 @@ DeviceSpec parse_device(const std::string& text);
 
 // The CPU backend; n_threads <= 0 uses OpenMP's default.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
+// The threads a CPU backend made with n_threads uses (0: OpenMP's default).
+int cpu_thread_count(int n_threads);
+// Models per batch that keep one CPU worker's tensors in its cache, from the
+// planned workspace of batches of 1 and 2 models (at least 1).
+int cpu_cache_batch(std::size_t bytes_1, std::size_t bytes_2);
 
 // ---- CUDA (implemented in cuda_loader.cpp, which loads the CUDA backend
 // module libgcn_cuda.so on the first call of either function below, or in
