@@ -26,6 +26,7 @@
 #include "gcn/device_graph.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "gcn/grid.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/report.hpp"
 #include "gcn/synthetic.hpp"
@@ -44,6 +45,7 @@ struct Options {
   int batch = 0;            // models per batch; 0: as many as the memory budget allows
   double memory_budget_mb = 0;  // 0: half of the backend's available memory
   std::string table_path, save_dir;
+  std::string configs;      // --configs: an explicit list instead of the grid
   std::string dataset = "cora";
   std::optional<std::string> data_root;
   std::string device = "auto";
@@ -146,6 +148,33 @@ void write_predictions(const std::string& path, const gcn::Dataset& data, const 
 // one width share batches), --runs seeds each, seeds counting up per
 // configuration.
 std::vector<gcn::TrainConfig> grid_configs(const Options& opt, const gcn::TrainConfig& base) {
+  if (!opt.configs.empty()) {
+    if (opt.lrs.size() > 1 || opt.weight_decays.size() > 1 || opt.dropouts.size() > 1 || opt.hiddens.size() > 1) {
+      throw gcn::UsageError("--configs lists the configurations itself: give --lr, --weight-decay, --dropout and "
+                            "--hidden one value each (the defaults for keys a configuration leaves out)");
+    }
+    std::vector<gcn::TrainConfig> out;
+    for (const gcn::ConfigPoint& p : gcn::parse_config_list(opt.configs)) {
+      gcn::TrainConfig c = base;
+      c.lr = p.lr.value_or(c.lr);
+      c.weight_decay = p.weight_decay.value_or(c.weight_decay);
+      c.dropout = p.dropout.value_or(c.dropout);
+      c.hidden = p.hidden.value_or(c.hidden);
+      try {
+        c.validate();
+      } catch (const gcn::UsageError& e) {
+        throw gcn::UsageError(fmt::format("--configs: configuration {}: {}", out.size() + 1, e.what()));
+      }
+      for (std::size_t j = 0; j < out.size(); ++j) {
+        if (out[j].lr == c.lr && out[j].weight_decay == c.weight_decay && out[j].dropout == c.dropout &&
+            out[j].hidden == c.hidden) {
+          throw gcn::UsageError(fmt::format("--configs: configurations {} and {} are the same", j + 1, out.size() + 1));
+        }
+      }
+      out.push_back(c);
+    }
+    return out;
+  }
   auto unique = [](const auto& values, const char* option) {
     for (std::size_t i = 0; i < values.size(); ++i) {
       for (std::size_t j = 0; j < i; ++j) {
@@ -198,7 +227,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   config.select = gcn::parse_selection(opt.select);
   config.cuda_graph = opt.cuda_graph == "on";
   const bool is_grid = opt.lrs.size() > 1 || opt.weight_decays.size() > 1 || opt.dropouts.size() > 1 ||
-                       opt.hiddens.size() > 1;
+                       opt.hiddens.size() > 1 || !opt.configs.empty();
   // --epochs 0 --init PATH evaluates a model (from PyG, say) without training.
   const bool eval_only = opt.train.epochs == 0;
   if (eval_only) {
@@ -233,7 +262,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   if (!opt.resume_path.empty() && n_models > 1) {
     throw gcn::UsageError("--resume continues one run; drop --runs and the lists of values");
   }
-  if (!opt.init_path.empty() && opt.hiddens.size() > 1) {
+  if (!opt.init_path.empty() && (opt.hiddens.size() > 1 || !opt.configs.empty())) {
     throw gcn::UsageError("--init sets the hidden width from its file; give one --hidden (or none)");
   }
   if (batched && (opt.checkpoint_every > 0 || !opt.predictions_path.empty())) {
@@ -327,11 +356,14 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                                                    config.patience)
                                      : "");
   } else {
-    spdlog::info("models: GCNConv(F, hidden) -> ReLU -> dropout -> GCNConv(hidden, {}); a grid of {} configurations "
-                 "(hidden {}, lr {}, weight decay {}, dropout {}) x {} seed{} = {} models; {} epochs, loss {}, "
-                 "select {}{}",
-                 data.n_classes, configs.size(), fmt::join(opt.hiddens, ","), fmt::join(opt.lrs, ","),
-                 fmt::join(opt.weight_decays, ","), fmt::join(opt.dropouts, ","), opt.runs, opt.runs == 1 ? "" : "s",
+    spdlog::info("models: GCNConv(F, hidden) -> ReLU -> dropout -> GCNConv(hidden, {}); {} configurations "
+                 "({}) x {} seed{} = {} models; {} epochs, loss {}, select {}{}",
+                 data.n_classes, configs.size(),
+                 opt.configs.empty() ? fmt::format("a grid of hidden {}, lr {}, weight decay {}, dropout {}",
+                                                   fmt::join(opt.hiddens, ","), fmt::join(opt.lrs, ","),
+                                                   fmt::join(opt.weight_decays, ","), fmt::join(opt.dropouts, ","))
+                                     : std::string("--configs"),
+                 opt.runs, opt.runs == 1 ? "" : "s",
                  n_models, config.epochs, gcn::loss_name(config.loss), gcn::selection_name(config.select),
                  config.patience > 0 ? fmt::format(", patience {}", config.patience) : "");
   }
@@ -635,6 +667,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     report.grid_weight_decay = opt.weight_decays;
     report.grid_dropout = opt.dropouts;
     report.grid_hidden = configs.size() == 1 ? std::vector<int>{configs.front().hidden} : opt.hiddens;
+    report.configs_arg = opt.configs;
     report.batch_arg = opt.batch;
     report.dataset_arg = opt.dataset;
     report.data_root = data_root;
@@ -690,6 +723,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"nll", "cross-entropy"}));
   app.add_option("--runs", opt.runs,
                  "Train each configuration N times with seeds seed, seed+1, ...; report mean, std and a 95% CI");
+  app.add_option("--configs", opt.configs,
+                 "An explicit list of configurations instead of a grid: 'lr=0.01,hidden=32;lr=0.02,dropout=0.3' "
+                 "(keys lr, weight_decay, dropout, hidden; others from the command line)");
   app.add_option("--batch", opt.batch,
                  "Models trained at once as one batch sharing the graph's work (0: as many as --memory-budget "
                  "allows; 1: one after another). --checkpoint, --resume and --predictions need --batch 1 when "

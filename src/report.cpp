@@ -231,6 +231,7 @@ nlohmann::json to_json(const RunReport& r) {
         {"save_dir", r.save_dir},
         {"predictions", r.predictions_path},
         {"batch", r.batch_arg},
+        {"configs", r.configs_arg},
         {"grid",
          {{"hidden", r.grid_hidden.empty() ? std::vector<int>{c.hidden} : r.grid_hidden},
           {"lr", r.grid_lr.empty() ? floats({c.lr}) : floats(r.grid_lr)},

@@ -334,6 +334,29 @@ TEST_F(Cli, GridTrainsEveryModelAsItsSingleRunWithATable) {
   EXPECT_THAT(c, HasSubstr("rank,hidden,lr,weight_decay,dropout,seeds,val_acc_mean"));
 }
 
+// --configs lists configurations itself (a random sweep's): the same models
+// as the grid that holds them.
+TEST_F(Cli, ConfigsListTrainsTheSameModelsAsTheGrid) {
+  GCN_REQUIRE_DATA();
+  const fs::path a = dir_ / "a.json", b = dir_ / "b.json";
+  ASSERT_EQ(run("--dataset cora --epochs 8 --quiet --configs 'lr=0.02,dropout=0;lr=0.01' --json '" + a.string() + "'")
+                .status,
+            0);
+  ASSERT_EQ(run("--dataset cora --epochs 8 --quiet --lr 0.01,0.02 --dropout 0.5,0 --json '" + b.string() + "'").status,
+            0);
+  const nlohmann::json ja = nlohmann::json::parse(slurp(a)), jb = nlohmann::json::parse(slurp(b));
+  ASSERT_EQ(ja["runs"].size(), 2u);
+  EXPECT_EQ(ja["runs"][0]["config"]["lr"], 0.02);
+  EXPECT_EQ(ja["runs"][0]["history"], jb["runs"][3]["history"]);  // lr 0.02, dropout 0
+  EXPECT_EQ(ja["runs"][1]["history"], jb["runs"][0]["history"]);  // lr 0.01, dropout 0.5
+  const CliRun bad = run("--dataset cora --epochs 2 --configs 'lr=0.01' --lr 0.01,0.02");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--configs lists the configurations itself"));
+  const CliRun range = run("--dataset cora --epochs 2 --configs 'lr=0.01;dropout=2'");
+  EXPECT_EQ(range.status, 2);
+  EXPECT_THAT(range.err, HasSubstr("--configs: configuration 2: --dropout: 2 is not in [0, 1)"));
+}
+
 TEST_F(Cli, BatchOptionsAreCheckedUpFront) {
   GCN_REQUIRE_DATA();
   const std::pair<const char*, const char*> cases[] = {

@@ -41,6 +41,7 @@ struct RunReport {
   std::vector<float> grid_lr, grid_weight_decay, grid_dropout;
   std::vector<int> grid_hidden;
   int batch_arg = 0;                // --batch as given (0: by the memory budget)
+  std::string configs_arg;          // --configs as given (the grid's lists then hold one value each)
   std::vector<BatchPlan> batches;   // empty when models trained one at a time
   double train_total_s = 0;         // every model's training, start to end
   std::string save_dir;
