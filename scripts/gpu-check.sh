@@ -4,6 +4,8 @@
 #   versions -> CUDA build for the present GPU -> ctest (GCN_REQUIRE_GPU=1)
 #   -> Cora on cuda and cpu with --json (accuracy, ms/epoch), and on cuda
 #      again with --cuda-graph off (the same per-epoch history, bit for bit)
+#   -> a batch of models rerun (the same bits), the batch curve (models/s
+#      against --batch 1, and --runs 100 against --runs 100 --batch 1)
 #   -> compute-sanitizer: memcheck on test_cuda_ops, racecheck on our own
 #      kernels, memcheck on a short training run
 #   -> with what time is left: compare_pyg.py, gcn-bench, the SpMM
@@ -17,7 +19,8 @@
 # What comes back from the device tool is at most 8 files, so $OUT (or
 # out/gpu-check without it) gets only: summary.txt, logs.txt (every step's
 # log, appended as the step ends, so a run cut short keeps what it did), and
-# the JSON results (cora-cuda, cora-cpu, compare-pyg, bench, scale-curve).
+# the JSON results (cora-cuda, cora-cpu, compare-pyg, bench, scale-curve,
+# batch-curve).
 # The full logs stay in out/gpu-check-logs/.
 #
 # GCN_CHECK_CUDA=SIM makes it a dry run of this script on a machine without a
@@ -41,6 +44,8 @@ esac
 sim() { [[ $CUDA_MODE == SIM ]]; }
 # The simulator is slow: its benchmarks and scale curve only show that the CUDA paths run.
 if sim; then BENCH_ROWS=20000 SPMM_ROWS=20000 SCALE_EDGES=2e5; else BENCH_ROWS= SPMM_ROWS=200000 SCALE_EDGES=1e8; fi
+# The batch curve: models per point, epochs, batch sizes (the simulator is slow).
+if sim; then CURVE=(--models 8 --epochs 10 --batches 1,4,auto); else CURVE=(--models 256 --epochs 200 --runs100); fi
 mkdir -p "$RESULTS" "$LOGS"
 rm -f "$LOGS"/*.log  # a step that does not run this time shows no old log
 # A GPU session: the CUDA tests must run, not skip.
@@ -217,6 +222,38 @@ PY
     if (($? == 0)); then note "[ok] cuda graph: $line"; else fail "cuda graph: $line"; fi
   else
     unfinished_or_fail "train-cuda-nograph" "$rc" "see logs.txt"
+  fi
+
+  # ---- many models in one batch: reruns give the same bits; the curve --------
+  batch_a=$LOGS/batch-a.json batch_b=$LOGS/batch-b.json
+  rm -f "$batch_a" "$batch_b"
+  batch_args=(--dataset cora --device cuda --epochs 50 --runs 3 --lr 0.01,0.05 --dropout 0.5,0 --select best-val
+    --patience 10 --quiet)
+  run_step batch-rerun-a 60 "$TRAIN_BIN" "${batch_args[@]}" --json "$batch_a" &&
+    run_step batch-rerun-b 60 "$TRAIN_BIN" "${batch_args[@]}" --json "$batch_b"
+  rc=$?
+  if ((rc == 0)); then
+    line=$(python3 - "$batch_a" "$batch_b" <<'PY' 2>&1
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+same = [x["history"] for x in a["runs"]] == [x["history"] for x in b["runs"]]
+print(("same" if same else "DIFFERENT") + f" per-epoch histories of {len(a['runs'])} models in a batch "
+      f"({a['batches']}) on a rerun")
+sys.exit(0 if same else 1)
+PY
+    )
+    if (($? == 0)); then note "[ok] batch rerun: $line"; else fail "batch rerun: $line"; fi
+  else
+    unfinished_or_fail batch-rerun "$rc" "see logs.txt"
+  fi
+  run_step batch-curve 90 python3 scripts/batch_curve.py --device cuda "${CURVE[@]}" --gcn-train "$TRAIN_BIN" \
+    --json "$RESULTS/batch-curve.json"
+  rc=$?
+  if ((rc == 0)); then
+    note "[ok] batch curve"
+    tee -a "$SUMMARY" <"$LOGS/batch-curve.log"
+  else
+    unfinished_or_fail batch-curve "$rc" "see logs.txt"
   fi
 
   # ---- start-up (informational) ----------------------------------------------

@@ -3,6 +3,7 @@
 // epochs in the CPU's accuracy band, and bit-identical reruns on the GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -124,6 +125,53 @@ TEST_F(CudaModel, CoraTrainsIntoTheCpuBandAndRerunsBitIdentically) {
     }
   }
   EXPECT_NEAR(gpu_sum / 3, cpu_sum / 3, 0.015);
+}
+
+// A batch on CUDA: a rerun gives the same bits, and each model agrees with
+// the same model trained alone on CUDA and with the CPU's batch to the
+// tolerances of the rest of this file (cuBLAS and cuSPARSE may order a batch's
+// sums differently from one model's).
+TEST_F(CudaModel, BatchRerunsBitIdenticallyAndMatchesSingleRuns) {
+  std::vector<TrainConfig> configs;
+  const float lrs[] = {0.01f, 0.05f, 0.005f, 0.01f};
+  const float drops[] = {0.5f, 0.0f, 0.8f, 0.5f};
+  for (int k = 0; k < 4; ++k) {
+    TrainConfig c;
+    c.epochs = 30;
+    c.seed = static_cast<uint64_t>(k * 3);
+    c.lr = lrs[k];
+    c.dropout = drops[k];
+    c.weight_decay = k == 3 ? 5e-3f : 5e-4f;
+    c.select = Selection::kBestVal;
+    c.patience = 8;
+    c.log_every = 10;
+    configs.push_back(c);
+  }
+  const DeviceGraph gpu_graph(*gpu_, cora()), cpu_graph(*cpu_, cora());
+  Trainer gpu_batch(gpu_graph, 16, 4, true), cpu_batch(cpu_graph, 16, 4, true);
+  const std::vector<TrainResult> g = gpu_batch.train_batch(configs);
+  const std::vector<TrainResult> again = gpu_batch.train_batch(configs);
+  const std::vector<TrainResult> c = cpu_batch.train_batch(configs);
+  for (std::size_t k = 0; k < configs.size(); ++k) {
+    SCOPED_TRACE("model " + std::to_string(k));
+    EXPECT_EQ(again[k].params, g[k].params);
+    ASSERT_EQ(again[k].history.size(), g[k].history.size());
+    for (std::size_t e = 0; e < g[k].history.size(); ++e) ASSERT_EQ(again[k].history[e].loss, g[k].history[e].loss);
+    Trainer alone(gpu_graph, 16, configs[k].dropout);
+    const TrainResult single = alone.train(configs[k]);
+    for (const std::vector<EpochStats>* other : {&single.history, &c[k].history}) {
+      const std::size_t n = std::min(other->size(), g[k].history.size());
+      ASSERT_GE(n, 5u);
+      for (std::size_t e = 0; e < 5; ++e) {
+        EXPECT_NEAR(g[k].history[e].loss, (*other)[e].loss, 1e-4 * std::abs((*other)[e].loss)) << "epoch " << e + 1;
+        EXPECT_NEAR(g[k].history[e].val_loss, (*other)[e].val_loss, 1e-4 * std::abs((*other)[e].val_loss));
+      }
+      for (std::size_t e = 0; e < n; ++e) {
+        EXPECT_NEAR(g[k].history[e].loss, (*other)[e].loss, 1e-2 * std::abs((*other)[e].loss)) << "epoch " << e + 1;
+        EXPECT_NEAR(g[k].history[e].test_acc, (*other)[e].test_acc, 0.02) << "epoch " << e + 1;
+      }
+    }
+  }
 }
 
 }  // namespace
