@@ -21,16 +21,23 @@
 // and gradient columns in tile and row order into a per-block partial
 // (double); the last block to finish (an integer ticket) adds the partials in
 // block order. Shuffle trees have a fixed shape. Counts are integers.
+//
+// A batch of models (batch.hpp): blockIdx.y is the model, with its own
+// column block (rows a full batch row apart), step state, partials, ticket
+// counter and ring slot, and the same grid in x as one model alone, so each
+// model is summed in exactly the single model's order.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <string>
 #include <type_traits>
 
 #include "check.hpp"
 #include "classifier.hpp"
 #include "gcn/dataset.hpp"
+#include "gcn/error.hpp"
 
 namespace gcn::kernels {
 namespace {
@@ -105,19 +112,30 @@ __device__ __forceinline__ bool last_block(unsigned* counter, bool* shared_flag)
 // global memory); then thread 0 adds the tile's terms and thread c < cols
 // the tile's gradient column c, both in row order.
 template <int G>
-static __global__ void classifier_loss_kernel(const float* __restrict__ logits,   // (rows, cols)
+static __global__ void classifier_loss_kernel(const float* __restrict__ logits,   // (rows, batch * cols)
                                               const int32_t* __restrict__ labels,  // (rows)
                                               const uint8_t* __restrict__ split,   // (rows)
                                               uint8_t mask_bit, int64_t n_masked, float inv_n, int64_t rows,
-                                              int64_t cols,
-                                              float* grad,                 // (rows, cols) or null
-                                              float* bias_grad,            // (cols) or null
-                                              const StepState* step, EpochMetrics* ring, int32_t ring_size,
-                                              double* partial,             // (gridDim.x, 1 + cols)
-                                              unsigned* counter) {
+                                              int64_t cols,                // per model
+                                              float* grad,                 // (rows, batch * cols) or null
+                                              float* bias_grad,            // (batch * cols) or null
+                                              const StepState* steps,      // (batch)
+                                              EpochMetrics* ring, int32_t ring_size,
+                                              double* partial,             // (batch, partial_stride)
+                                              int64_t partial_stride,      // >= gridDim.x * (1 + cols)
+                                              unsigned* counters) {        // (batch)
   __shared__ float terms[kRowBlock / G];
   __shared__ bool last;
+  const int model = static_cast<int>(blockIdx.y);
+  const StepState* step = steps + model;
   if (step->stopped != 0) return;
+  // This model's column block, its rows ld apart.
+  const int64_t ld = cols * gridDim.y;
+  logits += model * cols;
+  if (grad != nullptr) grad += model * cols;
+  if (bias_grad != nullptr) bias_grad += model * cols;
+  partial += model * partial_stride;
+  unsigned* counter = counters + model;
   constexpr int kRows = kRowBlock / G;
   const int lane = static_cast<int>(threadIdx.x % G);
   const int slot_row = static_cast<int>(threadIdx.x / G);
@@ -134,7 +152,7 @@ static __global__ void classifier_loss_kernel(const float* __restrict__ logits, 
     const bool active = row < rows;
     const bool masked = active && (split[row] & mask_bit) != 0;
     const int64_t label = masked ? labels[row] : -1;
-    const int64_t offset = (active ? row : 0) * cols;
+    const int64_t offset = (active ? row : 0) * ld;
     const float* xr = logits + offset;
     const RowStats st = row_stats<G>(xr, cols, lane, active);
     if (lane == 0) {
@@ -159,7 +177,7 @@ static __global__ void classifier_loss_kernel(const float* __restrict__ logits, 
       const int64_t end = min(rows, (tile + 1) * kRows);
       for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
         double acc = mine[1 + c];
-        for (int64_t r = tile * kRows; r < end; ++r) acc += grad[r * cols + c];
+        for (int64_t r = tile * kRows; r < end; ++r) acc += grad[r * ld + c];
         mine[1 + c] = acc;
       }
     }
@@ -173,7 +191,8 @@ static __global__ void classifier_loss_kernel(const float* __restrict__ logits, 
   if (threadIdx.x == 0) {
     double total = 0.0;
     for (unsigned b = 0; b < gridDim.x; ++b) total += all[b * stride];
-    ring[step->epoch % ring_size].loss = n_masked > 0 ? static_cast<float>(total / static_cast<double>(n_masked)) : 0.0f;
+    ring[ring_index(ring_size, step->epoch, model, static_cast<int32_t>(gridDim.y))].loss =
+        n_masked > 0 ? static_cast<float>(total / static_cast<double>(n_masked)) : 0.0f;
     *counter = 0u;  // ready for the next launch (no other block touches it now)
   }
   if (sums) {
@@ -233,17 +252,26 @@ __device__ __forceinline__ int row_argmax(const float* xr, int64_t cols, int lan
 // 0 adds the tile's in row order. The last block adds the blocks' partials
 // in block order, writes the epoch's slot and makes the selection.
 template <int G>
-static __global__ void evaluate_kernel(const float* __restrict__ logits,   // (rows, cols)
+static __global__ void evaluate_kernel(const float* __restrict__ logits,   // (rows, batch * cols)
                                        const int32_t* __restrict__ labels,  // (rows)
                                        const uint8_t* __restrict__ split,   // (rows)
-                                       int64_t n_val, int64_t rows, int64_t cols, StepState* step,
+                                       int64_t n_val, int64_t rows,
+                                       int64_t cols,      // per model
+                                       StepState* steps,  // (batch)
                                        EpochMetrics* ring, int32_t ring_size, bool advance,
-                                       double* partial,  // (gridDim.x, 4)
-                                       unsigned* counter) {
+                                       double* partial,         // (batch, partial_stride)
+                                       int64_t partial_stride,  // >= gridDim.x * 4
+                                       unsigned* counters) {    // (batch)
   __shared__ float terms[kRowBlock / G];
   __shared__ unsigned flags[kRowBlock / G];
   __shared__ bool last;
+  const int model = static_cast<int>(blockIdx.y);
+  StepState* step = steps + model;
   if (step->stopped != 0) return;
+  const int64_t ld = cols * gridDim.y;  // this model's column block, its rows ld apart
+  logits += model * cols;
+  partial += model * partial_stride;
+  unsigned* counter = counters + model;
   constexpr int kRows = kRowBlock / G;
   const int lane = static_cast<int>(threadIdx.x % G);
   const int slot_row = static_cast<int>(threadIdx.x / G);
@@ -255,7 +283,7 @@ static __global__ void evaluate_kernel(const float* __restrict__ logits,   // (r
     const bool active = row < rows;
     const unsigned bits = active ? split[row] : 0u;
     const int64_t label = active ? labels[row] : -1;
-    const float* xr = logits + (active ? row : 0) * cols;
+    const float* xr = logits + (active ? row : 0) * ld;
     const RowStats st = row_stats<G>(xr, cols, lane, active);
     const int idx = row_argmax<G>(xr, cols, lane, active);
     if (lane == 0) {
@@ -287,7 +315,7 @@ static __global__ void evaluate_kernel(const float* __restrict__ logits,   // (r
     total += all[b * 4];
     for (int k = 0; k < 3; ++k) counts[k] += all[b * 4 + 1 + k];
   }
-  EpochMetrics& slot = ring[step->epoch % ring_size];
+  EpochMetrics& slot = ring[ring_index(ring_size, step->epoch, model, static_cast<int32_t>(gridDim.y))];
   slot.val_loss = n_val > 0 ? static_cast<float>(total / static_cast<double>(n_val)) : 0.0f;
   for (int k = 0; k < 3; ++k) slot.correct[k] = static_cast<int32_t>(counts[k]);
   slot.epoch = static_cast<int32_t>(step->epoch + 1);
@@ -382,38 +410,54 @@ unsigned tile_blocks(int64_t rows, int g) {
   return static_cast<unsigned>(
       std::max<int64_t>(1, std::min<int64_t>((rows + rows_per_tile - 1) / rows_per_tile, kMaxBlocks)));
 }
-}  // namespace
 
-// One partial per block: the loss (or the evaluation's four figures) and
-// the gradient's column sums.
-int64_t classifier_scratch(int64_t rows, int64_t cols) {
-  if (cols <= 0) return 0;
+// One partial per block and model: the loss (or the evaluation's four
+// figures) and the gradient's column sums.
+int64_t model_scratch(int64_t rows, int64_t cols) {
   return static_cast<int64_t>(tile_blocks(rows, group_size(cols))) * (4 + cols);
 }
 
+void require_batch(int batch, const char* op) {
+  if (batch < 1 || batch > kMaxBatch) {
+    throw Error(std::string(op) + ": a batch of " + std::to_string(batch) + " models (at most " +
+                std::to_string(kMaxBatch) + ")");
+  }
+}
+}  // namespace
+
+int64_t classifier_scratch(int64_t rows, int64_t cols, int batch) {
+  if (cols <= 0 || batch <= 0) return 0;
+  return model_scratch(rows, cols) * batch;
+}
+
 void launch_classifier_loss(const float* logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                            int64_t n_masked, int64_t rows, int64_t cols, float* grad, float* bias_grad,
-                            const StepState* step, EpochMetrics* ring, int32_t ring_size, double* partial,
-                            unsigned* counter, cudaStream_t stream) {
+                            int64_t n_masked, int64_t rows, int64_t cols, int batch, float* grad, float* bias_grad,
+                            const StepState* steps, EpochMetrics* ring, int32_t ring_size, double* partial,
+                            unsigned* counters, cudaStream_t stream) {
+  require_batch(batch, "classifier_loss");
   if (cols <= 0) return;
   const float inv_n = n_masked > 0 ? static_cast<float>(1.0 / static_cast<double>(n_masked)) : 0.0f;
   dispatch_group(cols, [&](auto g) {
     constexpr int G = decltype(g)::value;
-    classifier_loss_kernel<G><<<tile_blocks(rows, G), kRowBlock, 0, stream>>>(
-        logits, labels, split, mask_bit, n_masked, inv_n, rows, cols, grad, bias_grad, step, ring, ring_size, partial,
-        counter);
+    const dim3 grid(tile_blocks(rows, G), static_cast<unsigned>(batch));
+    classifier_loss_kernel<G><<<grid, kRowBlock, 0, stream>>>(logits, labels, split, mask_bit, n_masked, inv_n, rows,
+                                                              cols, grad, bias_grad, steps, ring, ring_size, partial,
+                                                              model_scratch(rows, cols), counters);
     GCN_CHECK_LAUNCH("classifier_loss_kernel");
   });
 }
 
 void launch_evaluate(const float* logits, const int32_t* labels, const uint8_t* split, int64_t n_val, int64_t rows,
-                     int64_t cols, StepState* step, EpochMetrics* ring, int32_t ring_size, bool advance,
-                     double* partial, unsigned* counter, cudaStream_t stream) {
+                     int64_t cols, int batch, StepState* steps, EpochMetrics* ring, int32_t ring_size, bool advance,
+                     double* partial, unsigned* counters, cudaStream_t stream) {
+  require_batch(batch, "evaluate");
   if (cols <= 0) return;
   dispatch_group(cols, [&](auto g) {
     constexpr int G = decltype(g)::value;
-    evaluate_kernel<G><<<tile_blocks(rows, G), kRowBlock, 0, stream>>>(logits, labels, split, n_val, rows, cols, step,
-                                                                      ring, ring_size, advance, partial, counter);
+    const dim3 grid(tile_blocks(rows, G), static_cast<unsigned>(batch));
+    evaluate_kernel<G><<<grid, kRowBlock, 0, stream>>>(logits, labels, split, n_val, rows, cols, steps, ring,
+                                                       ring_size, advance, partial, model_scratch(rows, cols),
+                                                       counters);
     GCN_CHECK_LAUNCH("evaluate_kernel");
   });
 }

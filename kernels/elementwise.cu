@@ -7,13 +7,20 @@
 //
 // Per-epoch values (the dropout stream) are read from the step state in
 // device memory, so a recorded epoch replays with the current values.
+//
+// A batch of models (batch.hpp) runs one launch with the model as blockIdx.y:
+// each block strides over its model's own (rows, c) elements by their index
+// within that model, so the dropout stream, the scale and every rounding are
+// the single model's, and each model reads its own rate from its step state.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
 #include "check.hpp"
 #include "elementwise.hpp"
+#include "gcn/error.hpp"
 #include "gcn/rng.hpp"
 
 namespace gcn::kernels {
@@ -51,6 +58,51 @@ static __global__ void relu_dropout_forward_kernel(const float* __restrict__ x, 
   }
 }
 
+// The scale of kept values at rate p, rounded as the host's 1.0f / (1.0f - p);
+// p >= 1 keeps nothing, so its scale is never used.
+__device__ __forceinline__ float keep_scale(float p) {
+  return p < 1.0f ? __fdiv_rn(1.0f, __fadd_rn(1.0f, -p)) : 0.0f;
+}
+
+// Model blockIdx.y of the batch: its element i = r * cols + c (its own index)
+// is at row r, column blockIdx.y * cols + c of the (rows, gridDim.y * cols)
+// matrices.
+__device__ __forceinline__ int64_t batch_at(int64_t i, int64_t cols) {
+  const int64_t r = i / cols;
+  return r * cols * gridDim.y + static_cast<int64_t>(blockIdx.y) * cols + (i - r * cols);
+}
+
+static __global__ void batch_relu_dropout_forward_kernel(const float* __restrict__ x,  // (rows, batch * cols)
+                                                         float* __restrict__ y,        // (rows, batch * cols)
+                                                         int64_t rows, int64_t cols,   // cols: per model
+                                                         const StepState* __restrict__ steps) {  // (batch)
+  const StepState* step = steps + blockIdx.y;
+  const float p = step->dropout;
+  const float scale = keep_scale(p);
+  const uint64_t key = p > 0.0f ? stream_key(step->dropout_seed, static_cast<uint64_t>(step->epoch + 1)) : 0;
+  const int64_t n = rows * cols;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t at = batch_at(i, cols);
+    const float v = x[at] > 0.0f ? x[at] : 0.0f;
+    y[at] = p <= 0.0f ? v : __fmul_rn(v, dropout_keep_keyed(key, static_cast<uint64_t>(i), p) ? scale : 0.0f);
+  }
+}
+
+static __global__ void batch_relu_dropout_backward_kernel(const float* dy,  // (rows, batch * cols)
+                                                          const float* y,   // (rows, batch * cols) forward output
+                                                          float* dx,        // (rows, batch * cols), may alias dy
+                                                          int64_t rows, int64_t cols,  // cols: per model
+                                                          const StepState* __restrict__ steps) {  // (batch)
+  const float scale = keep_scale(steps[blockIdx.y].dropout);
+  const int64_t n = rows * cols;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t at = batch_at(i, cols);
+    dx[at] = y[at] > 0.0f ? dy[at] * scale : 0.0f;
+  }
+}
+
 static __global__ void relu_dropout_backward_kernel(const float* dy,  // (n)
                                                     const float* y,   // (n) forward output
                                                     float* dx,        // (n), may alias dy
@@ -64,9 +116,11 @@ static __global__ void relu_dropout_backward_kernel(const float* dy,  // (n)
 // of rows); thread (tx, ty) takes column tx of rows ty, ty + TY, ... of the
 // chunk, then the TY sums of a column are added in ty order into the chunk's
 // partial. The last block to finish (an integer ticket) adds the partials of
-// each column in chunk order. Fixed order throughout; no float atomics.
+// each column in chunk order. Fixed order throughout; no float atomics. With
+// steps (a batch), column col's scale is its model's: col / model_cols.
 static __global__ void relu_dropout_backward_sums_kernel(const float* dy, const float* y, float* dx, int64_t rows,
-                                                         int64_t cols, float scale, int64_t chunk_rows,
+                                                         int64_t cols, float scale, int64_t model_cols,
+                                                         const StepState* __restrict__ steps, int64_t chunk_rows,
                                                          float* __restrict__ col_sums,
                                                          double* __restrict__ partial,  // (chunks, cols)
                                                          unsigned* counter) {
@@ -79,6 +133,7 @@ static __global__ void relu_dropout_backward_sums_kernel(const float* dy, const 
   const int64_t end = min(rows, begin + chunk_rows);
   double acc = 0.0;
   if (col < cols) {
+    if (steps != nullptr) scale = keep_scale(steps[col / model_cols].dropout);
     for (int64_t r = begin + ty; r < end; r += blockDim.y) {
       const int64_t i = r * cols + col;
       const float g = y[i] > 0.0f ? dy[i] * scale : 0.0f;
@@ -123,6 +178,22 @@ static __global__ void copy_if_improved_kernel(unsigned char* __restrict__ dst, 
   for (int64_t i = n_words * 4 + first; i < bytes; i += stride) dst[i] = src[i];
 }
 
+// Region blockIdx.y, model blockIdx.z: its (rows, cols) elements by their
+// index within the model.
+static __global__ void batch_copy_if_improved_kernel(float* __restrict__ dst, const float* __restrict__ src,
+                                                     ParamRegions regions, const StepState* __restrict__ steps) {
+  if (steps[blockIdx.z].improved == 0) return;
+  const ParamRegion reg = regions.item[blockIdx.y];
+  const int64_t n = reg.rows * reg.cols;
+  const int64_t ld = reg.cols * gridDim.z;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / reg.cols;
+    const int64_t at = reg.offset + r * ld + static_cast<int64_t>(blockIdx.z) * reg.cols + (i - r * reg.cols);
+    dst[at] = src[at];
+  }
+}
+
 int column_tile(int64_t cols) {
   int tx = 1;
   while (tx < 32 && tx < cols) tx *= 2;
@@ -142,12 +213,30 @@ void launch_fill_outputs(const OutputFills& fills, cudaStream_t stream) {
   GCN_CHECK_LAUNCH("fill_outputs_kernel");
 }
 
-void launch_relu_dropout_forward(const float* x, float* y, int64_t n, float p, const StepState* step,
-                                 cudaStream_t stream) {
+namespace {
+void require_batch(int batch, bool rates_from_steps, const char* op) {
+  if (batch < 1 || batch > kMaxBatch || (batch > 1 && !rates_from_steps)) {
+    throw Error(std::string(op) + ": a batch of " + std::to_string(batch) + " models" +
+                (rates_from_steps ? "" : " without per-model rates") + " (at most " + std::to_string(kMaxBatch) +
+                ")");
+  }
+}
+}  // namespace
+
+void launch_relu_dropout_forward(const float* x, float* y, int64_t rows, int64_t cols, int batch, float p,
+                                 const StepState* steps, bool rates_from_steps, cudaStream_t stream) {
+  require_batch(batch, rates_from_steps, "relu_dropout_forward");
+  const int64_t n = rows * cols;
   if (n <= 0) return;
+  if (rates_from_steps) {
+    batch_relu_dropout_forward_kernel<<<dim3(blocks_for(n / batch), static_cast<unsigned>(batch)), kBlock, 0,
+                                        stream>>>(x, y, rows, cols / batch, steps);
+    GCN_CHECK_LAUNCH("batch_relu_dropout_forward_kernel");
+    return;
+  }
   // p >= 1 keeps nothing (uniform01 < 1 <= p), so the scale is never used.
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  relu_dropout_forward_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, y, n, p, scale, p > 0.0f ? step : nullptr);
+  relu_dropout_forward_kernel<<<blocks_for(n), kBlock, 0, stream>>>(x, y, n, p, scale, p > 0.0f ? steps : nullptr);
   GCN_CHECK_LAUNCH("relu_dropout_forward_kernel");
 }
 
@@ -157,14 +246,24 @@ int64_t relu_dropout_backward_scratch(int64_t rows, int64_t cols) {
   return (rows + chunk - 1) / chunk * cols;
 }
 
-void launch_relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t rows, int64_t cols, float p,
-                                  float* col_sums, double* partial, unsigned* counter, cudaStream_t stream) {
+void launch_relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t rows, int64_t cols, int batch,
+                                  float p, const StepState* steps, bool rates_from_steps, float* col_sums,
+                                  double* partial, unsigned* counter, cudaStream_t stream) {
+  require_batch(batch, rates_from_steps, "relu_dropout_backward");
   // Multiplied by 1 / (1 - p) like the CPU reference; p >= 1 leaves every y
-  // at 0, so the scale is never used.
-  const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  // at 0, so the scale is never used. A batch's scales come from its steps.
+  const float scale = !rates_from_steps && p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  const StepState* rates = rates_from_steps ? steps : nullptr;
   const int64_t n = rows * cols;
+  const int64_t model_cols = cols / batch;
   if (col_sums == nullptr) {
     if (n <= 0) return;
+    if (rates != nullptr) {
+      batch_relu_dropout_backward_kernel<<<dim3(blocks_for(n / batch), static_cast<unsigned>(batch)), kBlock, 0,
+                                           stream>>>(dy, y, dx, rows, model_cols, rates);
+      GCN_CHECK_LAUNCH("batch_relu_dropout_backward_kernel");
+      return;
+    }
     relu_dropout_backward_kernel<<<blocks_for(n), kBlock, 0, stream>>>(dy, y, dx, n, scale);
     GCN_CHECK_LAUNCH("relu_dropout_backward_kernel");
     return;
@@ -174,12 +273,14 @@ void launch_relu_dropout_backward(const float* dy, const float* y, float* dx, in
     CUDA_CHECK(cudaMemsetAsync(col_sums, 0, static_cast<size_t>(cols) * sizeof(float), stream));
     return;
   }
-  const int tx = column_tile(cols);
+  // The tile width (hence each column's summation order) from one model's
+  // columns: a batch's sums are each model's own bits.
+  const int tx = column_tile(model_cols);
   const dim3 block(static_cast<unsigned>(tx), static_cast<unsigned>(kBlock / tx));
   const int64_t chunk = chunk_rows_for(rows);
   const dim3 grid(static_cast<unsigned>((cols + tx - 1) / tx), static_cast<unsigned>((rows + chunk - 1) / chunk));
-  relu_dropout_backward_sums_kernel<<<grid, block, 0, stream>>>(dy, y, dx, rows, cols, scale, chunk, col_sums,
-                                                                partial, counter);
+  relu_dropout_backward_sums_kernel<<<grid, block, 0, stream>>>(dy, y, dx, rows, cols, scale, model_cols, rates, chunk,
+                                                                col_sums, partial, counter);
   GCN_CHECK_LAUNCH("relu_dropout_backward_sums_kernel");
 }
 
@@ -191,6 +292,18 @@ void launch_copy_if_improved(void* dst, const void* src, std::size_t bytes, cons
   copy_if_improved_kernel<<<blocks_for(words ? (n + 3) / 4 : n), kBlock, 0, stream>>>(
       static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), n, words, step);
   GCN_CHECK_LAUNCH("copy_if_improved_kernel");
+}
+
+void launch_batch_copy_if_improved(float* dst, const float* src, const ParamRegions& regions, const StepState* steps,
+                                   int batch, cudaStream_t stream) {
+  require_batch(batch, true, "batch_copy_if_improved");
+  int64_t largest = 0;
+  for (int b = 0; b < regions.count; ++b) largest = std::max(largest, regions.item[b].rows * regions.item[b].cols);
+  if (largest <= 0) return;
+  batch_copy_if_improved_kernel<<<dim3(blocks_for(largest), static_cast<unsigned>(regions.count),
+                                       static_cast<unsigned>(batch)),
+                                  kBlock, 0, stream>>>(dst, src, regions, steps);
+  GCN_CHECK_LAUNCH("batch_copy_if_improved_kernel");
 }
 
 }  // namespace gcn::kernels

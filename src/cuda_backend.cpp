@@ -406,6 +406,11 @@ class CudaBackend final : public Backend {
   }
   void clear_markers() override { n_markers_ = 0; }
   std::size_t peak_memory_bytes() const override { return account_.peak(); }
+  std::size_t available_memory_bytes() const override {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return free_bytes;
+  }
   BenchOps* bench_ops() override;
 
   cudaStream_t stream() const { return stream_.get(); }
@@ -420,44 +425,53 @@ class CudaBackend final : public Backend {
     // our kernel writes every element.
     if (spmm_alg_ != SpmmAlg::kKernel) fill_outputs(outputs, count);
   }
-  void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) override;
+  void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch) override;
   void do_column_sum(ConstMatRef x, float* out) override {
     const int64_t n_partial = kernels::column_sum_scratch(x.rows, x.cols);
     kernels::launch_column_sum(x.data, x.rows, x.cols, out, scratch_doubles(n_partial), stream());
   }
-  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* step) override {
-    kernels::launch_relu_dropout_forward(x.data, y.data, x.size(), p, step, stream());
+  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
+                               bool rates_from_steps) override {
+    kernels::launch_relu_dropout_forward(x.data, y.data, x.rows, x.cols, batch, p, steps, rates_from_steps, stream());
   }
-  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, float* col_sums) override {
+  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps, int batch,
+                                bool rates_from_steps, float* col_sums) override {
     double* partial = col_sums != nullptr ? scratch_doubles(kernels::relu_dropout_backward_scratch(dx.rows, dx.cols))
                                           : nullptr;
-    kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, dx.rows, dx.cols, p, col_sums, partial, counter(),
-                                          stream());
+    kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, dx.rows, dx.cols, batch, p, steps,
+                                          rates_from_steps, col_sums, partial, counters(1), stream());
   }
   void do_log_softmax(ConstMatRef x, MatRef y) override {
     kernels::launch_log_softmax(x.data, y.data, x.rows, x.cols, stream());
   }
   void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
-                          int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,
-                          MetricsRing ring) override {
-    kernels::launch_classifier_loss(logits.data, labels, split, mask_bit, n_masked, logits.rows, logits.cols,
-                                    grad.data, bias_grad, step, ring.slots, ring.size,
-                                    scratch_doubles(kernels::classifier_scratch(logits.rows, logits.cols)), counter(),
-                                    stream());
+                          int64_t n_masked, MatRef grad, float* bias_grad, const StepState* steps, MetricsRing ring,
+                          int batch) override {
+    const int64_t classes = logits.cols / batch;
+    kernels::launch_classifier_loss(logits.data, labels, split, mask_bit, n_masked, logits.rows, classes, batch,
+                                    grad.data, bias_grad, steps, ring.slots, ring.size,
+                                    scratch_doubles(kernels::classifier_scratch(logits.rows, classes, batch)),
+                                    counters(batch), stream());
   }
-  void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* step,
-                   MetricsRing ring, bool advance) override {
-    kernels::launch_evaluate(logits.data, labels, split, n_val, logits.rows, logits.cols, step, ring.slots, ring.size,
-                             advance, scratch_doubles(kernels::classifier_scratch(logits.rows, logits.cols)),
-                             counter(), stream());
+  void do_evaluate(ConstMatRef logits, const int32_t* labels, const uint8_t* split, int64_t n_val, StepState* steps,
+                   MetricsRing ring, bool advance, int batch) override {
+    const int64_t classes = logits.cols / batch;
+    kernels::launch_evaluate(logits.data, labels, split, n_val, logits.rows, classes, batch, steps, ring.slots,
+                             ring.size, advance,
+                             scratch_doubles(kernels::classifier_scratch(logits.rows, classes, batch)),
+                             counters(batch), stream());
   }
-  void do_adam_step(float* params, const float* grads, float* m, float* v, int64_t n, const AdamConfig& cfg,
-                    const StepState* step) override {
+  void do_adam_step(float* params, const float* grads, float* m, float* v, const ParamBlocks& blocks,
+                    const AdamConfig& cfg, const StepState* steps, int batch, bool rates_from_steps) override {
     const kernels::AdamHyper hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
-    kernels::launch_adam_step(params, grads, m, v, n, hp, step, stream());
+    kernels::launch_adam_step(params, grads, m, v, regions(blocks), hp, steps, batch, rates_from_steps, stream());
   }
   void do_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step) override {
     kernels::launch_copy_if_improved(dst, src, bytes, step, stream());
+  }
+  void do_batch_copy_if_improved(float* dst, const float* src, const ParamBlocks& blocks, const StepState* steps,
+                                 int batch) override {
+    kernels::launch_batch_copy_if_improved(dst, src, regions(blocks), steps, batch, stream());
   }
 
  private:
@@ -480,7 +494,25 @@ class CudaBackend final : public Backend {
     const OutputInit one{c, bias};
     fill_outputs(&one, 1);
   }
-  unsigned* counter() { return static_cast<unsigned*>(counter_.get()); }
+  // n ticket counters of the last-block reductions (one per model of a
+  // batch), zero between launches: new ones are zeroed as they are added.
+  unsigned* counters(int64_t n) {
+    const std::size_t bytes = static_cast<std::size_t>(std::max<int64_t>(n, 1)) * sizeof(unsigned);
+    if (bytes > counters_.bytes()) {
+      grow(counters_, bytes);
+      fill_zero(counters_.get(), bytes);
+    }
+    return static_cast<unsigned*>(counters_.get());
+  }
+  static kernels::ParamRegions regions(const ParamBlocks& blocks) {
+    static_assert(kernels::ParamRegions::kMax == ParamBlocks::kMax, "one region per parameter block");
+    kernels::ParamRegions r{};
+    r.count = blocks.count;
+    for (int b = 0; b < blocks.count; ++b) {
+      r.item[b] = {blocks.block[b].offset, blocks.block[b].rows, blocks.block[b].cols};
+    }
+    return r;
+  }
 
   // A workspace that only grows. Growing waits for the stream, since queued
   // work may still use the old buffer; at steady state nothing is allocated,
@@ -515,7 +547,7 @@ class CudaBackend final : public Backend {
   CusparsePtr cusparse_;
   DeviceMemory scratch_;         // partial sums of the reductions
   DeviceMemory spmm_partials_;   // partial sums of our SpMM kernel's cut rows
-  DeviceMemory counter_;         // one unsigned: the last-block tickets (zero between launches)
+  DeviceMemory counters_;        // the last-block tickets, one per model (zero between launches)
   std::unordered_map<void*, std::size_t> sizes_;  // live allocate() blocks
   std::vector<cudaEvent_t> events_;               // marker pool, reused across clear_markers()
   int n_markers_ = 0;
@@ -570,8 +602,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   cusparse_.reset(sp);
   CUSPARSE_CHECK(cusparseSetStream(cusparse_.get(), stream()));
 
-  counter_ = DeviceMemory(sizeof(unsigned), device_, &account_);
-  fill_zero(counter_.get(), counter_.bytes());
+  counters_ = DeviceMemory(sizeof(unsigned), device_, &account_);  // counters() adds more for a batch
+  fill_zero(counters_.get(), counters_.bytes());
   bench_ = std::make_unique<CudaBenchOps>(*this);
 }
 
@@ -669,11 +701,14 @@ SpmmPlan CudaBackend::make_spmm_plan(const CudaSparse& a, ConstMatRef b, MatRef 
   return plan;
 }
 
-void CudaBackend::do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c) {
-  const detail::GemmDims dims = detail::gemm_dims(a, trans_a, b, trans_b, c);
+void CudaBackend::do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch) {
+  // One model's blocks: a batch's operands are `batch` column blocks each.
+  const ConstMatRef a1(a.data, a.rows, a.cols / batch), b1(b.data, b.rows, b.cols / batch);
+  const MatRef c1{c.data, c.rows, c.cols / batch};
+  const detail::GemmDims dims = detail::gemm_dims(a1, trans_a, b1, trans_b, c1);
   const int64_t m = dims.m, n = dims.n, k = dims.k;
-  require(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.cols <= INT_MAX && b.cols <= INT_MAX, "gemm",
-          "dimensions beyond 32-bit cuBLAS sizes");
+  require(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.cols <= INT_MAX && b.cols <= INT_MAX && c.cols <= INT_MAX,
+          "gemm", "dimensions beyond 32-bit cuBLAS sizes");
   if (m == 0 || n == 0) return;
   if (k == 0) {
     fill_zero(c.data, static_cast<std::size_t>(c.size()) * sizeof(float));
@@ -685,10 +720,20 @@ void CudaBackend::do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans
   // the stored row length (cols). beta = 0: cuBLAS documents that C is then
   // not read.
   const float alpha = 1.0f, beta = 0.0f;
-  CUBLAS_CHECK(cublasSgemm(cublas_.get(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                           static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b.data,
-                           static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta, c.data,
-                           static_cast<int>(n)));
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (batch == 1) {
+    CUBLAS_CHECK(cublasSgemm(cublas_.get(), op_b, op_a, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+                             &alpha, b.data, static_cast<int>(b.cols), a.data, static_cast<int>(a.cols), &beta, c.data,
+                             static_cast<int>(n)));
+    return;
+  }
+  // A batch: block k of a row-major (rows, batch · w) matrix is the
+  // column-major (w, rows) matrix at k · w with leading dimension batch · w
+  // (the full row), so one strided-batched call covers every model.
+  CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_.get(), op_b, op_a, static_cast<int>(n), static_cast<int>(m),
+                                         static_cast<int>(k), &alpha, b.data, static_cast<int>(b.cols), b1.cols,
+                                         a.data, static_cast<int>(a.cols), a1.cols, &beta, c.data,
+                                         static_cast<int>(c.cols), c1.cols, batch));
 }
 
 std::unique_ptr<Recording> CudaBackend::record(const std::function<void()>& body) {

@@ -728,8 +728,8 @@ int main(int argc, char** argv) {
                  "(keys lr, weight_decay, dropout, hidden; others from the command line)");
   app.add_option("--batch", opt.batch,
                  "Models trained at once as one batch sharing the graph's work (0: as many as --memory-budget "
-                 "allows; 1: one after another). --checkpoint, --resume and --predictions need --batch 1 when "
-                 "there are several models");
+                 "allows; on the CPU, batches that fit a core's cache, over the threads; 1: one after another). "
+                 "With several models --checkpoint-every and --predictions follow the first and need --batch 1");
   app.add_option("--memory-budget", opt.memory_budget_mb,
                  "MiB of backend memory a batch may plan for (0: half of what the device has free)");
   app.add_option("--table", opt.table_path,
@@ -742,7 +742,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"last", "best-val"}));
   app.add_option("--patience", opt.train.patience,
                  "Stop when validation has not improved for K epochs (0: never)");
-  app.add_option("--log-every", opt.train.log_every, "Log (and read back from the device) every K epochs");
+  app.add_option("--log-every", opt.train.log_every,
+                 "Log (and read back from the device) every K epochs (batches: progress about every tenth of "
+                 "the epochs unless given)");
   app.add_option("--json", opt.json_path, "Write the run's results as JSON to this file");
   app.add_option("--save", opt.save_path,
                  "Save the (selected) model as safetensors with PyG's state_dict names (the first model; "

@@ -3,7 +3,9 @@
 // extreme logits, all class counts the row mappings switch between, exact
 // dropout masks and correct counts, every SpMM implementation (with a bias,
 // prepared outputs, rows cut into segments), the step state and metrics ring,
-// the argument checks, and bit-identical results run to run.
+// batches of models (each model's block against the CPU's batched op and
+// against the single op on that model alone, bit for bit), the argument
+// checks, and bit-identical results run to run.
 //
 // Without a usable GPU every test is skipped with the reason, unless
 // GCN_REQUIRE_GPU=1 (a GPU session), where that is a failure. Without a GPU
@@ -217,6 +219,17 @@ TEST_F(CudaOps, Describe) {
   EXPECT_EQ(d.rfind("cuda:0 ", 0), 0u) << d;
   EXPECT_NE(d.find(" SMs, "), std::string::npos) << d;
   if (std::getenv("GCN_SPMM_ALG") == nullptr) EXPECT_NE(d.find(", SpMM CSR_ALG3)"), std::string::npos) << d;
+}
+
+// The free device memory a batch plans against: there, and an allocation
+// takes at least its size out of it.
+TEST_F(CudaOps, AvailableMemoryShrinksByAnAllocation) {
+  constexpr std::size_t kBytes = std::size_t{64} << 20;
+  const std::size_t before = gpu_->available_memory_bytes();
+  ASSERT_GT(before, kBytes);
+  void* p = gpu_->allocate(kBytes);
+  EXPECT_LE(gpu_->available_memory_bytes(), before - kBytes);
+  gpu_->deallocate(p);
 }
 
 TEST_F(CudaOps, UploadDownloadRoundTrip) {
@@ -1198,6 +1211,500 @@ TEST_F(CudaOps, RunToRunBitIdentical) {
       EXPECT_TRUE(same_bits(second[i], first[i])) << names[i] << " differs between runs, C=" << cols;
     }
   }
+}
+
+// ---- a batch of models (column blocks, per-model step states) --------------
+
+constexpr int kBatch = 3;
+
+// The step states of a batch of models and their metrics ring (`size` slots
+// per model, slot-major: gcn::ring_index) in a backend's memory, every slot
+// starting as the sentinel.
+class BatchSteps {
+ public:
+  BatchSteps(Backend& be, const std::vector<StepState>& states, int32_t size = 1)
+      : be_(&be), n_(static_cast<int32_t>(states.size())),
+        states_(be, static_cast<int64_t>(sizeof(StepState) * states.size())),
+        ring_(be, static_cast<int64_t>(sizeof(EpochMetrics) * states.size()) * size), size_(size) {
+    set(states);
+    const std::vector<EpochMetrics> all(static_cast<std::size_t>(size_ * n_), sentinel_metrics());
+    be_->upload(ring_.data(), all.data(), all.size() * sizeof(EpochMetrics));
+  }
+  StepState* states() { return reinterpret_cast<StepState*>(states_.data()); }
+  gcn::MetricsRing ring() { return {reinterpret_cast<EpochMetrics*>(ring_.data()), size_}; }
+  void set(const std::vector<StepState>& s) { be_->upload(states_.data(), s.data(), s.size() * sizeof(StepState)); }
+  std::vector<StepState> get() const {
+    std::vector<StepState> s(static_cast<std::size_t>(n_));
+    be_->download(s.data(), states_.data(), s.size() * sizeof(StepState));
+    return s;
+  }
+  std::vector<EpochMetrics> slots() const {
+    std::vector<EpochMetrics> all(static_cast<std::size_t>(size_ * n_));
+    be_->download(all.data(), ring_.data(), all.size() * sizeof(EpochMetrics));
+    return all;
+  }
+
+ private:
+  Backend* be_;
+  int32_t n_;
+  Buffer<uint8_t> states_, ring_;
+  int32_t size_;
+};
+
+// Three models with their own rates, dropout streams and epochs: model 1
+// stopped, model 2 without dropout.
+std::vector<StepState> batch_states() {
+  const float dropout[kBatch] = {0.5f, 0.9f, 0.0f};
+  const float lr[kBatch] = {0.01f, 0.1f, 0.003f};
+  const float weight_decay[kBatch] = {5e-4f, 0.0f, 0.01f};
+  const int64_t epoch[kBatch] = {6, 4, 9};
+  const uint64_t seed[kBatch] = {1234, 77, 5};
+  std::vector<StepState> s;
+  for (int k = 0; k < kBatch; ++k) {
+    StepState st = step_at(epoch[k], seed[k]);
+    st.dropout = dropout[k];
+    st.lr = lr[k];
+    st.weight_decay = weight_decay[k];
+    st.stopped = k == 1 ? 1 : 0;
+    s.push_back(st);
+  }
+  return s;
+}
+
+// Model k's block (rows, cols) of a (rows, batch · cols) matrix.
+std::vector<float> block_of(const std::vector<float>& m, int64_t rows, int64_t cols, int k, int batch = kBatch) {
+  std::vector<float> out;
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto row = m.begin() + (r * batch + k) * cols;
+    out.insert(out.end(), row, row + cols);
+  }
+  return out;
+}
+
+// The batched product on both devices, and each block of the GPU's the bits
+// of the same product of that block alone.
+TEST_F(CudaOps, BatchGemmMatchesTheCpuAndEachBlockAlone) {
+  struct Shape {
+    int64_t m, k, n;
+  };
+  for (const Shape s : {Shape{1, 1, 1}, Shape{37, 19, 5}, Shape{64, 33, 7}, Shape{130, 1, 70}, Shape{3, 300, 1}}) {
+    for (const bool ta : {false, true}) {
+      for (const bool tb : {false, true}) {
+        const int64_t a_rows = ta ? s.k : s.m, a_cols = ta ? s.m : s.k;
+        const int64_t b_rows = tb ? s.n : s.k, b_cols = tb ? s.k : s.n;
+        const auto a_host = random_floats(static_cast<std::size_t>(s.m * s.k * kBatch), 12);
+        const auto b_host = random_floats(static_cast<std::size_t>(s.k * s.n * kBatch), 13);
+        auto [got, ref] = on_both([&](Backend& be) {
+          Buffer<float> a(be, a_host), b(be, b_host);
+          Buffer<float> c(be, std::vector<float>(static_cast<std::size_t>(s.m * s.n * kBatch), kNaN));
+          be.gemm({a.data(), a_rows, a_cols * kBatch}, ta, {b.data(), b_rows, b_cols * kBatch}, tb,
+                  {c.data(), s.m, s.n * kBatch}, kBatch);
+          return c.to_host();
+        });
+        const std::string what = "m=" + std::to_string(s.m) + " k=" + std::to_string(s.k) + " n=" +
+                                 std::to_string(s.n) + " trans_a=" + std::to_string(ta) +
+                                 " trans_b=" + std::to_string(tb);
+        EXPECT_TRUE(all_close(got, ref, {1e-5, 1e-4}, s.n * kBatch)) << what;
+        for (int k = 0; k < kBatch; ++k) {
+          Buffer<float> a(*gpu_, block_of(a_host, a_rows, a_cols, k)), b(*gpu_, block_of(b_host, b_rows, b_cols, k));
+          Buffer<float> c(*gpu_, s.m * s.n);
+          gpu_->gemm({a.data(), a_rows, a_cols}, ta, {b.data(), b_rows, b_cols}, tb, {c.data(), s.m, s.n});
+          EXPECT_TRUE(same_bits(block_of(got, s.m, s.n, k), c.to_host(), s.n)) << what << " model " << k;
+        }
+      }
+    }
+  }
+}
+
+// The training pass of a batch: each model's dropout with its own rate and
+// stream (the masks exact on both devices), the backward with and without
+// column sums and in place; each model's block the bits of the single ops on
+// that model alone, its column sums included. Those are checked on sums that
+// change with the order of their terms too ("wide": every input positive,
+// even rows of ±2^60 between ordinary ones, which cancel where nothing is
+// dropped, as in model 2, while whatever ordinary terms a partial sum
+// absorbed are lost); the CPU sums in another order, so there only the
+// element-wise results are compared.
+TEST_F(CudaOps, BatchReluDropoutMatchesTheCpuAndEachModelAlone) {
+  const std::vector<StepState> states = batch_states();
+  struct Case {
+    int64_t rows, cols;
+    bool wide;
+  };
+  for (const Case cs : {Case{1, 1, false}, Case{37, 11, false}, Case{130, 16, false}, Case{70, 33, false},
+                        Case{37, 11, true}, Case{130, 16, true}, Case{300, 5, true}}) {
+    const int64_t rows = cs.rows, cols = cs.cols, width = cols * kBatch;
+    const bool wide = cs.wide;
+    auto x_host = random_floats(static_cast<std::size_t>(rows * width), 52);
+    auto dy_host = random_floats(static_cast<std::size_t>(rows * width), 53);
+    if (wide) {
+      for (float& v : x_host) v = std::fabs(v) + 0.125f;
+      for (int64_t i = 0; i < std::min<int64_t>(rows, 64) * width; ++i) {
+        const int64_t r = i / width;
+        if (r % 2 == 0) dy_host[static_cast<std::size_t>(i)] = r % 4 == 0 ? 0x1p60f : -0x1p60f;
+      }
+    }
+    auto [got, ref] = on_both([&](Backend& be) {
+      BatchSteps bs(be, states);
+      Buffer<float> x(be, x_host), y(be, rows * width), dy(be, dy_host), dx(be, rows * width),
+          dx_plain(be, rows * width);
+      Buffer<float> sums(be, std::vector<float>(static_cast<std::size_t>(width), kNaN));
+      Buffer<float> sums_inplace(be, std::vector<float>(static_cast<std::size_t>(width), kNaN));
+      be.batch_relu_dropout_forward({x.data(), rows, width}, {y.data(), rows, width}, bs.states(), kBatch);
+      be.batch_relu_dropout_backward({dy.data(), rows, width}, {y.data(), rows, width}, {dx.data(), rows, width},
+                                     bs.states(), kBatch, sums.data());
+      be.batch_relu_dropout_backward({dy.data(), rows, width}, {y.data(), rows, width},
+                                     {dx_plain.data(), rows, width}, bs.states(), kBatch);
+      be.batch_relu_dropout_backward({dy.data(), rows, width}, {y.data(), rows, width}, {dy.data(), rows, width},
+                                     bs.states(), kBatch, sums_inplace.data());
+      return std::vector<std::vector<float>>{y.to_host(),    dx.to_host(),   dx_plain.to_host(),
+                                             dy.to_host(),   sums.to_host(), sums_inplace.to_host()};
+    });
+    const std::string what = std::to_string(rows) + "x" + std::to_string(kBatch) + "*" + std::to_string(cols) +
+                             (wide ? " wide" : "");
+    EXPECT_TRUE(same_bits(got[0], ref[0], width)) << "forward " << what;
+    EXPECT_TRUE(same_bits(got[1], ref[1], width)) << "backward " << what;
+    EXPECT_TRUE(same_bits(got[2], ref[1], width)) << "backward without sums " << what;
+    EXPECT_TRUE(same_bits(got[3], ref[3], width)) << "backward in place " << what;
+    if (!wide) EXPECT_TRUE(all_close(got[4], ref[4], {1e-6, 1e-6})) << "column sums " << what;
+    EXPECT_TRUE(same_bits(got[5], got[4])) << "column sums in place " << what;
+    for (int k = 0; k < kBatch; ++k) {
+      const float p = states[k].dropout;
+      StepRing sr(*gpu_, states[k]);
+      Buffer<float> x(*gpu_, block_of(x_host, rows, cols, k)), y(*gpu_, rows * cols),
+          dy(*gpu_, block_of(dy_host, rows, cols, k)), dx(*gpu_, rows * cols), sums(*gpu_, cols);
+      gpu_->relu_dropout_forward({x.data(), rows, cols}, {y.data(), rows, cols}, p, sr.state());
+      gpu_->relu_dropout_backward({dy.data(), rows, cols}, {y.data(), rows, cols}, {dx.data(), rows, cols}, p,
+                                  sums.data());
+      const std::string model = what + " model " + std::to_string(k);
+      EXPECT_TRUE(same_bits(block_of(got[0], rows, cols, k), y.to_host(), cols)) << "forward " << model;
+      EXPECT_TRUE(same_bits(block_of(got[1], rows, cols, k), dx.to_host(), cols)) << "backward " << model;
+      EXPECT_TRUE(same_bits(block_of(got[4], 1, cols, k), sums.to_host())) << "column sums " << model;
+    }
+  }
+}
+
+// Model k's slot of its running epoch in a batch's ring of `size` slots per model.
+std::size_t batch_slot(const StepState& s, int k, int32_t size) {
+  return static_cast<std::size_t>(gcn::ring_index(size, s.epoch, k, kBatch));
+}
+
+// The training loss of a batch: each model's loss into its own slot, its
+// gradient block and bias gradient, against the CPU and against the fused op
+// on that model alone; the stopped model (1) gets nothing written, and no
+// other slot is touched.
+TEST_F(CudaOps, BatchClassifierLossMatchesTheCpuAndEachModelAlone) {
+  const std::vector<StepState> states = batch_states();
+  constexpr int32_t kSlots = 4;
+  struct Out {
+    std::vector<EpochMetrics> slots;
+    std::vector<float> grad, bias_grad;
+  };
+  for (const int64_t cols : {int64_t{1}, int64_t{7}, int64_t{33}, int64_t{300}}) {
+    for (const int64_t rows : {int64_t{5}, int64_t{67}}) {
+      const int64_t width = cols * kBatch;
+      const auto x_host = classifier_logits(rows, width, 170 + static_cast<uint32_t>(cols));
+      const auto labels_host = random_labels(rows, cols, 171);
+      const auto split_host = random_split(rows, 172);
+      const int64_t n_masked = count_bit(split_host, 1);
+      auto [got, ref] = on_both([&](Backend& be) {
+        BatchSteps bs(be, states, kSlots);
+        Buffer<float> x(be, x_host), grad(be, std::vector<float>(x_host.size(), 7.0f)),
+            bias_grad(be, std::vector<float>(static_cast<std::size_t>(width), 7.0f));
+        Buffer<int32_t> labels(be, labels_host);
+        Buffer<uint8_t> split(be, split_host);
+        be.classifier_loss({x.data(), rows, width}, labels.data(), split.data(), 1, n_masked,
+                           {grad.data(), rows, width}, bias_grad.data(), bs.states(), bs.ring(), kBatch);
+        EXPECT_TRUE(gcn::test::same_bytes(bs.get()[1], states[1]));
+        return Out{bs.slots(), grad.to_host(), bias_grad.to_host()};
+      });
+      const std::string what = std::to_string(rows) + "x" + std::to_string(kBatch) + "*" + std::to_string(cols);
+      EXPECT_TRUE(all_close(got.grad, ref.grad, {1e-7, 1e-4}, width)) << "grad " << what;
+      EXPECT_TRUE(all_close(got.bias_grad, ref.bias_grad, {1e-5, 1e-4})) << "bias grad " << what;
+      EXPECT_TRUE(all_equal(block_of(got.grad, rows, cols, 1), std::vector<float>(rows * cols, 7.0f))) << what;
+      EXPECT_TRUE(all_equal(block_of(got.bias_grad, 1, cols, 1), std::vector<float>(cols, 7.0f))) << what;
+      for (std::size_t i = 0; i < got.slots.size(); ++i) {
+        const bool written = (i == batch_slot(states[0], 0, kSlots) || i == batch_slot(states[2], 2, kSlots));
+        EpochMetrics g = got.slots[i], r = ref.slots[i];
+        if (written) {
+          EXPECT_TRUE(all_close(std::vector<float>{g.loss}, std::vector<float>{r.loss}, {1e-5, 1e-5}))
+              << what << " slot " << i;
+          g.loss = r.loss = sentinel_metrics().loss;  // the other fields untouched
+        }
+        EXPECT_TRUE(gcn::test::same_bytes(g, sentinel_metrics())) << what << " slot " << i;
+        EXPECT_TRUE(gcn::test::same_bytes(r, sentinel_metrics())) << what << " CPU slot " << i;
+      }
+      for (const int k : {0, 2}) {
+        StepRing sr(*gpu_, states[k], kSlots);
+        Buffer<float> x(*gpu_, block_of(x_host, rows, width / kBatch, k)), grad(*gpu_, rows * cols),
+            bias_grad(*gpu_, cols);
+        Buffer<int32_t> labels(*gpu_, labels_host);
+        Buffer<uint8_t> split(*gpu_, split_host);
+        gpu_->classifier_loss({x.data(), rows, cols}, labels.data(), split.data(), 1, n_masked,
+                              {grad.data(), rows, cols}, bias_grad.data(), sr.state(), sr.ring());
+        const std::string model = what + " model " + std::to_string(k);
+        const float alone = sr.slot(static_cast<int32_t>(states[k].epoch % kSlots)).loss;
+        EXPECT_TRUE(same_bits(std::vector<float>{got.slots[batch_slot(states[k], k, kSlots)].loss},
+                              std::vector<float>{alone}))
+            << "loss " << model;
+        EXPECT_TRUE(same_bits(block_of(got.grad, rows, cols, k), grad.to_host(), cols)) << "grad " << model;
+        EXPECT_TRUE(same_bits(block_of(got.bias_grad, 1, cols, k), bias_grad.to_host())) << "bias grad " << model;
+      }
+    }
+  }
+}
+
+// Two evaluations of a batch (the second advancing): each model's figures in
+// its slot and its own selection (model 0's first is its best; model 2, patience 1 with
+// a better epoch behind it, stops; model 1 is stopped and changes nothing),
+// against the CPU and against the evaluation of that model alone.
+TEST_F(CudaOps, BatchEvaluateMatchesTheCpuAndEachModelAlone) {
+  std::vector<StepState> states = batch_states();
+  states[0].patience = 2;
+  states[2].patience = 1;
+  states[2].best_epoch = 9;
+  states[2].best_val_correct = 1000;  // more than any epoch here gets
+  states[2].best_val_loss = 0.5f;
+  constexpr int32_t kSlots = 4;
+  struct Out {
+    std::vector<std::vector<StepState>> states;
+    std::vector<std::vector<EpochMetrics>> slots;
+  };
+  for (const int64_t cols : {int64_t{7}, int64_t{33}}) {
+    const int64_t rows = 131, width = cols * kBatch;
+    const std::vector<std::vector<float>> logits = {classifier_logits(rows, width, 180 + static_cast<uint32_t>(cols)),
+                                                    classifier_logits(rows, width, 190 + static_cast<uint32_t>(cols))};
+    const auto labels_host = random_labels(rows, cols, 181);
+    const auto split_host = random_split(rows, 182);
+    const int64_t n_val = count_bit(split_host, gcn::kValBit);
+    auto [got, ref] = on_both([&](Backend& be) {
+      BatchSteps bs(be, states, kSlots);
+      Buffer<int32_t> labels(be, labels_host);
+      Buffer<uint8_t> split(be, split_host);
+      Out out;
+      for (std::size_t e = 0; e < logits.size(); ++e) {
+        Buffer<float> x(be, logits[e]);
+        be.evaluate({x.data(), rows, width}, labels.data(), split.data(), n_val, bs.states(), bs.ring(),
+                    /*advance=*/e == 1, kBatch);
+        out.states.push_back(bs.get());
+        out.slots.push_back(bs.slots());
+      }
+      return out;
+    });
+    const std::string what = "C=" + std::to_string(cols);
+    for (std::size_t e = 0; e < logits.size(); ++e) {
+      for (int k = 0; k < kBatch; ++k) {
+        const StepState& g = got.states[e][k];
+        const StepState& r = ref.states[e][k];
+        const std::string where = what + " evaluation " + std::to_string(e) + " model " + std::to_string(k);
+        EXPECT_EQ(g.epoch, r.epoch) << where;
+        EXPECT_EQ(g.improved, r.improved) << where;
+        EXPECT_EQ(g.best_epoch, r.best_epoch) << where;
+        EXPECT_EQ(g.best_val_correct, r.best_val_correct) << where;
+        EXPECT_EQ(g.stopped, r.stopped) << where;
+        EXPECT_TRUE(all_close(std::vector<float>{g.best_val_loss}, std::vector<float>{r.best_val_loss}, {1e-5, 1e-5}))
+            << where;
+      }
+      for (std::size_t i = 0; i < got.slots[e].size(); ++i) {
+        const EpochMetrics& g = got.slots[e][i];
+        const EpochMetrics& r = ref.slots[e][i];
+        EXPECT_EQ(counts_of(g), counts_of(r)) << what << " slot " << i;
+        EXPECT_EQ(g.epoch, r.epoch) << what << " slot " << i;
+        EXPECT_EQ(g.loss, sentinel_metrics().loss) << what << " slot " << i;
+        EXPECT_TRUE(all_close(std::vector<float>{g.val_loss}, std::vector<float>{r.val_loss}, {1e-5, 1e-5}))
+            << what << " slot " << i;
+      }
+    }
+    // The selections the states were set up for.
+    EXPECT_EQ(got.states[0][0].improved, 1) << what;
+    EXPECT_EQ(got.states[1][0].epoch, states[0].epoch + 1) << what;
+    EXPECT_EQ(got.states[0][2].stopped, 1) << what;
+    EXPECT_TRUE(gcn::test::same_bytes(got.states[1][2], got.states[0][2])) << what << ": model 2 stopped";
+    EXPECT_TRUE(gcn::test::same_bytes(got.states[1][1], states[1])) << what << ": model 1 was stopped";
+    for (int k = 0; k < kBatch; ++k) {
+      StepRing sr(*gpu_, states[k], kSlots);
+      Buffer<int32_t> labels(*gpu_, labels_host);
+      Buffer<uint8_t> split(*gpu_, split_host);
+      const std::string model = what + " model " + std::to_string(k);
+      for (std::size_t e = 0; e < logits.size(); ++e) {
+        const int64_t epoch0 = sr.get().epoch;
+        Buffer<float> x(*gpu_, block_of(logits[e], rows, cols, k));
+        gpu_->evaluate({x.data(), rows, cols}, labels.data(), split.data(), n_val, sr.state(), sr.ring(), e == 1);
+        EXPECT_TRUE(gcn::test::same_bytes(got.states[e][k], sr.get())) << model << " evaluation " << e;
+        const EpochMetrics slot = got.slots[e][static_cast<std::size_t>(gcn::ring_index(kSlots, epoch0, k, kBatch))];
+        EpochMetrics alone = sr.slot(static_cast<int32_t>(epoch0 % kSlots));
+        if (k == 1 || (k == 2 && e == 1)) continue;  // stopped: both slots keep their initial contents
+        alone.loss = sentinel_metrics().loss;  // the single ring started at zeros
+        EXPECT_TRUE(gcn::test::same_bytes(slot, alone)) << model << " evaluation " << e;
+      }
+    }
+  }
+}
+
+// The parameter blocks of a batch: two weight-like blocks and a bias-like
+// one, with three untouched elements between the second and the third.
+gcn::ParamBlocks test_blocks() {
+  gcn::ParamBlocks blocks;
+  blocks.count = 3;
+  blocks.block[0] = {0, 5, 4};
+  blocks.block[1] = {5 * 4 * kBatch, 1, 4};
+  blocks.block[2] = {5 * 4 * kBatch + 4 * kBatch + 3, 7, 2};
+  return blocks;
+}
+int64_t blocks_size(const gcn::ParamBlocks& blocks) {
+  const gcn::ParamBlock& last = blocks.block[blocks.count - 1];
+  return last.offset + last.rows * last.cols * kBatch;
+}
+// Model k's elements of every block, in order (its own flat parameters).
+std::vector<float> model_elements(const std::vector<float>& all, const gcn::ParamBlocks& blocks, int k) {
+  std::vector<float> out;
+  for (int b = 0; b < blocks.count; ++b) {
+    const gcn::ParamBlock& blk = blocks.block[b];
+    const std::vector<float> region(all.begin() + blk.offset, all.begin() + blk.offset + blk.rows * blk.cols * kBatch);
+    const std::vector<float> mine = block_of(region, blk.rows, blk.cols, k);
+    out.insert(out.end(), mine.begin(), mine.end());
+  }
+  return out;
+}
+// The elements of no block.
+std::vector<float> gap_elements(const std::vector<float>& all, const gcn::ParamBlocks& blocks) {
+  std::vector<bool> used(all.size(), false);
+  for (int b = 0; b < blocks.count; ++b) {
+    const gcn::ParamBlock& blk = blocks.block[b];
+    for (int64_t i = 0; i < blk.rows * blk.cols * kBatch; ++i) used[static_cast<std::size_t>(blk.offset + i)] = true;
+  }
+  std::vector<float> out;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (!used[i]) out.push_back(all[i]);
+  return out;
+}
+
+// Three Adam steps of a batch, each model with its own lr, weight decay and
+// step (config's lr and weight decay unused), the stopped model untouched;
+// against the CPU, and each model's parameters the bits of adam_step on that
+// model alone.
+TEST_F(CudaOps, BatchAdamMatchesTheCpuAndEachModelAlone) {
+  const std::vector<StepState> states = batch_states();
+  const gcn::ParamBlocks blocks = test_blocks();
+  const int64_t n = blocks_size(blocks);
+  gcn::AdamConfig cfg;
+  cfg.lr = 99.0f;  // unused by a batch
+  cfg.weight_decay = 99.0f;
+  const auto p0 = random_floats(static_cast<std::size_t>(n), 160);
+  auto step_states = [&](int64_t step) {
+    std::vector<StepState> s = states;
+    for (StepState& st : s) st.epoch += step - 1;
+    return s;
+  };
+  auto grads_at = [&](int64_t step) {
+    return random_floats(static_cast<std::size_t>(n), 260 + static_cast<uint32_t>(step));
+  };
+  auto [got, ref] = on_both([&](Backend& be) {
+    BatchSteps bs(be, states);
+    Buffer<float> params(be, p0), m(be, n), v(be, n), grads(be, n);
+    m.zero();
+    v.zero();
+    for (int64_t step = 1; step <= 3; ++step) {
+      bs.set(step_states(step));
+      grads.from_host(grads_at(step));
+      be.batch_adam_step(params.data(), grads.data(), m.data(), v.data(), blocks, cfg, bs.states(), kBatch);
+    }
+    return std::vector<std::vector<float>>{params.to_host(), m.to_host(), v.to_host()};
+  });
+  EXPECT_TRUE(all_close(got[0], ref[0], {1e-6, 1e-5})) << "params";
+  EXPECT_TRUE(all_close(got[1], ref[1], {1e-7, 1e-5})) << "m";
+  EXPECT_TRUE(all_close(got[2], ref[2], {1e-9, 1e-5})) << "v";
+  EXPECT_TRUE(same_bits(model_elements(got[0], blocks, 1), model_elements(p0, blocks, 1))) << "stopped model";
+  EXPECT_TRUE(same_bits(gap_elements(got[0], blocks), gap_elements(p0, blocks))) << "between the blocks";
+  for (int k = 0; k < kBatch; ++k) {
+    const std::vector<float> mine = model_elements(p0, blocks, k);
+    const auto n_k = static_cast<int64_t>(mine.size());
+    gcn::AdamConfig own = cfg;
+    own.lr = states[k].lr;
+    own.weight_decay = states[k].weight_decay;
+    StepRing sr(*gpu_, states[k]);
+    Buffer<float> params(*gpu_, mine), m(*gpu_, n_k), v(*gpu_, n_k), grads(*gpu_, n_k);
+    m.zero();
+    v.zero();
+    for (int64_t step = 1; step <= 3; ++step) {
+      sr.set(step_states(step)[k]);
+      grads.from_host(model_elements(grads_at(step), blocks, k));
+      gpu_->adam_step(params.data(), grads.data(), m.data(), v.data(), n_k, own, sr.state());
+    }
+    EXPECT_TRUE(same_bits(model_elements(got[0], blocks, k), params.to_host())) << "params of model " << k;
+    EXPECT_TRUE(same_bits(model_elements(got[1], blocks, k), m.to_host())) << "m of model " << k;
+    EXPECT_TRUE(same_bits(model_elements(got[2], blocks, k), v.to_host())) << "v of model " << k;
+  }
+}
+
+// The best-weights copy of a batch: the improved models' elements of every
+// block, nothing else.
+TEST_F(CudaOps, BatchCopyIfImproved) {
+  std::vector<StepState> states = batch_states();
+  states[0].improved = 1;
+  states[1].improved = 0;
+  states[2].improved = 1;
+  const gcn::ParamBlocks blocks = test_blocks();
+  const int64_t n = blocks_size(blocks);
+  const auto src_host = random_floats(static_cast<std::size_t>(n), 161);
+  const std::vector<float> dst_host(static_cast<std::size_t>(n), -1.0f);
+  auto [got, ref] = on_both([&](Backend& be) {
+    BatchSteps bs(be, states);
+    Buffer<float> src(be, src_host), dst(be, dst_host);
+    be.batch_copy_if_improved(dst.data(), src.data(), blocks, bs.states(), kBatch);
+    return dst.to_host();
+  });
+  EXPECT_TRUE(same_bits(got, ref));
+  EXPECT_TRUE(same_bits(model_elements(got, blocks, 0), model_elements(src_host, blocks, 0)));
+  EXPECT_TRUE(same_bits(model_elements(got, blocks, 1), model_elements(dst_host, blocks, 1)));
+  EXPECT_TRUE(same_bits(model_elements(got, blocks, 2), model_elements(src_host, blocks, 2)));
+  EXPECT_TRUE(same_bits(gap_elements(got, blocks), gap_elements(dst_host, blocks)));
+}
+
+// A batch of one model through the batch entry points is the single ops with
+// the model's own rates, bit for bit; batches of empty matrices write only
+// the column sums (zeros).
+TEST_F(CudaOps, BatchOfOneIsTheSingleOp) {
+  StepState st = batch_states()[0];
+  const int64_t rows = 41, cols = 9;
+  const auto x_host = random_floats(static_cast<std::size_t>(rows * cols), 162);
+  const auto dy_host = random_floats(static_cast<std::size_t>(rows * cols), 163);
+  auto run = [&](bool batch) {
+    StepRing sr(*gpu_, st);
+    Buffer<float> x(*gpu_, x_host), y(*gpu_, rows * cols), dy(*gpu_, dy_host), dx(*gpu_, rows * cols),
+        sums(*gpu_, cols), m(*gpu_, rows * cols), v(*gpu_, rows * cols);
+    m.zero();
+    v.zero();
+    gcn::AdamConfig cfg;
+    cfg.lr = st.lr;
+    cfg.weight_decay = st.weight_decay;
+    gcn::ParamBlocks one;
+    one.count = 1;
+    one.block[0] = {0, rows, cols};
+    if (batch) {
+      gpu_->batch_relu_dropout_forward({x.data(), rows, cols}, {y.data(), rows, cols}, sr.state(), 1);
+      gpu_->batch_relu_dropout_backward({dy.data(), rows, cols}, {y.data(), rows, cols}, {dx.data(), rows, cols},
+                                        sr.state(), 1, sums.data());
+      gpu_->batch_adam_step(x.data(), dx.data(), m.data(), v.data(), one, gcn::AdamConfig{}, sr.state(), 1);
+    } else {
+      gpu_->relu_dropout_forward({x.data(), rows, cols}, {y.data(), rows, cols}, st.dropout, sr.state());
+      gpu_->relu_dropout_backward({dy.data(), rows, cols}, {y.data(), rows, cols}, {dx.data(), rows, cols},
+                                  st.dropout, sums.data());
+      gpu_->adam_step(x.data(), dx.data(), m.data(), v.data(), rows * cols, cfg, sr.state());
+    }
+    return std::vector<std::vector<float>>{y.to_host(), dx.to_host(), sums.to_host(), x.to_host(), m.to_host(),
+                                           v.to_host()};
+  };
+  const auto batched = run(true), single = run(false);
+  for (std::size_t i = 0; i < batched.size(); ++i) EXPECT_TRUE(same_bits(batched[i], single[i])) << "output " << i;
+
+  BatchSteps bs(*gpu_, batch_states());
+  Buffer<float> sums(*gpu_, std::vector<float>(kBatch * 4, kNaN));
+  gpu_->batch_relu_dropout_forward({nullptr, 0, kBatch * 4}, {nullptr, 0, kBatch * 4}, bs.states(), kBatch);
+  gpu_->batch_relu_dropout_backward({nullptr, 0, kBatch * 4}, {nullptr, 0, kBatch * 4}, {nullptr, 0, kBatch * 4},
+                                    bs.states(), kBatch, sums.data());
+  EXPECT_TRUE(all_equal(sums.to_host(), std::vector<float>(kBatch * 4, 0.0f)));
+  EXPECT_TRUE(gcn::test::same_bytes(bs.get()[0], batch_states()[0]));
 }
 
 #if defined(GCN_CUDA_SIM)

@@ -350,6 +350,85 @@ TEST_F(Cudasim, BackendResultsDoNotDependOnThreadOrder) {
   }
 }
 
+// The batched ops (three models as column blocks, each with its own rates,
+// stream and epoch; model 1 stopped) give the same bits whichever order the
+// simulator runs blocks and threads in, like the single-model ops above.
+TEST_F(Cudasim, BatchedBackendResultsDoNotDependOnThreadOrder) {
+  using gcn::Buffer;
+  constexpr int kBatch = 3;
+  const int64_t rows = 700, in = 12, hidden = 16, classes = 7;
+  const auto x_host = gcn::test::random_floats(rows * in, 5);
+  const auto w1_host = gcn::test::random_floats(in * hidden * kBatch, 6);
+  const auto w2_host = gcn::test::random_floats(hidden * classes * kBatch, 7);
+  std::vector<int32_t> labels(rows);
+  std::vector<uint8_t> split(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    labels[i] = static_cast<int32_t>((i * 7919) % classes);
+    split[i] = static_cast<uint8_t>(i % 8);
+  }
+  std::vector<gcn::StepState> states(kBatch);
+  for (int k = 0; k < kBatch; ++k) {
+    states[k].epoch = 3 + k;
+    states[k].dropout_seed = 11 + k;
+    states[k].dropout = 0.25f * static_cast<float>(k);
+    states[k].lr = 0.01f * static_cast<float>(k + 1);
+    states[k].weight_decay = 5e-4f;
+    states[k].stopped = k == 1 ? 1 : 0;
+  }
+  gcn::ParamBlocks blocks;
+  blocks.count = 1;
+  blocks.block[0] = {0, hidden, classes};
+  auto run = [&](const char* order) {
+    const ScopedEnv o("CUDASIM_ORDER", order);
+    auto be = gcn::make_cuda_backend(0);
+    Buffer<float> x(*be, x_host), w1(*be, w1_host), w2(*be, w2_host), best(*be, w2_host);
+    Buffer<float> z(*be, rows * hidden * kBatch), h(*be, rows * hidden * kBatch), logits(*be, rows * classes * kBatch);
+    Buffer<float> grad(*be, rows * classes * kBatch), bias_grad(*be, classes * kBatch), w2g(*be, w2_host.size());
+    Buffer<float> dh(*be, rows * hidden * kBatch), b1g(*be, hidden * kBatch), m(*be, w2_host.size()),
+        v(*be, w2_host.size());
+    Buffer<int32_t> lab(*be, labels);
+    Buffer<uint8_t> spl(*be, split);
+    Buffer<uint8_t> st(*be, static_cast<int64_t>(sizeof(gcn::StepState) * kBatch));
+    Buffer<uint8_t> ring(*be, static_cast<int64_t>(sizeof(gcn::EpochMetrics) * 2 * kBatch));
+    be->upload(st.data(), states.data(), sizeof(gcn::StepState) * kBatch);
+    ring.zero();
+    m.zero();
+    v.zero();
+    auto* steps = reinterpret_cast<gcn::StepState*>(st.data());
+    const gcn::MetricsRing mr{reinterpret_cast<gcn::EpochMetrics*>(ring.data()), 2};
+    // X, shared by every model, times all their W1 blocks at once: one plain product.
+    be->gemm({x.data(), rows, in}, false, {w1.data(), in, hidden * kBatch}, false, {z.data(), rows, hidden * kBatch});
+    be->batch_relu_dropout_forward({z.data(), rows, hidden * kBatch}, {h.data(), rows, hidden * kBatch}, steps, kBatch);
+    be->gemm({h.data(), rows, hidden * kBatch}, false, {w2.data(), hidden, classes * kBatch}, false,
+             {logits.data(), rows, classes * kBatch}, kBatch);
+    be->classifier_loss({logits.data(), rows, classes * kBatch}, lab.data(), spl.data(), 1, 350,
+                        {grad.data(), rows, classes * kBatch}, bias_grad.data(), steps, mr, kBatch);
+    be->gemm({h.data(), rows, hidden * kBatch}, true, {grad.data(), rows, classes * kBatch}, false,
+             {w2g.data(), hidden, classes * kBatch}, kBatch);
+    be->gemm({grad.data(), rows, classes * kBatch}, false, {w2.data(), hidden, classes * kBatch}, true,
+             {dh.data(), rows, hidden * kBatch}, kBatch);
+    be->batch_relu_dropout_backward({dh.data(), rows, hidden * kBatch}, {h.data(), rows, hidden * kBatch},
+                                    {dh.data(), rows, hidden * kBatch}, steps, kBatch, b1g.data());
+    be->batch_adam_step(w2.data(), w2g.data(), m.data(), v.data(), blocks, gcn::AdamConfig{}, steps, kBatch);
+    be->evaluate({logits.data(), rows, classes * kBatch}, lab.data(), spl.data(), 175, steps, mr, true, kBatch);
+    be->batch_copy_if_improved(best.data(), w2.data(), blocks, steps, kBatch);
+    std::vector<std::vector<float>> out = {z.to_host(),  h.to_host(),   logits.to_host(), grad.to_host(),
+                                           bias_grad.to_host(), w2g.to_host(), dh.to_host(), b1g.to_host(),
+                                           w2.to_host(), best.to_host()};
+    std::vector<float> bytes(sizeof(gcn::StepState) * kBatch / sizeof(float));
+    be->download(bytes.data(), st.data(), sizeof(gcn::StepState) * kBatch);
+    out.push_back(bytes);
+    std::vector<float> slots(sizeof(gcn::EpochMetrics) * 2 * kBatch / sizeof(float));
+    be->download(slots.data(), ring.data(), sizeof(gcn::EpochMetrics) * 2 * kBatch);
+    out.push_back(slots);
+    return out;
+  };
+  const auto forward = run(""), backward = run("reverse");
+  ASSERT_EQ(forward.size(), backward.size());
+  for (std::size_t i = 0; i < forward.size(); ++i)
+    EXPECT_TRUE(gcn::test::same_bits(forward[i], backward[i])) << "output " << i;
+}
+
 namespace {
 // Trains `data` for `epochs` epochs and returns what the stream queued (the
 // CUDASIM_TRACE lines "cudasim: queued ...").
@@ -994,6 +1073,51 @@ TEST_F(Cudasim, SgemmIsColumnMajor) {
             CUBLAS_STATUS_INVALID_VALUE);
   // A matrix that reaches past its allocation is an illegal address.
   EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a, 3, b, 3, &zero, c, 2),
+            CUBLAS_STATUS_EXECUTION_FAILED);
+  EXPECT_EQ(cudaStreamSynchronize(nullptr), cudaErrorIllegalAddress);
+  cublasDestroy(h);
+}
+
+// cublasSgemmStridedBatched as documented: instance i multiplies the
+// matrices at A + i * strideA, B + i * strideB into C + i * strideC, every
+// instance with the same m, n, k, leading dimensions and transposes. Here the
+// instances interleave as gcn-train's column blocks do (leading dimension 4,
+// stride 2): column-major A is stored 1 2 5 6 | 3 4 7 8, so A0 = [1 3; 2 4]
+// and A1 = [5 7; 6 8]; B0 = [1; 1], B1 = [1; -1] one after another.
+TEST_F(Cudasim, SgemmStridedBatchedMultipliesEachInstance) {
+  float* a = device_copy(std::vector<float>{1, 2, 5, 6, 3, 4, 7, 8});
+  float* b = device_copy(std::vector<float>{1, 1, 1, -1});
+  float* c = device_copy(std::vector<float>(4, NAN));  // beta = 0: C is never read
+  cublasHandle_t h = nullptr;
+  ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  const float one = 1.0f, two = 2.0f, zero = 0.0f;
+  // C0 = A0 B0 = [4; 6] at 0, C1 = A1 B1 = [-2; -2] at 2 (ldc 4).
+  ASSERT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, a, 4, 2, b, 2, 2, &zero, c, 4, 2, 2),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(host_copy(c, 4), (std::vector<float>{4, 6, -2, -2}));
+  // alpha and beta: C = 2 A B + C.
+  ASSERT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &two, a, 4, 2, b, 2, 2, &one, c, 4, 2, 2),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(host_copy(c, 4), (std::vector<float>{12, 18, -6, -6}));
+  // A transposed: A0ᵀ B0 = [3; 7], A1ᵀ B1 = [-1; -1].
+  ASSERT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_T, CUBLAS_OP_N, 2, 1, 2, &one, a, 4, 2, b, 2, 2, &zero, c, 4, 2, 2),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(host_copy(c, 4), (std::vector<float>{3, 7, -1, -1}));
+  // One instance is cublasSgemm's product; none writes nothing.
+  ASSERT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, a + 2, 4, 2, b + 2, 2, 2, &zero, c,
+                                      4, 2, 1),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(host_copy(c, 4), (std::vector<float>{-2, -2, -1, -1}));
+  EXPECT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, a, 4, 2, b, 2, 2, &zero, c, 4, 2, 0),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(host_copy(c, 4), (std::vector<float>{-2, -2, -1, -1}));
+  // A negative batch count and a leading dimension below the rows are refused.
+  EXPECT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, a, 4, 2, b, 2, 2, &zero, c, 4, 2, -1),
+            CUBLAS_STATUS_INVALID_VALUE);
+  EXPECT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, a, 1, 2, b, 2, 2, &zero, c, 4, 2, 2),
+            CUBLAS_STATUS_INVALID_VALUE);
+  // An instance past the allocation (the second A at stride 4) is an illegal address.
+  EXPECT_EQ(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 1, 2, &one, a, 4, 4, b, 2, 2, &zero, c, 4, 2, 2),
             CUBLAS_STATUS_EXECUTION_FAILED);
   EXPECT_EQ(cudaStreamSynchronize(nullptr), cudaErrorIllegalAddress);
   cublasDestroy(h);

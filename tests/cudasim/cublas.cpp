@@ -4,6 +4,12 @@
 // with ldb, C with ldc >= m; beta == 0 overwrites C without reading it. The
 // scalars are host pointers (CUBLAS_POINTER_MODE_HOST, the default). Each
 // product sums its k terms in order in float.
+//
+// cublasSgemmStridedBatched: the same product for i in [0, batchCount), on the
+// matrices at A + i * strideA, B + i * strideB and C + i * strideC (strides in
+// elements; every instance has the same m, n, k, leading dimensions and
+// transposes), batchCount < 0 being INVALID_VALUE like a negative dimension.
+// Instances run in index order.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -25,6 +31,59 @@ bool matrix_in_device_memory(const float* p, int rows, int cols, int ld) {
   if (rows == 0 || cols == 0) return true;
   const size_t elems = static_cast<size_t>(ld) * static_cast<size_t>(cols - 1) + static_cast<size_t>(rows);
   return cudasim::is_device_range(p, elems * sizeof(float));
+}
+
+// The arguments of one GEMM as cuBLAS checks them (INVALID_VALUE).
+bool gemm_arguments_valid(cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k, int lda, int ldb,
+                          int ldc, const float* alpha, const float* beta) {
+  const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
+  const int a_rows = ta ? k : m, b_rows = tb ? n : k;  // as stored
+  return (transa == CUBLAS_OP_N || transa == CUBLAS_OP_T) && (transb == CUBLAS_OP_N || transb == CUBLAS_OP_T) &&
+         m >= 0 && n >= 0 && k >= 0 && lda >= std::max(1, a_rows) && ldb >= std::max(1, b_rows) &&
+         ldc >= std::max(1, m) && alpha != nullptr && beta != nullptr;
+}
+
+// Whether instance i's matrices lie in device memory; if not, the fault.
+bool gemm_in_device_memory(const char* call, bool ta, bool tb, int m, int n, int k, const float* A, int lda,
+                           const float* B, int ldb, float* C, int ldc, long long i) {
+  const int a_rows = ta ? k : m, a_cols = ta ? m : k;  // A as stored
+  const int b_rows = tb ? n : k, b_cols = tb ? k : n;  // B as stored
+  const bool inputs_in = k == 0 || (matrix_in_device_memory(A, a_rows, a_cols, lda) &&
+                                    matrix_in_device_memory(B, b_rows, b_cols, ldb));
+  if (!inputs_in || !matrix_in_device_memory(C, m, n, ldc)) {
+    cudasim::fault(cudaErrorIllegalAddress,
+                   std::string(call) + "(m=" + std::to_string(m) + ", n=" + std::to_string(n) + ", k=" +
+                       std::to_string(k) + ", lda=" + std::to_string(lda) + ", ldb=" + std::to_string(ldb) +
+                       ", ldc=" + std::to_string(ldc) + "): " + (i >= 0 ? "instance " + std::to_string(i) + ": " : "") +
+                       "a matrix reaches outside device memory");
+    return false;
+  }
+  return true;
+}
+
+// C = alpha * op(A) * op(B) + beta * C for one instance, each sum of k terms
+// in order in float.
+void gemm_one(bool ta, bool tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
+              float beta, float* C, int ldc) {
+  for (int j = 0; j < n; ++j) {
+    for (int i = 0; i < m; ++i) {
+      float acc = 0.0f;
+      for (int l = 0; l < k; ++l) {
+        const float a = ta ? A[l + static_cast<size_t>(i) * lda] : A[i + static_cast<size_t>(l) * lda];
+        const float b = tb ? B[j + static_cast<size_t>(l) * ldb] : B[l + static_cast<size_t>(j) * ldb];
+        acc += a * b;
+      }
+      float& c = C[i + static_cast<size_t>(j) * ldc];
+      c = beta == 0.0f ? alpha * acc : alpha * acc + beta * c;
+    }
+  }
+}
+
+// Instance i's matrix of a strided batch (a null pointer, of a matrix the
+// product does not read, stays null: no offset is applied to it).
+template <class T>
+T* instance(T* p, long long i, long long stride) {
+  return p == nullptr ? p : p + i * stride;
 }
 
 }  // namespace
@@ -84,36 +143,42 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
                            int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
                            const float* beta, float* C, int ldc) {
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
-  const int a_rows = ta ? k : m, a_cols = ta ? m : k;  // A as stored
-  const int b_rows = tb ? n : k, b_cols = tb ? k : n;  // B as stored
-  if ((transa != CUBLAS_OP_N && transa != CUBLAS_OP_T) || (transb != CUBLAS_OP_N && transb != CUBLAS_OP_T) ||
-      m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) || ldc < std::max(1, m) ||
-      alpha == nullptr || beta == nullptr)
-    return CUBLAS_STATUS_INVALID_VALUE;
+  if (!gemm_arguments_valid(transa, transb, m, n, k, lda, ldb, ldc, alpha, beta)) return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   if (cudasim::sticky_error() != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
-  if ((k > 0 && (!matrix_in_device_memory(A, a_rows, a_cols, lda) || !matrix_in_device_memory(B, b_rows, b_cols, ldb))) ||
-      !matrix_in_device_memory(C, m, n, ldc)) {
-    cudasim::fault(cudaErrorIllegalAddress,
-                   "cublasSgemm(m=" + std::to_string(m) + ", n=" + std::to_string(n) + ", k=" + std::to_string(k) +
-                       ", lda=" + std::to_string(lda) + ", ldb=" + std::to_string(ldb) + ", ldc=" +
-                       std::to_string(ldc) + "): a matrix reaches outside device memory");
+  const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
+  if (!gemm_in_device_memory("cublasSgemm", ta, tb, m, n, k, A, lda, B, ldb, C, ldc, -1)) {
     return CUBLAS_STATUS_EXECUTION_FAILED;
   }
   const float a_scale = *alpha, b_scale = *beta;  // host scalars: read at the call
-  cudasim::enqueue(handle->stream, "cublasSgemm", [=]() {
-    for (int j = 0; j < n; ++j) {
-      for (int i = 0; i < m; ++i) {
-        float acc = 0.0f;
-        for (int l = 0; l < k; ++l) {
-          const float a = ta ? A[l + static_cast<size_t>(i) * lda] : A[i + static_cast<size_t>(l) * lda];
-          const float b = tb ? B[j + static_cast<size_t>(l) * ldb] : B[l + static_cast<size_t>(j) * ldb];
-          acc += a * b;
-        }
-        float& c = C[i + static_cast<size_t>(j) * ldc];
-        c = b_scale == 0.0f ? a_scale * acc : a_scale * acc + b_scale * c;
-      }
+  cudasim::enqueue(handle->stream, "cublasSgemm",
+                   [=]() { gemm_one(ta, tb, m, n, k, a_scale, A, lda, B, ldb, b_scale, C, ldc); });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                         int m, int n, int k, const float* alpha, const float* A, int lda,
+                                         long long int strideA, const float* B, int ldb, long long int strideB,
+                                         const float* beta, float* C, int ldc, long long int strideC,
+                                         int batchCount) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!gemm_arguments_valid(transa, transb, m, n, k, lda, ldb, ldc, alpha, beta) || batchCount < 0) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  if (m == 0 || n == 0 || batchCount == 0) return CUBLAS_STATUS_SUCCESS;
+  if (cudasim::sticky_error() != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+  const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
+  for (long long i = 0; i < batchCount; ++i) {
+    if (!gemm_in_device_memory("cublasSgemmStridedBatched", ta, tb, m, n, k, instance(A, i, strideA), lda,
+                               instance(B, i, strideB), ldb, instance(C, i, strideC), ldc, i)) {
+      return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+  }
+  const float a_scale = *alpha, b_scale = *beta;  // host scalars: read at the call
+  cudasim::enqueue(handle->stream, "cublasSgemmStridedBatched", [=]() {
+    for (long long i = 0; i < batchCount; ++i) {
+      gemm_one(ta, tb, m, n, k, a_scale, instance(A, i, strideA), lda, instance(B, i, strideB), ldb, b_scale,
+               instance(C, i, strideC), ldc);
     }
   });
   return CUBLAS_STATUS_SUCCESS;

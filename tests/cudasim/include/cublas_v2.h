@@ -1,7 +1,7 @@
-// cudasim's stand-in for cuBLAS: the handle calls gcn-train makes and
-// cublasSgemm, with cuBLAS's names, signatures and status values, computed on
-// the CPU in column-major order as the cuBLAS documentation defines it
-// (cublas.cpp). Arguments are checked as cuBLAS documents (INVALID_VALUE), and
+// cudasim's stand-in for cuBLAS: the handle calls gcn-train makes,
+// cublasSgemm and cublasSgemmStridedBatched, with cuBLAS's names, signatures
+// and status values, computed on the CPU in column-major order as the cuBLAS
+// documentation defines it (cublas.cpp). Arguments are checked as cuBLAS documents (INVALID_VALUE), and
 // every matrix must lie inside device memory (an illegal address otherwise).
 #pragma once
 
@@ -50,6 +50,11 @@ const char* cublasGetStatusString(cublasStatus_t status);
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
                            int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
                            const float* beta, float* C, int ldc);
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                         int m, int n, int k, const float* alpha, const float* A, int lda,
+                                         long long int strideA, const float* B, int ldb, long long int strideB,
+                                         const float* beta, float* C, int ldc, long long int strideC,
+                                         int batchCount);
 
 #ifdef __cplusplus
 }
