@@ -370,6 +370,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
 
   // The graph goes to the device once; every model trains on it.
   const gcn::DeviceGraph graph(*backend, data);
+  const std::size_t graph_bytes = backend->peak_memory_bytes();  // what one copy of the graph takes
   gcn::RunReport report;
   auto add_result = [&](const gcn::TrainConfig& cfg, gcn::TrainResult result) {
     result.log_probs.clear();
@@ -527,6 +528,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
       std::string tag;
     };
     std::vector<Job> jobs;
+    int max_workers = cpu_threads;  // the memory budget may allow fewer
     for (const auto& [hidden, models] : by_hidden) {
       const int n = static_cast<int>(models.size());
       const bool with_dropout =
@@ -537,7 +539,13 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
       // its cache, one worker per thread.
       int k = opt.batch > 0 ? std::min(opt.batch, n) : n;
       if (opt.batch == 0 && on_cpu) k = std::max(1, std::min(n, gcn::cpu_cache_batch(bytes(1), bytes(2))));
-      const int workers = on_cpu ? std::max(1, std::min(cpu_threads, (n + k - 1) / k)) : 1;
+      // CPU workers each hold a copy of the graph and a batch's workspace.
+      int workers = on_cpu ? std::max(1, std::min(cpu_threads, (n + k - 1) / k)) : 1;
+      if (workers > 1) {
+        const std::size_t per_worker = graph_bytes + bytes(k);
+        workers = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(workers, budget / per_worker)));
+      }
+      max_workers = std::min(max_workers, workers);
       const std::size_t whole = bytes(k) * static_cast<std::size_t>(workers);
       if (whole > budget && k > 1) {
         const std::size_t b1 = bytes(1), per = std::max<std::size_t>(bytes(2) - b1, 1);
@@ -549,9 +557,10 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
         const int before = k;
         k = std::max(1, std::min(k, fit));
         while (k > 1 && bytes(k) * static_cast<std::size_t>(workers) > budget) k = k * 3 / 4;
-        spdlog::info("hidden {}: batches of {} models would need {:.1f} MiB, over the budget of {:.1f} MiB "
+        spdlog::info("hidden {}: batches of {} models would need {:.1f} MiB{}, over the budget of {:.1f} MiB "
                      "(--memory-budget): batches of up to {}",
-                     hidden, before, static_cast<double>(whole) / mib, static_cast<double>(budget) / mib, k);
+                     hidden, before, static_cast<double>(whole) / mib,
+                     workers > 1 ? fmt::format(" ({} workers)", workers) : "", static_cast<double>(budget) / mib, k);
       }
       const int n_batches = (n + k - 1) / k;
       const std::size_t planned = bytes(k);
@@ -564,7 +573,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
       spdlog::info("hidden {}: {} models in {} batch{} of up to {}{}; plan: {:.1f} MiB of {} memory per batch, "
                    "{:.1f} MiB of host memory for the results (budget {:.1f} MiB, {:.1f} MiB free)",
                    hidden, n, n_batches, n_batches == 1 ? "" : "es", k,
-                   on_cpu && cpu_threads > 1 ? fmt::format(" over {} CPU threads", std::min(cpu_threads, n_batches))
+                   on_cpu && workers > 1 ? fmt::format(" over {} CPU threads", std::min(workers, n_batches))
                                              : "",
                    static_cast<double>(planned) / mib, on_cpu ? "host" : "device", host_mb,
                    static_cast<double>(budget) / mib, static_cast<double>(available) / mib);
@@ -601,7 +610,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
         job.results = trainer->train_batch(job.models, options);
       }
     };
-    const int n_workers = on_cpu ? std::min<int>(cpu_threads, static_cast<int>(jobs.size())) : 1;
+    const int n_workers = on_cpu ? std::min<int>(max_workers, static_cast<int>(jobs.size())) : 1;
     if (n_workers <= 1) {
       work(graph);
     } else {
