@@ -5,9 +5,11 @@
         --weight-decay 5e-4,1e-3 --epochs 200 --seeds 0-4 --dataset cora --device cpu --out /tmp/sw
 
 A configuration is one combination of lr, hidden, dropout, weight decay and epochs; each is
-trained for every seed by one gcn-train process (--runs N --seed S). Finished configurations
-are saved as one JSON each in --out (named by a stable hash of the configuration and the fixed
-flags), so a rerun skips them. Writes runs.csv, results.md and PNG plots into --out.
+trained for every seed. The unfinished configurations that share epochs are handed to gcn-train
+in groups (up to --group-size): one process trains a group's configurations x seeds as batches
+(--configs '...' --runs N --seed S). Its report is split back into one JSON per configuration in
+--out (named by a stable hash of the configuration and the fixed flags), so a rerun skips the
+finished ones. Writes runs.csv, results.md and PNG plots into --out.
 See docs/sweeps.md. Python standard library only, plus matplotlib for the plots.
 """
 
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import random
+import shlex
 import shutil
 import signal
 import statistics
@@ -45,7 +48,14 @@ PARAM_ORDER = list(PARAMS)
 FIXED_FLAGS = {"dataset": "--dataset", "device": "--device", "select": "--select",
                "patience": "--patience", "data_root": "--data-root"}
 HASHED_FIXED = ("dataset", "device", "select", "patience")
-SPEC_KEYS = set(PARAMS) | set(FIXED_FLAGS) | {"seeds", "random", "sample_seed", "extra", "jobs"}
+SPEC_KEYS = set(PARAMS) | set(FIXED_FLAGS) | {"seeds", "random", "sample_seed", "extra", "jobs",
+                                              "group_size"}
+# Keys of gcn-train's --configs, in the order written; epochs is one value per process.
+BATCH_KEYS = ("lr", "weight_decay", "dropout", "hidden")
+DEFAULT_GROUP_SIZE = 256
+# A group's --configs argument stays below this many characters (Linux refuses one argument
+# over 128 KiB).
+MAX_CONFIGS_CHARS = 60000
 RESULT_VERSION = 1
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -277,10 +287,13 @@ def build_parser():
     f.add_argument("--data-root", dest="data_root", help="folder with the Planetoid files")
     r = p.add_argument_group("running")
     r.add_argument("--out", default="sweep-out", help="output folder, reused to resume [sweep-out]")
-    r.add_argument("--jobs", type=int, help="parallel gcn-train processes [cores for --device cpu, "
-                                            "else 1]")
+    r.add_argument("--group-size", type=int, dest="group_size",
+                   help=f"configurations trained by one gcn-train process [{DEFAULT_GROUP_SIZE}]; "
+                        f"1: one process per configuration")
+    r.add_argument("--jobs", type=int, help="gcn-train processes (groups) run at once [1]")
     r.add_argument("--threads", type=int, help="--threads for each CPU gcn-train [cores / jobs]")
-    r.add_argument("--timeout", type=float, help="seconds before a configuration is killed")
+    r.add_argument("--timeout", type=float,
+                   help="seconds before a gcn-train process is killed (its configurations fail)")
     r.add_argument("--dry-run", action="store_true", help="print the configurations and exit")
     r.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
@@ -322,25 +335,28 @@ def resolve(args, passthrough):
     extra = list(spec.get("extra", [])) + list(passthrough)
     if not all(isinstance(x, str) for x in extra):
         raise SweepError("--spec: extra must be a list of strings")
-    reserved = {"--json", "--runs", "--seed", "--threads", "-q", "--quiet"} | \
+    reserved = {"--json", "--runs", "--seed", "--threads", "-q", "--quiet", "--configs"} | \
         {PARAMS[n][1] for n in PARAMS} | set(FIXED_FLAGS.values())
     for x in extra:
         if x.split("=", 1)[0] in reserved:
             raise SweepError(f"{x.split('=', 1)[0]} is set by the sweep; not allowed after --")
     configs = expand(space, n_random, sample_seed)
     device = fixed["device"] or "auto"
-    jobs = args.jobs if args.jobs is not None else spec.get("jobs")
-    if jobs is None:
-        jobs = (os.cpu_count() or 1) if device == "cpu" else 1
-    if jobs < 1:
+    # gcn-train spreads a process's batches over its threads, so one process at a time
+    # already uses every core (and a GPU is best given to one process).
+    jobs = pick("jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise SweepError("--jobs: need N >= 1")
+    group_size = pick("group_size", DEFAULT_GROUP_SIZE)
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise SweepError("--group-size: need N >= 1")
     threads = args.threads
     if threads is None and device == "cpu":
         threads = max(1, (os.cpu_count() or 1) // jobs)
     gcn_train = args.gcn_train or os.path.join(ROOT, "build", "src", "gcn-train")
     return {"space": space, "seeds": seeds, "configs": configs, "fixed": fixed, "extra": extra,
-            "jobs": jobs, "threads": threads, "gcn_train": gcn_train, "random": n_random,
-            "sample_seed": sample_seed}
+            "jobs": jobs, "threads": threads, "group_size": group_size, "gcn_train": gcn_train,
+            "random": n_random, "sample_seed": sample_seed}
 
 
 # --------------------------------------------------------------------------- running
@@ -380,24 +396,91 @@ def load_done(out, key):
     return res
 
 
-class Task:
-    """One configuration: runs its seed blocks (one gcn-train process each) one after another."""
+def value_text(name, v):
+    """One hyperparameter value as given to gcn-train (a float by its repr: read back exactly)."""
+    return fmt_value(v) if PARAMS[name][0] is int else repr(v)
 
-    def __init__(self, cfg, key, plan, out):
-        self.cfg, self.key, self.plan, self.out = cfg, key, plan, out
+
+def configs_arg(cfgs):
+    """gcn-train's --configs text for a group of configurations, every key given explicitly."""
+    return ";".join(",".join(f"{n}={value_text(n, c[n])}" for n in BATCH_KEYS) for c in cfgs)
+
+
+def split_even(items, k):
+    """items cut into k contiguous pieces whose lengths differ by at most one."""
+    k = max(1, min(k, len(items)))
+    q, r = divmod(len(items), k)
+    out, i = [], 0
+    for j in range(k):
+        n = q + (1 if j < r else 0)
+        out.append(items[i:i + n])
+        i += n
+    return out
+
+
+def make_groups(items, jobs=1, group_size=DEFAULT_GROUP_SIZE):
+    """The pending configurations [(cfg, key)] as groups, each trained by one gcn-train process
+    per seed block.
+
+    A group's configurations share epochs (one value per process; every other flag is the
+    sweep's own). A group holds at most size = min(group_size, floor(pending / jobs))
+    configurations, so that --jobs processes have work: each epochs value's n configurations, in
+    the sweep's order, are cut evenly into ceil(n / size) groups, and further wherever the
+    --configs text would grow past MAX_CONFIGS_CHARS."""
+    buckets = {}
+    for item in items:
+        buckets.setdefault(item[0]["epochs"], []).append(item)
+    size = max(1, min(group_size, len(items) // max(1, jobs)))
+    groups = []
+
+    def add(piece):
+        if len(piece) > 1 and len(configs_arg([c for c, _ in piece])) > MAX_CONFIGS_CHARS:
+            for half in split_even(piece, 2):
+                add(half)
+        else:
+            groups.append(piece)
+    for bucket in buckets.values():
+        n = len(bucket)
+        for piece in split_even(bucket, -(-n // size)):
+            add(piece)
+    return groups
+
+
+def batch_ident(values):
+    return tuple(canon(values[n], PARAMS[n][0]) for n in BATCH_KEYS)
+
+
+class Group:
+    """Configurations trained together. Runs the seed blocks one after another, one gcn-train
+    process each (--epochs E --configs '...' --runs N --seed S; a group of one configuration gets
+    plain --lr/--hidden/... flags, as one process per configuration always did). When every block
+    has finished, the runs of the reports are split by configuration into its result file."""
+
+    def __init__(self, items, plan, out):
+        self.items = list(items)  # [(cfg, key)]
+        self.plan, self.out = plan, out
         self.blocks = seed_blocks(plan["seeds"])
-        self.reports = []
+        self.runs = {key: [] for _, key in self.items}
+        self.first_report = None
         self.proc = None
-        self.start = None
         self.error = None
+        self.timed_out = False
+        self.duration = 0.0  # seconds of the finished processes
+        self.tag = self.items[0][1] + (f"-n{len(self.items)}" if len(self.items) > 1 else "")
+
+    def __len__(self):
+        return len(self.items)
 
     def command(self, first, count, json_path):
         p = self.plan
+        cfgs = [c for c, _ in self.items]
         cmd = [p["gcn_train"], "--json", json_path, "--quiet", "--runs", str(count),
                "--seed", str(first)]
-        for n in PARAM_ORDER:
-            cmd += [PARAMS[n][1], fmt_value(self.cfg[n]) if PARAMS[n][0] is int
-                    else repr(self.cfg[n])]
+        if len(cfgs) == 1:
+            for n in PARAM_ORDER:
+                cmd += [PARAMS[n][1], value_text(n, cfgs[0][n])]
+        else:
+            cmd += ["--epochs", str(cfgs[0]["epochs"]), "--configs", configs_arg(cfgs)]
         for k, flag in FIXED_FLAGS.items():
             if p["fixed"].get(k) is not None:
                 cmd += [flag, str(p["fixed"][k])]
@@ -409,15 +492,12 @@ class Task:
         """Start the next seed block. Returns False when none is left."""
         if not self.blocks:
             return False
-        if self.start is None:
-            self.start = time.monotonic()
         first, count = self.blocks.pop(0)
         tmpdir = os.path.join(self.out, "tmp")
-        self.json_path = os.path.join(tmpdir, f"{self.key}-{first}.json")
-        self.err_path = os.path.join(tmpdir, f"{self.key}-{first}.stderr")
-        for pth in (self.json_path,):
-            if os.path.exists(pth):
-                os.unlink(pth)
+        self.json_path = os.path.join(tmpdir, f"{self.tag}-{first}.json")
+        self.err_path = os.path.join(tmpdir, f"{self.tag}-{first}.stderr")
+        if os.path.exists(self.json_path):
+            os.unlink(self.json_path)
         self.cmd = self.command(first, count, self.json_path)
         self.block_seeds = list(range(first, first + count))
         self.block_start = time.monotonic()
@@ -447,8 +527,9 @@ class Task:
             return "failed"
         rc = self.proc.poll()
         if rc is None:
-            if timeout and time.monotonic() - self.start > timeout:
+            if timeout and time.monotonic() - self.block_start > timeout:
                 self.kill()
+                self.timed_out = True
                 self.error = f"timed out after {timeout:g} s"
                 return "failed"
             return "running"
@@ -463,7 +544,12 @@ class Task:
         except (OSError, ValueError) as e:
             self.error = f"no readable JSON report: {e}"
             return "failed"
-        self.reports.append(report)
+        try:
+            self.collect(report)
+        except ValueError as e:
+            self.error = f"the JSON report does not match the configurations: {e}"
+            return "failed"
+        self.duration += time.monotonic() - self.block_start
         for pth in (self.json_path, self.err_path):
             try:
                 os.unlink(pth)
@@ -473,6 +559,47 @@ class Task:
             return self.poll(timeout) if self.error else "running"
         self.save()
         return "ok"
+
+    def collect(self, report):
+        """Files the runs of one block's report under their configurations (by the values in
+        each run's config, and its seed); every configuration must get every seed once."""
+        if self.first_report is None:
+            self.first_report = report
+        runs = report.get("runs")
+        if runs is None:  # a gcn-train without --runs support in its JSON: one run
+            one = {k: report.get(k) for k in ("final", "selected", "best_epoch", "history",
+                                               "stopped_early", "timing")}
+            one["seed"] = report.get("config", {}).get("seed")
+            self.runs[self.items[0][1]].append(one)
+            return
+        if len(self.items) == 1:
+            self.runs[self.items[0][1]].extend(runs)
+            return
+        exact = {batch_ident(c): key for c, key in self.items}
+        got = {key: [] for _, key in self.items}
+        for run in runs:
+            rc = run.get("config") or {}
+            try:
+                ident = batch_ident(rc)
+            except (KeyError, TypeError, ValueError, SweepError):
+                raise ValueError(f"a run without its configuration ({rc!r})") from None
+            key = exact.get(ident)
+            if key is None:  # values printed with less precision than they were given
+                near = [k for c, k in self.items if c["hidden"] == rc["hidden"] and all(
+                    math.isclose(c[n], rc[n], rel_tol=1e-6, abs_tol=1e-12)
+                    for n in BATCH_KEYS if n != "hidden")]
+                if len(near) != 1:
+                    raise ValueError(f"run {rc!r} matches {len(near)} configurations")
+                key = near[0]
+            got[key].append(run)
+        for cfg, key in self.items:
+            seeds = sorted(r.get("seed", -1) for r in got[key])
+            if seeds != self.block_seeds:
+                raise ValueError(f"lr {fmt_value(cfg['lr'])}, hidden {cfg['hidden']}, dropout "
+                                 f"{fmt_value(cfg['dropout'])}, weight decay "
+                                 f"{fmt_value(cfg['weight_decay'])}: seeds {seeds}, expected "
+                                 f"{self.block_seeds}")
+            self.runs[key].extend(sorted(got[key], key=lambda r: r["seed"]))
 
     def kill(self):
         if self.proc and not self.err_fh.closed:
@@ -489,26 +616,27 @@ class Task:
                 self.proc.wait()
 
     def save(self):
-        runs = []
-        for rep in self.reports:
-            if "runs" in rep:
-                runs.extend(rep["runs"])
-            else:  # a gcn-train without --runs support in its JSON: one run
-                one = {k: rep.get(k) for k in ("final", "selected", "best_epoch", "history",
-                                                 "stopped_early", "timing")}
-                one["seed"] = rep.get("config", {}).get("seed")
-                runs.append(one)
-        first = self.reports[0]
-        self.duration = time.monotonic() - self.start
-        res = {
-            "key": self.key, "status": "ok", "version": RESULT_VERSION,
-            "config": self.cfg, "seeds": self.plan["seeds"],
-            "fixed": {k: self.plan["fixed"].get(k) for k in HASHED_FIXED},
-            "extra": self.plan["extra"], "duration_s": round(self.duration, 3),
-            "device": first.get("device"), "dataset": first.get("dataset"),
-            "gcn_config": first.get("config"), "runs": runs,
-        }
-        atomic_write(result_path(self.out, self.key), json.dumps(res, indent=1) + "\n")
+        """One result file per configuration, each written atomically."""
+        first = self.first_report
+        n_seeds = seed_blocks(self.plan["seeds"])[0][1]
+        for cfg, key in self.items:
+            gc = first.get("config")
+            if isinstance(gc, dict) and len(self.items) > 1:
+                # The process's config names the whole group; give this configuration's own.
+                gc = dict(gc, configs="", runs=n_seeds, grid={n: [cfg[n]] for n in BATCH_KEYS},
+                          **{n: cfg[n] for n in BATCH_KEYS})
+            res = {
+                "key": key, "status": "ok", "version": RESULT_VERSION,
+                "config": cfg, "seeds": self.plan["seeds"],
+                "fixed": {k: self.plan["fixed"].get(k) for k in HASHED_FIXED},
+                "extra": self.plan["extra"],
+                # This configuration's share of its group's process time.
+                "duration_s": round(self.duration / len(self.items), 3),
+                "group_configurations": len(self.items),
+                "device": first.get("device"), "dataset": first.get("dataset"),
+                "gcn_config": gc, "runs": self.runs[key],
+            }
+            atomic_write(result_path(self.out, key), json.dumps(res, indent=1) + "\n")
 
 
 def fmt_time(s):
@@ -522,34 +650,44 @@ class Progress:
     def __init__(self, total, skipped, jobs):
         self.total, self.done, self.failed, self.jobs = total, skipped, 0, jobs
         self.skipped = skipped
-        self.durations = []
+        self.spent, self.finished = 0.0, 0  # process seconds, and the configurations they ran
         self.t0 = time.monotonic()
         self.tty = sys.stderr.isatty()
         self.width = 0
 
-    def show(self, running, final=False):
+    def show(self, running, procs, final=False):
         left = self.total - self.done - self.failed
         if left == 0:
             eta = "finished"
-        elif self.durations:
-            mean = statistics.fmean(self.durations)
-            eta = f"~{fmt_time(mean * left / max(1, min(self.jobs, left)) if left else 0)} left"
+        elif self.finished:
+            per = self.spent / self.finished
+            eta = f"~{fmt_time(per * left / max(1, min(self.jobs, left)))} left"
         else:
             eta = "time left: unknown"
+        where = f" in {procs} process{'es' if procs != 1 else ''}" if procs else ""
         line = (f"sweep: {self.done}/{self.total} done"
                 f"{f' ({self.skipped} resumed)' if self.skipped else ''}, {self.failed} failed, "
-                f"{running} running, {fmt_time(time.monotonic() - self.t0)} elapsed, {eta}")
+                f"{running} running{where}, {fmt_time(time.monotonic() - self.t0)} elapsed, {eta}")
+        self.write(line, final)
+
+    def note(self, text):
+        self.write(text, True)
+
+    def write(self, line, newline):
         if self.tty:
             pad = max(0, self.width - len(line))
-            self.width = len(line)
-            sys.stderr.write("\r" + line + " " * pad + ("\n" if final else ""))
+            self.width = 0 if newline else len(line)
+            sys.stderr.write("\r" + line + " " * pad + ("\n" if newline else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
 
 def run_sweep(plan, out, timeout=None):
-    """Runs the unfinished configurations. Returns (results by key, failures)."""
+    """Runs the unfinished configurations in groups. Returns (results by key, failures).
+
+    A group whose gcn-train fails (not by --timeout) is run again as two halves, down to single
+    configurations, so that one bad configuration (e.g. a loss that becomes NaN) fails alone."""
     os.makedirs(os.path.join(out, "configs"), exist_ok=True)
     os.makedirs(os.path.join(out, "tmp"), exist_ok=True)
     todo, results = [], {}
@@ -559,47 +697,54 @@ def run_sweep(plan, out, timeout=None):
         if done is not None:
             results[key] = done
         else:
-            todo.append(Task(cfg, key, plan, out))
+            todo.append((cfg, key))
     total = len(plan["configs"])
     prog = Progress(total, len(results), plan["jobs"])
     failures, running = [], []
     if todo and not (os.path.isfile(plan["gcn_train"]) and os.access(plan["gcn_train"], os.X_OK)):
         raise SweepError(f"gcn-train not found or not executable: {plan['gcn_train']} "
                          f"(build it or pass --gcn-train PATH)")
-    pending = list(todo)
+    pending = [Group(g, plan, out) for g in make_groups(todo, plan["jobs"], plan["group_size"])]
     changed = True
     try:
         while pending or running:
             while pending and len(running) < plan["jobs"]:
-                t = pending.pop(0)
-                t.launch()
-                running.append(t)
+                g = pending.pop(0)
+                g.launch()
+                running.append(g)
             if changed:
-                prog.show(len(running))
+                prog.show(sum(map(len, running)), len(running))
             changed = False
-            for t in list(running):
-                state = t.poll(timeout)
+            for g in list(running):
+                state = g.poll(timeout)
                 if state == "running":
                     continue
-                running.remove(t)
+                running.remove(g)
                 changed = True
                 if state == "ok":
-                    prog.done += 1
-                    prog.durations.append(t.duration)
-                    results[t.key] = load_done(out, t.key)
+                    prog.done += len(g)
+                    prog.spent += g.duration
+                    prog.finished += len(g)
+                    for _, key in g.items:
+                        results[key] = load_done(out, key)
+                elif len(g) > 1 and not g.timed_out:
+                    prog.note(f"{PROG}: a group of {len(g)} configurations failed ({g.error}); "
+                              f"running it again in two halves")
+                    pending[0:0] = [Group(h, plan, out) for h in split_even(g.items, 2)]
                 else:
-                    prog.failed += 1
-                    failures.append({"key": t.key, "config": t.cfg, "error": t.error,
-                                     "command": " ".join(getattr(t, "cmd", []))})
+                    prog.failed += len(g)
+                    for cfg, key in g.items:
+                        failures.append({"key": key, "config": cfg, "error": g.error,
+                                         "command": shlex.join(getattr(g, "cmd", []))})
             if not changed:
                 time.sleep(0.05)
     except KeyboardInterrupt:
-        for t in running:
-            t.kill()
+        for g in running:
+            g.kill()
         sys.stderr.write(f"\n{PROG}: interrupted; {prog.done}/{total} configurations are saved "
                          f"in {out}; rerun the same command to resume\n")
         raise
-    prog.show(0, final=True)
+    prog.show(0, 0, final=True)
     shutil.rmtree(os.path.join(out, "tmp"), ignore_errors=True)
     ordered = {}
     for cfg in plan["configs"]:
@@ -835,17 +980,27 @@ def main(argv=None):
         return 2
     if args.dry_run:
         print(f"{len(plan['configs'])} configurations x {len(plan['seeds'])} seeds "
-              f"({','.join(map(str, plan['seeds']))}), jobs {plan['jobs']}"
-              + (f", threads {plan['threads']}" if plan["threads"] else ""))
+              f"({','.join(map(str, plan['seeds']))}), group size {plan['group_size']}, "
+              f"jobs {plan['jobs']}" + (f", threads {plan['threads']}" if plan["threads"] else ""))
         print("key               " + " ".join(f"{n:>12}" for n in PARAM_ORDER) + "  done")
+        todo = []
         for cfg in plan["configs"]:
             key = config_key(cfg, plan["fixed"], plan["seeds"], plan["extra"])
-            done = "yes" if load_done(args.out, key) else "no"
+            done = load_done(args.out, key) is not None
+            if not done:
+                todo.append((cfg, key))
             print(f"{key}  " + " ".join(f"{fmt_value(cfg[n]):>12}" for n in PARAM_ORDER)
-                  + f"  {done}")
-        ex = Task(plan["configs"][0], "KEY", plan, args.out)
-        print("command: " + " ".join(ex.command(plan["seeds"][0], seed_blocks(plan["seeds"])[0][1],
-                                                 os.path.join(args.out, "tmp", "KEY.json"))))
+                  + f"  {'yes' if done else 'no'}")
+        groups = make_groups(todo, plan["jobs"], plan["group_size"])
+        blocks = seed_blocks(plan["seeds"])
+        print(f"{len(todo)} to run: {len(groups)} group{'s' if len(groups) != 1 else ''} "
+              f"({', '.join(str(len(g)) for g in groups) or 'none'} configurations) x "
+              f"{len(blocks)} seed block{'s' if len(blocks) != 1 else ''} = "
+              f"{len(groups) * len(blocks)} gcn-train processes")
+        if groups:
+            ex = Group(groups[0], plan, args.out)
+            print("command: " + shlex.join(ex.command(
+                blocks[0][0], blocks[0][1], os.path.join(args.out, "tmp", "GROUP.json"))))
         return 0
     out = args.out
     t0 = time.monotonic()
