@@ -12,16 +12,20 @@
 // sheets here; the backends do not need it).
 //
 //   gcn-bench [--device cpu|cuda|all] [--max-rows N] [--threads N] [google benchmark flags]
+//   gcn-bench --help
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -471,38 +475,96 @@ void register_all(const std::vector<std::string>& device_names, int64_t max_rows
   }
 }
 
+// gcn-bench's own flags first, then the Google Benchmark flags that matter
+// most here (the library's own --help lists them under the name "benchmark").
+void print_help() {
+  std::printf(
+      "Usage: gcn-bench [--device cpu|cuda|all] [--max-rows N] [--threads N] [--benchmark_*=...]\n"
+      "\n"
+      "Times every backend op on each device at 2708, 20000, 200000 and 2000000 rows (a Cora-like\n"
+      "synthetic graph), each op first validated against the CPU.\n"
+      "\n"
+      "Options:\n"
+      "  --device cpu|cuda|all  devices to time (default all: the CPU, and CUDA when a GPU is usable)\n"
+      "  --max-rows N           skip the sizes above N rows (default 2000000; at least 2708)\n"
+      "  --threads N            CPU backend threads (default 0: OpenMP's default)\n"
+      "  -h, --help             print this help and exit\n"
+      "\n"
+      "Google Benchmark's flags also apply, for example:\n"
+      "  --benchmark_filter=REGEX             time only the benchmarks whose name matches\n"
+      "  --benchmark_list_tests=true          list the benchmarks and exit\n"
+      "  --benchmark_format=console|json|csv  the report's format on stdout\n"
+      "  --benchmark_out=FILE                 also write the report to FILE\n"
+      "  --benchmark_out_format=json|console|csv\n"
+      "  --benchmark_repetitions=N            repeat each benchmark N times (with mean, median, stddev)\n"
+      "  --benchmark_min_time=SECONDS         minimum time per benchmark\n"
+      "  --benchmark_counters_tabular=true    counters (GBps, GFLOPps, pct_peak_bw) as columns\n");
+}
+
+// A whole decimal integer in [lo, hi], or nothing.
+std::optional<int64_t> parse_int(const std::string& text, int64_t lo, int64_t hi) {
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || p != end || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before benchmark::Initialize, which answers --help with its own flags only.
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_help();
+      return 0;
+    }
+  }
   benchmark::Initialize(&argc, argv);
   std::string device = "all";
   int64_t max_rows = 2000000;
   int threads = 0;
+  constexpr const char* kUsage =
+      "gcn-bench [--device cpu|cuda|all] [--max-rows N] [--threads N] [--benchmark_* flags]; "
+      "gcn-bench --help";
   for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
+    // --flag VALUE or --flag=VALUE
+    std::string a = argv[i];
+    std::optional<std::string> inline_value;
+    if (const size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = a.substr(eq + 1);
+      a.resize(eq);
+    }
     auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
       if (i + 1 >= argc) {
-        std::fprintf(stderr, "gcn-bench: error: %s needs a value\n", a.c_str());
+        std::fprintf(stderr, "gcn-bench: error: %s needs a value (%s)\n", a.c_str(), kUsage);
         std::exit(2);
       }
       return argv[++i];
     };
-    try {
-      if (a == "--device") {
-        device = value();
-      } else if (a == "--max-rows") {
-        max_rows = std::stoll(value());
-      } else if (a == "--threads") {
-        threads = std::stoi(value());
-      } else {
-        std::fprintf(stderr,
-                     "gcn-bench: error: unknown option %s (gcn-bench [--device cpu|cuda|all] [--max-rows N] "
-                     "[--threads N] [--benchmark_* flags])\n",
-                     a.c_str());
+    if (a == "--device") {
+      device = value();
+    } else if (a == "--max-rows") {
+      const std::string v = value();
+      const auto n = parse_int(v, kRowSizes[0], std::numeric_limits<int64_t>::max());
+      if (!n) {
+        std::fprintf(stderr, "gcn-bench: error: --max-rows %s: expected a whole number of rows, at least %lld\n",
+                     v.c_str(), static_cast<long long>(kRowSizes[0]));
         return 2;
       }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "gcn-bench: error: %s: not a number\n", a.c_str());
+      max_rows = *n;
+    } else if (a == "--threads") {
+      const std::string v = value();
+      const auto n = parse_int(v, 0, 4096);
+      if (!n) {
+        std::fprintf(stderr, "gcn-bench: error: --threads %s: expected a whole number from 0 to 4096\n",
+                     v.c_str());
+        return 2;
+      }
+      threads = static_cast<int>(*n);
+    } else {
+      std::fprintf(stderr, "gcn-bench: error: unknown option %s (%s)\n", argv[i], kUsage);
       return 2;
     }
   }

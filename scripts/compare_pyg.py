@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from pyg_common import parse_seeds  # noqa: E402  (torch is imported only by the PyG runs)
+from pyg_common import PYG_MODULES, install_hint, parse_seeds  # noqa: E402  (torch: only in the PyG runs)
 
 
 def main():
@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="the Python that has torch and torch_geometric")
     ap.add_argument("--json", help="also write the raw per-run figures here")
     args = ap.parse_args()
+    check_pyg(args.python)
     if not os.access(args.gcn_train, os.X_OK):
         sys.exit(f"compare_pyg.py: {args.gcn_train} not found; run bash scripts/setup.sh first")
 
@@ -103,6 +104,23 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "runs": runs}, f,
                       indent=2)
+
+
+def check_pyg(python):
+    """Exits with status 2 and one line unless `python` imports torch and torch_geometric
+    (the PyG runs use it, not the Python running this script)."""
+    probe = ("import sys, pyg_common; p = pyg_common.pyg_problem(); "
+             "print(p or '', end=''); sys.exit(1 if p else 0)")
+    try:
+        r = subprocess.run([python, "-c", probe], cwd=HERE, capture_output=True, text=True)
+    except OSError as e:
+        print(f"compare_pyg.py: error: --python {python}: {e.strerror}", file=sys.stderr)
+        sys.exit(2)
+    if r.returncode != 0:
+        problem = r.stdout.strip() or f"{python} cannot import {' and '.join(PYG_MODULES)}"
+        print(f"compare_pyg.py: error: the PyG runs need torch and torch_geometric, but {problem}; "
+              f"{install_hint('pass --python ~/pyg/bin/python3')}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run_child(cmd, env):

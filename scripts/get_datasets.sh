@@ -45,13 +45,15 @@ if [[ -n "$mirror" && ! -d "$mirror" ]]; then
   exit 1
 fi
 
-# A pickled file must be non-empty and start with the protocol-2 header \x80\x02;
-# test.index is plain text and only has to be non-empty.
+# A pickled file must be non-empty, start with the protocol-2 header \x80\x02 and
+# end with the STOP opcode '.' (a file cut short is fetched again); test.index is
+# plain text and only has to be non-empty.
 valid() {
   local file="$1" ext="$2"
   [[ -s "$file" ]] || return 1
   [[ "$ext" == "test.index" ]] && return 0
-  [[ "$(head -c 2 "$file" | od -An -tx1 | tr -d ' \n')" == "8002" ]]
+  [[ "$(head -c 2 "$file" | od -An -tx1 | tr -d ' \n')" == "8002" ]] &&
+    [[ "$(tail -c 1 "$file" | od -An -tx1 | tr -d ' \n')" == "2e" ]]
 }
 
 download() {
@@ -90,7 +92,7 @@ for n in "${names[@]}"; do
     fi
     if ! valid "$tmp" "$e"; then
       rm -f "$tmp"
-      echo "error: $f ($how) is empty or not a protocol-2 pickle" >&2
+      echo "error: $f ($how) is empty, cut short or not a protocol-2 pickle" >&2
       failed=1
       continue
     fi

@@ -15,9 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-from torch_geometric.datasets import Planetoid
-import torch_geometric.transforms as T
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pyg_common  # noqa: E402
+
+pyg_common.require_pyg("planetoid_reference.py")
+import torch  # noqa: E402
+from torch_geometric.datasets import Planetoid  # noqa: E402
+import torch_geometric.transforms as T  # noqa: E402
 
 EXTS = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
 

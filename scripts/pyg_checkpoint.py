@@ -229,6 +229,7 @@ def main():
     ev = sub.add_parser("evaluate", parents=[common], help="load safetensors into PyG, evaluate")
     ev.add_argument("--checkpoint", required=True)
     args = ap.parse_args()
+    pyg_common.require_pyg(PROG)
     impl = pick_impl(args.safetensors_impl)
     {"export": cmd_export, "evaluate": cmd_evaluate}[args.command](args, impl)
 

@@ -6,10 +6,20 @@ GCNConv(F, H) -> ReLU -> dropout(0.5) -> GCNConv(H, C) -> log_softmax, trained w
 Adam(lr 0.01, weight decay 5e-4) on nll_loss over the training nodes. torch and
 torch_geometric are imported lazily so that --help works without them.
 """
+import importlib
+import importlib.util
 import os
+import shlex
 import shutil
 import sys
 import tempfile
+
+# How to get torch and torch_geometric (the README's commands), for the one-line error
+# of a script run by a Python that lacks them.
+PYG_INSTALL = ("python3 -m venv ~/pyg && ~/pyg/bin/pip install torch==2.15.0 "
+               "torch_geometric==2.8.1 scipy safetensors")
+PYG_INSTALL_DEBIAN = "apt-get install -y python3-torch"
+PYG_MODULES = ("torch", "torch_geometric")
 
 NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 EXTS = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
@@ -24,13 +34,44 @@ def parse_seeds(text):
     return seeds
 
 
+def pyg_problem(modules=PYG_MODULES):
+    """None when this Python imports every module of `modules`, else one sentence saying
+    which are missing (or why one does not import)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        return f"{' and '.join(missing)} {verb} not installed for {sys.executable}"
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except Exception as e:  # installed but broken: a missing shared library, a version clash
+            return f"{m} is installed for {sys.executable} but does not import ({type(e).__name__}: {e})"
+    return None
+
+
+def install_hint(then):
+    """How to install them; `then` says how to use the new Python, e.g. "run x.py with it"."""
+    return (f"install them with `{PYG_INSTALL}` and {then} "
+            f"(or use Debian's python3-torch: `{PYG_INSTALL_DEBIAN}`, plus torch_geometric from pip)")
+
+
+def require_pyg(prog, modules=PYG_MODULES):
+    """Exits with status 2 and one line on stderr when torch or torch_geometric is missing."""
+    problem = pyg_problem(modules)
+    if problem:
+        print(f"{prog}: error: {problem}; {install_hint(f'run {prog} with ~/pyg/bin/python3')}",
+              file=sys.stderr)
+        sys.exit(2)
+
+
 def find_raw(root, name, prog="pyg"):
     """The folder holding ind.<name>.* (flat, or PyG's <Name>/raw layout)."""
     for d in (root, os.path.join(root, NAMES[name], "raw")):
         if all(os.path.exists(os.path.join(d, f"ind.{name}.{e}")) for e in EXTS):
             return d
+    dest = "" if os.path.normpath(root) == "datasets" else f" --dest {shlex.quote(root)}"
     sys.exit(f"{prog}: ind.{name}.* not found under {root} (flat or {NAMES[name]}/raw); "
-             "run scripts/get_datasets.sh or pass --data-root")
+             f"fetch it with `scripts/get_datasets.sh{dest} {name}` or pass --data-root")
 
 
 def load_planetoid(root, name, device="cpu", prog="pyg"):

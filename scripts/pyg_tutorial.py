@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--summary", action="store_true", help="print one summary object instead of one per run")
     args = ap.parse_args()
+    pyg_common.require_pyg("pyg_tutorial.py")
 
     import torch
     import torch.nn.functional as F

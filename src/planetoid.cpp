@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -108,6 +109,70 @@ CsrMatrix parse_features(std::string_view bytes, const std::string& file) {
 
 [[noreturn]] void mismatch(const std::string& msg) { throw DataError(msg); }
 
+// `s` as one shell word: unchanged when it holds only characters no shell
+// reads specially, else in single quotes.
+std::string shell_word(const std::string& s) {
+  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("_-./:=+,@%", c) != nullptr;
+  });
+  if (plain) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The command that puts ind.<name>.* into `dir`, as a user types it in the
+// project root: scripts/get_datasets.sh fetches cora and citeseer when given
+// no name, and writes to the project's datasets/ (gcn-train's default root,
+// run from there) unless given --dest.
+std::string fetch_command(const std::string& name, const fs::path& dir) {
+  std::string cmd = "scripts/get_datasets.sh";
+  if (dir.lexically_normal() != fs::path("datasets")) cmd += " --dest " + shell_word(dir.string());
+  return cmd + " " + lower(name);
+}
+
+// Parses one file read from `dir`. An empty file, or one the pickle reader
+// finds truncated, is named by its full path with the command that fetches it
+// again; other errors pass through as the reader words them.
+void parse_file_in(const std::string& name, const fs::path& dir, PlanetoidFile which,
+                   const std::string& file, PlanetoidParts& parts) {
+  const fs::path path = dir / file;
+  const std::string bytes = read_bytes(path);
+  if (bytes.empty()) {
+    throw DataError(path.string() + ": the file is empty (0 bytes). Fetch it again with `" +
+                    fetch_command(name, dir) + "`");
+  }
+  try {
+    parse_planetoid_file(which, bytes, file, parts);
+  } catch (const DataError& e) {
+    // pickle.cpp words its errors "<file>: offset <k>: <detail>"; the end of
+    // the data reached early reads "truncated: <what>", a length field past
+    // it "<opcode> declares <n> bytes but only <m> remain" (a cut file, or a
+    // damaged length).
+    const std::string what = e.what();
+    const std::string head = file + ": offset ";
+    const size_t colon = what.find(": ", head.size());
+    if (what.compare(0, head.size(), head) != 0 || colon == std::string::npos) throw;
+    const std::string offset = what.substr(head.size(), colon - head.size());
+    std::string detail = what.substr(colon + 2);
+    const std::string truncated = "truncated: ";
+    std::string state;
+    if (detail.compare(0, truncated.size(), truncated) == 0) {
+      state = "truncated";
+      detail.erase(0, truncated.size());
+    } else if (detail.find(" declares ") != std::string::npos &&
+               detail.find(" bytes but only ") != std::string::npos) {
+      state = "truncated or damaged";
+    } else {
+      throw;
+    }
+    throw DataError(path.string() + ": the file is " + state + ": " + detail + " (offset " +
+                    offset + " of its " + std::to_string(bytes.size()) +
+                    " bytes). Delete it and fetch it again with `" + fetch_command(name, dir) +
+                    "`");
+  }
+}
+
 }  // namespace
 
 std::string planetoid_canonical_name(const std::string& name) {
@@ -148,9 +213,9 @@ fs::path find_planetoid_dir(const std::string& name, const fs::path& root) {
   }
   throw DataError("Planetoid dataset " + canon + " not found: looked for " + prefix +
                   "{x,y,tx,ty,allx,ally,graph,test.index} in" + looked +
-                  ". Run scripts/get_datasets.sh to fetch it, or pass --data-root / set "
-                  "GCN_DATA_ROOT to the folder that holds it (flat, or <root>/" +
-                  canon + "/raw)");
+                  ". Fetch it with `" + fetch_command(name, root) +
+                  "`, or pass --data-root / set GCN_DATA_ROOT to the folder that holds it (flat, "
+                  "or <root>/" + canon + "/raw)");
 }
 
 std::vector<int64_t> parse_test_index(std::string_view text, const std::string& file) {
@@ -222,8 +287,7 @@ Dataset load_planetoid_dir(const std::string& name, const fs::path& dir, bool no
   PlanetoidParts parts;
   for (size_t i = 0; i < kPlanetoidFiles; ++i) {
     const auto which = static_cast<PlanetoidFile>(i);
-    const std::string file = prefix + planetoid_extension(which);
-    parse_planetoid_file(which, read_bytes(dir / file), file, parts);
+    parse_file_in(name, dir, which, prefix + planetoid_extension(which), parts);
   }
   return assemble_planetoid(name, parts, normalize);
 }

@@ -294,7 +294,9 @@ TEST(PlanetoidFiles, InconsistentFilesAreDataErrors) {
     const CoraCopy c(root);
     const std::string allx = test::read_file(c.dir / "ind.cora.allx");
     c.replace("allx", allx.substr(0, allx.size() / 2));
-    EXPECT_THAT(c.error(), HasSubstr("ind.cora.allx: offset "));
+    EXPECT_THAT(c.error(), HasSubstr((c.dir / "ind.cora.allx").string() +
+                                     ": the file is truncated or damaged: BINSTRING declares "));
+    EXPECT_THAT(c.error(), HasSubstr("Delete it and fetch it again with `scripts/get_datasets.sh"));
   }
 }
 
@@ -304,8 +306,89 @@ TEST(BadInput, EmptyFileIsADataError) {
   for (const char* ext : {"x", "graph", "ty", "test.index"}) {
     const CoraCopy c(root);
     c.replace(ext, "");
-    EXPECT_THAT(c.error(), HasSubstr(std::string("ind.cora.") + ext)) << ext;
+    EXPECT_THAT(c.error(), HasSubstr((c.dir / (std::string("ind.cora.") + ext)).string() +
+                                     ": the file is empty (0 bytes)"))
+        << ext;
   }
+}
+
+// Eight files named ind.<name>.*, each holding `bytes` (only the first one
+// read, x, matters to these tests: the loader stops at its error).
+void fake_files(const fs::path& dir, const std::string& name, const std::string& bytes) {
+  fs::create_directories(dir);
+  for (const char* e : kExts) test::write_file(dir / ("ind." + name + "." + e), bytes);
+}
+
+std::string load_error(const std::string& name, const fs::path& root) {
+  try {
+    load_planetoid(name, root);
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// The working directory changed for one scope.
+class ScopedCwd {
+ public:
+  explicit ScopedCwd(const fs::path& dir) : old_(fs::current_path()) { fs::current_path(dir); }
+  ~ScopedCwd() { fs::current_path(old_); }
+  ScopedCwd(const ScopedCwd&) = delete;
+  ScopedCwd& operator=(const ScopedCwd&) = delete;
+
+ private:
+  fs::path old_;
+};
+
+// scripts/get_datasets.sh fetches cora and citeseer unless named, into the
+// project's datasets/ unless given --dest: the message gives the command that
+// fetches this dataset into this root.
+TEST(BadInput, MissingDatasetGivesTheExactFetchCommand) {
+  const test::TempDir tmp;
+  const fs::path root = tmp.path() / "no where";
+  const std::string msg = load_error("PubMed", root);
+  EXPECT_THAT(msg, HasSubstr("Planetoid dataset PubMed not found"));
+  EXPECT_THAT(msg, HasSubstr("Fetch it with `scripts/get_datasets.sh --dest '" + root.string() +
+                             "' pubmed`, or pass --data-root / set GCN_DATA_ROOT"));
+  // The default root, datasets/ in the working directory, is the script's default.
+  const ScopedCwd cwd(tmp.path());
+  EXPECT_THAT(load_error("pubmed", "datasets"),
+              HasSubstr("Fetch it with `scripts/get_datasets.sh pubmed`"));
+}
+
+TEST(BadInput, EmptyFileNamesItsPathAndTheFetchCommand) {
+  const test::TempDir tmp;
+  fake_files(tmp.path(), "cora", "");
+  EXPECT_EQ(load_error("cora", tmp.path()),
+            (tmp.path() / "ind.cora.x").string() +
+                ": the file is empty (0 bytes). Fetch it again with `scripts/get_datasets.sh --dest " +
+                tmp.path().string() + " cora`");
+  // PyG's layout: the command fetches into the folder that holds the file.
+  const fs::path raw = tmp.path() / "pyg" / "CiteSeer" / "raw";
+  fake_files(raw, "citeseer", "");
+  EXPECT_THAT(load_error("citeseer", tmp.path() / "pyg"),
+              HasSubstr("Fetch it again with `scripts/get_datasets.sh --dest " + raw.string() +
+                        " citeseer`"));
+}
+
+TEST(BadInput, TruncatedFileNamesItsPathAndTheFetchCommand) {
+  const test::TempDir tmp;
+  // A protocol-2 pickle cut off after its first opcode (EMPTY_DICT), then one
+  // cut inside a BININT's 4 bytes.
+  fake_files(tmp.path(), "cora", std::string("\x80\x02}", 3));
+  EXPECT_EQ(load_error("cora", tmp.path()),
+            (tmp.path() / "ind.cora.x").string() +
+                ": the file is truncated: reached the end of the data without a STOP opcode "
+                "(offset 3 of its 3 bytes). Delete it and fetch it again with "
+                "`scripts/get_datasets.sh --dest " + tmp.path().string() + " cora`");
+  fake_files(tmp.path(), "cora", std::string("\x80\x02J\x01\x02", 5));
+  EXPECT_THAT(load_error("cora", tmp.path()),
+              HasSubstr("ind.cora.x: the file is truncated: BININT needs 4 bytes but only 2 remain "
+                        "(offset 2 of its 5 bytes). Delete it and fetch it again"));
+  // Other malformed content keeps the reader's words.
+  fake_files(tmp.path(), "cora", std::string("\x80\x02Z", 3));
+  EXPECT_THAT(load_error("cora", tmp.path()),
+              HasSubstr("ind.cora.x: offset 2: unknown or unsupported opcode 0x5a"));
 }
 
 TEST(BadInput, MissingFileIsNamed) {
