@@ -6,6 +6,7 @@
 
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "gcn/suggest.hpp"
 
 namespace gcn {
 
@@ -23,7 +24,8 @@ DeviceSpec parse_device(const std::string& text) {
     }
     if (index >= 0) return {DeviceSpec::Kind::kCuda, index};
   }
-  throw UsageError(fmt::format("--device: '{}' is not a device; use cpu, cuda, cuda:N or auto", text));
+  throw UsageError(fmt::format("--device: '{}' is not a device{}; use cpu, cuda, cuda:N or auto", text,
+                               did_you_mean(text, {"cpu", "cuda", "auto"})));
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceSpec& spec, int cpu_threads) {

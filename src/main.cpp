@@ -1,6 +1,10 @@
 // gcn-train: trains PyG's tutorial GCN on a Planetoid (or synthetic) dataset.
 // Exit status: 0 success, 1 runtime error (data, device, numerics), 2 usage error.
+#include <csignal>
+#include <unistd.h>
+
 #include <algorithm>
+#include <mutex>
 #include <atomic>
 #include <thread>
 #include <chrono>
@@ -27,6 +31,7 @@
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
 #include "gcn/grid.hpp"
+#include "gcn/suggest.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/report.hpp"
 #include "gcn/synthetic.hpp"
@@ -36,6 +41,26 @@
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+
+// SIGINT/SIGTERM: the first asks the training to end after the running epoch
+// (the figures so far, a checkpoint when asked for, the JSON marked
+// interrupted, exit 130); a second exits at once.
+std::atomic<bool> g_interrupt{false};
+extern "C" void on_interrupt(int /*signal*/) {
+  if (g_interrupt.exchange(true)) ::_exit(130);
+  static const char kMsg[] = "\ngcn-train: interrupted: finishing the running epoch (again to quit at once)\n";
+  const ssize_t ignored = ::write(2, kMsg, sizeof kMsg - 1);
+  (void)ignored;
+}
+
+void install_interrupt_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -46,6 +71,8 @@ struct Options {
   double memory_budget_mb = 0;  // 0: half of the backend's available memory
   std::string table_path, save_dir;
   std::string configs;      // --configs: an explicit list instead of the grid
+  std::string seed_text = "0";
+  std::string log_csv, out_dir, write_config, embeddings_path;
   std::string dataset = "cora";
   std::optional<std::string> data_root;
   std::string device = "auto";
@@ -62,8 +89,11 @@ struct Options {
   bool no_normalize = false;
 };
 
-void setup_logging(bool quiet) {
-  auto logger = spdlog::stdout_logger_mt("gcn");
+// Results written to standard output (--json -, --predictions -, --table -)
+// move the log to standard error.
+void setup_logging(bool quiet, bool to_stderr) {
+  auto logger = to_stderr ? spdlog::stderr_logger_mt("gcn") : spdlog::stdout_logger_mt("gcn");
+  logger->flush_on(spdlog::level::info);  // each line as it happens, also into a pipe or a file
   logger->set_pattern("%v");
   logger->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
   spdlog::set_default_logger(logger);
@@ -123,6 +153,65 @@ gcn::TrainConfig config_from_checkpoint(const gcn::SafetensorsFile& file, const 
   return out;
 }
 
+// Where the Planetoid files are: --data-root, else $GCN_DATA_ROOT, else
+// ./datasets, else the folders next to this binary that an install or a
+// build tree has (<prefix>/share/gcn-train/datasets; the project's datasets/
+// above build/src/). With no explicit root, the first that holds the dataset.
+std::filesystem::path locate_data_root(const std::optional<std::string>& cli_root, const std::string& dataset) {
+  const char* env = std::getenv("GCN_DATA_ROOT");
+  if ((cli_root && !cli_root->empty()) || (env != nullptr && *env != '\0')) return gcn::resolve_data_root(cli_root);
+  std::vector<std::filesystem::path> candidates{"datasets"};
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path dir = exe.parent_path();
+    candidates.push_back(dir.parent_path() / "share" / "gcn-train" / "datasets");  // <prefix>/bin/gcn-train
+    candidates.push_back(dir.parent_path().parent_path() / "datasets");            // <project>/build/src/gcn-train
+  }
+  for (const std::filesystem::path& root : candidates) {
+    try {
+      gcn::find_planetoid_dir(dataset, root);
+      return root;
+    } catch (const gcn::DataError&) {
+    }
+  }
+  try {
+    gcn::find_planetoid_dir(dataset, candidates.front());
+  } catch (const gcn::DataError& e) {
+    std::string also;
+    for (std::size_t i = 1; i < candidates.size(); ++i) also += (also.empty() ? "" : ", ") + candidates[i].string();
+    throw gcn::DataError(fmt::format("{} (also looked next to gcn-train: {})", e.what(), also));
+  }
+  return candidates.front();
+}
+
+// A result file, or standard output for "-".
+void write_output(const std::string& path, const std::string& contents) {
+  if (path == "-") {
+    if (std::fwrite(contents.data(), 1, contents.size(), stdout) != contents.size() || std::fflush(stdout) != 0) {
+      throw gcn::Error("cannot write to standard output");
+    }
+    return;
+  }
+  gcn::write_file_atomic(path, contents);
+}
+
+// The last hidden layer per node (N, H) as safetensors, for t-SNE and
+// downstream models.
+void write_embeddings(const std::string& path, const gcn::Dataset& data, const gcn::TrainConfig& cfg, int epoch,
+                      const std::vector<float>& values) {
+  gcn::SafetensorsFile file;
+  const int64_t cols = data.n_nodes > 0 ? static_cast<int64_t>(values.size()) / data.n_nodes : 0;
+  file.tensors.push_back({"embeddings", {data.n_nodes, cols}, values});
+  file.metadata = {{"format", "gcn-train embeddings"},
+                   {"producer", fmt::format("gcn-train {}", kVersion)},
+                   {"layer", "conv1 -> ReLU (the last hidden layer, evaluation pass: no dropout)"},
+                   {"epoch", std::to_string(epoch)},
+                   {"dataset", data.name},
+                   {"seed", std::to_string(cfg.seed)}};
+  gcn::write_safetensors(path, file);
+}
+
 void write_predictions(const std::string& path, const gcn::Dataset& data, const std::vector<float>& log_probs) {
   const int64_t c = data.n_classes;
   std::string out = "node,split,label,pred";
@@ -141,7 +230,7 @@ void write_predictions(const std::string& path, const gcn::Dataset& data, const 
     for (int64_t k = 0; k < c; ++k) out += fmt::format(",{:.6g}", std::exp(row[k]));
     out += "\n";
   }
-  gcn::write_file_atomic(path, out);
+  write_output(path, out);
 }
 
 // The grid: every combination of the list options, hidden-major (models of
@@ -205,6 +294,71 @@ std::vector<gcn::TrainConfig> grid_configs(const Options& opt, const gcn::TrainC
   return out;
 }
 
+// --version: the release and how this binary was built.
+std::string version_text() {
+#if defined(GCN_CUDA_SIM)
+  const char* cuda = "CUDA: cudasim (a CPU simulation, for tests)";
+#elif defined(GCN_WITH_CUDA)
+  const char* cuda = "CUDA: yes (libgcn_cuda.so, loaded on first use)";
+#else
+  const char* cuda = "CUDA: no (CPU only)";
+#endif
+#if defined(__clang__)
+  const std::string compiler = fmt::format("clang {}.{}.{}", __clang_major__, __clang_minor__, __clang_patchlevel__);
+#elif defined(__GNUC__)
+  const std::string compiler = fmt::format("gcc {}.{}.{}", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#else
+  const std::string compiler = "unknown compiler";
+#endif
+  return fmt::format("gcn-train {} ({}; commit {}; {}; {})", kVersion, cuda, GCN_BUILD_COMMIT, compiler,
+                     GCN_BUILD_TYPE);
+}
+
+// Progress: on a terminal one live line, rewritten in place (with the time
+// per epoch and an ETA); otherwise, and in the log, plain lines. Shared by
+// the worker threads of a batched run.
+class Progress {
+ public:
+  explicit Progress(bool live) : live_(live) {}
+  ~Progress() { end(); }
+  void show(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!live_) {
+      spdlog::info("{}", text);
+      return;
+    }
+    std::fprintf(stdout, "\r\033[K%s", text.c_str());
+    std::fflush(stdout);
+    open_ = true;
+  }
+  // Ends the live line (before other output).
+  void end() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (open_) {
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+      open_ = false;
+    }
+  }
+  bool live() const { return live_; }
+
+ private:
+  bool live_;
+  bool open_ = false;
+  std::mutex mutex_;
+};
+
+// " | 0.31 ms/epoch, ETA 12.3 s" from the time so far over `done` of `total`.
+std::string rate_and_eta(Clock::time_point start, int64_t done, int64_t total) {
+  if (done <= 0) return "";
+  const double s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double per = s / static_cast<double>(done);
+  return fmt::format(" | {:.3f} ms/epoch, ETA {:.1f} s", per * 1e3, per * static_cast<double>(total - done));
+}
+
+// "1 epoch", "5 epochs".
+std::string count_of(int64_t n, const char* noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
+
 std::string config_label(const gcn::TrainConfig& c) {
   return fmt::format("hidden {} lr {} wd {} dropout {}", c.hidden, c.lr, c.weight_decay, c.dropout);
 }
@@ -214,8 +368,25 @@ std::string model_file_name(const gcn::TrainConfig& c) {
                      c.seed);
 }
 
-int run(const Options& opt, const CLI::App& app, Clock::time_point process_start) {
+// --seed: a decimal integer in [0, 2^63), and so the last of --runs seeds.
+uint64_t parse_seed(const std::string& text, int runs) {
+  constexpr uint64_t kLimit = uint64_t{1} << 63;
+  uint64_t v = 0;
+  bool ok = !text.empty() && text.size() <= 19;
+  for (char c : text) ok = ok && c >= '0' && c <= '9';
+  if (ok) v = std::stoull(text);
+  if (!ok || v >= kLimit) {
+    throw gcn::UsageError(fmt::format("--seed: '{}' is not an integer in [0, 2^63)", text));
+  }
+  if (runs > 1 && v + static_cast<uint64_t>(runs - 1) >= kLimit) {
+    throw gcn::UsageError(fmt::format("--seed {} with --runs {}: the last seed would pass 2^63 - 1", v, runs));
+  }
+  return v;
+}
+
+int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
   gcn::TrainConfig config = opt.train;
+  config.seed = parse_seed(opt.seed_text, std::max(opt.runs, 1));
   if (opt.lrs.empty() || opt.weight_decays.empty() || opt.dropouts.empty() || opt.hiddens.empty()) {
     throw gcn::UsageError("--lr, --weight-decay, --dropout and --hidden need at least one value");
   }
@@ -250,9 +421,35 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   // One model at a time (today's path) or batches.
   const bool batched = !eval_only && n_models > 1 && opt.batch != 1;
   if (eval_only) config.epochs = 0;
+  // --out-dir: one folder for the run's files, each unless given on its own.
+  if (!opt.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.out_dir, ec);
+    if (ec || !std::filesystem::is_directory(opt.out_dir)) {
+      throw gcn::UsageError(fmt::format("--out-dir: cannot create the folder {} ({})", opt.out_dir,
+                                        ec ? ec.message() : "a file is in the way"));
+    }
+    auto in = [&](const char* name) { return (std::filesystem::path(opt.out_dir) / name).string(); };
+    if (opt.json_path.empty()) opt.json_path = in("report.json");
+    if (opt.write_config.empty()) opt.write_config = in("config.toml");
+    if (!eval_only && opt.log_csv.empty()) opt.log_csv = in("curves.csv");
+    if (!batched && opt.predictions_path.empty()) opt.predictions_path = in("predictions.csv");
+    if (!eval_only && n_models == 1 && opt.save_path.empty()) opt.save_path = in("model.safetensors");
+    if (!eval_only && n_models > 1 && opt.save_dir.empty()) opt.save_dir = in("models");
+  }
+  if (batched && !opt.embeddings_path.empty()) {
+    throw gcn::UsageError(fmt::format("--embeddings follows one model, and these {} models train as batches: add "
+                                      "--batch 1 (it then covers the first model)",
+                                      n_models));
+  }
   const gcn::DeviceSpec spec = gcn::parse_device(opt.device);
   if (opt.threads < 0) throw gcn::UsageError(fmt::format("--threads: {} is negative", opt.threads));
   if (opt.checkpoint_every < 0) throw gcn::UsageError(fmt::format("--checkpoint-every: {} is negative", opt.checkpoint_every));
+  if (!opt.checkpoint_path.empty() && n_models > 1 && batched) {
+    throw gcn::UsageError(fmt::format("--checkpoint follows one model, and these {} models train as batches: add "
+                                      "--batch 1 (it then covers the first model)",
+                                      n_models));
+  }
   if (opt.checkpoint_every > 0 && opt.checkpoint_path.empty()) {
     throw gcn::UsageError("--checkpoint-every needs --checkpoint PATH (where the training state is written)");
   }
@@ -270,7 +467,18 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                                       "train as batches: add --batch 1 (they then cover the first model)",
                                       n_models));
   }
-  if (!opt.table_path.empty()) {
+  {
+    int to_stdout = 0;
+    for (const std::string* p : {&opt.json_path, &opt.predictions_path, &opt.table_path, &opt.log_csv,
+                                 &opt.write_config}) {
+      to_stdout += *p == "-";
+    }
+    if (to_stdout > 1) {
+      throw gcn::UsageError("only one of --json, --predictions, --table, --log-csv and --write-config can write to "
+                            "standard output (-)");
+    }
+  }
+  if (!opt.table_path.empty() && opt.table_path != "-") {
     const std::string ext = std::filesystem::path(opt.table_path).extension().string();
     if (ext != ".md" && ext != ".csv") {
       throw gcn::UsageError(fmt::format("--table: {} ends in neither .md (Markdown) nor .csv", opt.table_path));
@@ -278,8 +486,9 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   }
   for (const auto& [path, option] : {std::pair{opt.json_path, "--json"}, {opt.save_path, "--save"},
                                      {opt.checkpoint_path, "--checkpoint"}, {opt.predictions_path, "--predictions"},
-                                     {opt.table_path, "--table"}}) {
-    if (!path.empty()) gcn::check_writable(path, option);
+                                     {opt.table_path, "--table"}, {opt.log_csv, "--log-csv"},
+                                     {opt.write_config, "--write-config"}, {opt.embeddings_path, "--embeddings"}}) {
+    if (!path.empty() && path != "-") gcn::check_writable(path, option);
   }
   if (!opt.save_dir.empty()) {
     std::error_code ec;
@@ -291,18 +500,44 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     gcn::check_writable(std::filesystem::path(opt.save_dir) / "model.safetensors", "--save-dir");
   }
 
+  // --resume: the checkpoint names its dataset (a --dataset given too must agree).
+  std::string dataset = opt.dataset;
+  std::optional<gcn::SafetensorsFile> resume_file;
+  if (!opt.resume_path.empty()) {
+    resume_file = gcn::read_safetensors(opt.resume_path);
+    const auto format = resume_file->metadata.find("format");
+    if (format == resume_file->metadata.end() || format->second != "gcn-train training state") {
+      throw gcn::UsageError(fmt::format(
+          "--resume: {} is {}, not a training state: use --init {} to start from its weights (--checkpoint PATH "
+          "writes a state that --resume continues)",
+          opt.resume_path, format != resume_file->metadata.end() && format->second == "pt" ? "a model (as --save writes it)" : "not a gcn-train checkpoint",
+          opt.resume_path));
+    }
+    const auto stored = resume_file->metadata.find("config");
+    if (stored != resume_file->metadata.end() && app.count("--dataset") == 0) {
+      const nlohmann::json c = nlohmann::json::parse(stored->second, nullptr, false);
+      if (c.is_object() && c.contains("dataset") && c["dataset"].is_string()) dataset = c["dataset"].get<std::string>();
+    }
+  }
+
+  if (!opt.write_config.empty()) {
+    write_output(opt.write_config, app.config_to_str(/*default_also=*/true, /*write_description=*/true));
+    if (opt.write_config != "-") spdlog::info("wrote the options to {} (--config {} repeats this run)", opt.write_config,
+                                              opt.write_config);
+  }
+
   const auto t0 = Clock::now();
   std::string source;
   std::string data_root;
   gcn::Dataset data;
-  if (gcn::is_synthetic_name(opt.dataset)) {
-    const gcn::SyntheticSpec synthetic = gcn::parse_synthetic_spec(opt.dataset);
+  if (gcn::is_synthetic_name(dataset)) {
+    const gcn::SyntheticSpec synthetic = gcn::parse_synthetic_spec(dataset);
     data = gcn::make_synthetic(synthetic);
     source = gcn::to_string(synthetic);
   } else {
-    const std::filesystem::path root = gcn::resolve_data_root(opt.data_root);
-    source = gcn::find_planetoid_dir(opt.dataset, root).string();
-    data = gcn::load_planetoid(opt.dataset, root, !opt.no_normalize);
+    const std::filesystem::path root = locate_data_root(opt.data_root, dataset);
+    source = gcn::find_planetoid_dir(dataset, root).string();
+    data = gcn::load_planetoid(dataset, root, !opt.no_normalize);
     data_root = root.string();
   }
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -316,11 +551,17 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   std::optional<std::vector<float>> init_params;
   std::vector<gcn::TrainConfig> configs = grid;
   if (!opt.resume_path.empty()) {
-    const gcn::SafetensorsFile file = gcn::read_safetensors(opt.resume_path);
-    config = config_from_checkpoint(file, opt.resume_path, config, app, opt.dataset);
+    const gcn::SafetensorsFile& file = *resume_file;
+    config = config_from_checkpoint(file, opt.resume_path, config, app, dataset);
     config.validate();
     const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
     resume_state = gcn::train_state_from_safetensors(file, shape, opt.resume_path);
+    if (resume_state->epoch >= config.epochs) {
+      throw gcn::UsageError(fmt::format("--resume: {} already finished its {}; give --epochs N above {} to train "
+                                        "on, or --init {} to start again from its weights",
+                                        opt.resume_path, count_of(resume_state->epoch, "epoch"), resume_state->epoch,
+                                        opt.resume_path));
+    }
     spdlog::info("resuming {} after epoch {} of {}", opt.resume_path, resume_state->epoch, config.epochs);
     configs = {config};
   } else if (!opt.init_path.empty()) {
@@ -347,13 +588,13 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   spdlog::info("device: {}", backend->describe());
   if (configs.size() == 1) {
     spdlog::info("model: GCNConv({}, {}) -> ReLU -> dropout({}) -> GCNConv({}, {}); Adam lr {} weight decay {}; "
-                 "{} epochs{}, seed {}, loss {}, select {}{}",
+                 "{}{}, seed {}, loss {}, select {}{}",
                  data.n_features, config.hidden, config.dropout, config.hidden, data.n_classes, config.lr,
-                 config.weight_decay, config.epochs, eval_only ? " (evaluation only)" : "", config.seed,
-                 gcn::loss_name(config.loss), gcn::selection_name(config.select),
-                 config.patience > 0 ? fmt::format(", early stopping after {} epochs without a better validation "
+                 config.weight_decay, count_of(config.epochs, "epoch"), eval_only ? " (evaluation only)" : "",
+                 config.seed, gcn::loss_name(config.loss), gcn::selection_name(config.select),
+                 config.patience > 0 ? fmt::format(", early stopping after {} without a better validation "
                                                    "accuracy (ties: lower validation loss)",
-                                                   config.patience)
+                                                   count_of(config.patience, "epoch"))
                                      : "");
   } else {
     spdlog::info("models: GCNConv(F, hidden) -> ReLU -> dropout -> GCNConv(hidden, {}); {} configurations "
@@ -385,7 +626,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
         path, gcn::model_to_safetensors(shape, result.params,
                                         {{"format", "pt"},
                                          {"producer", fmt::format("gcn-train {}", kVersion)},
-                                         {"config", config_json(cfg, opt.dataset).dump()},
+                                         {"config", config_json(cfg, dataset).dump()},
                                          {"dataset", dataset_json(data).dump()},
                                          {"epoch", std::to_string(sel.epoch)},
                                          {"metrics", nlohmann::json{{"train_acc", sel.train_acc},
@@ -396,25 +637,38 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
   };
   // What every model's end does: the summary line, --save (the first
   // model), --save-dir (each).
+  // The live line: a terminal on standard output, a log that goes there, and no --quiet.
+  Progress progress(!opt.quiet && ::isatty(1) == 1 && opt.json_path != "-" && opt.predictions_path != "-" &&
+                    opt.table_path != "-" && opt.log_csv != "-" && opt.write_config != "-");
   int finished = 0;
   auto finish_model = [&](const gcn::TrainConfig& cfg, const gcn::TrainResult& result, const std::string& prefix,
                           bool summary_warn) {
+    progress.end();
     const gcn::EpochStats& f = result.final_stats();
     int nonfinite = 0;
     for (const gcn::EpochStats& s : result.history) nonfinite += std::isfinite(s.loss) ? 0 : 1;
-    if (nonfinite > 0) spdlog::warn("{}the training loss was not finite in {} epochs", prefix, nonfinite);
+    if (nonfinite > 0) spdlog::warn("{}the training loss was not finite in {}", prefix, count_of(nonfinite, "epoch"));
     const gcn::EpochStats& sel = result.selected();
     if (result.stopped_early) {
       spdlog::info("{}stopped early after epoch {}: no better validation accuracy (ties: lower validation loss) "
                    "since epoch {}",
                    prefix, f.epoch, result.best_epoch);
     }
+    // With --select last, say which epoch was best when it was not the last
+    // (what --select best-val would report): early stopping ends after it.
+    std::string best;
+    if (cfg.select == gcn::Selection::kLast && result.best_epoch > 0 && result.best_epoch != sel.epoch) {
+      const gcn::EpochStats& b = result.history[static_cast<std::size_t>(result.best_epoch - 1)];
+      best = fmt::format(" | best epoch {}: val {:.4f} test {:.4f} (--select best-val reports it)", b.epoch, b.val_acc,
+                         b.test_acc);
+    }
     const std::string line =
-        fmt::format("{}{} on {}: {} epochs in {:.3f} s ({:.3f} ms/epoch{}) | loss {:.4f} | {} epoch {}: train {:.4f} "
-                    "val {:.4f} test {:.4f}",
-                    prefix, data.name, backend->describe(), f.epoch, result.train_s, result.epoch_ms_median,
-                    result.graph_replayed ? ", CUDA graph" : "", f.loss, gcn::selection_name(cfg.select), sel.epoch,
-                    sel.train_acc, sel.val_acc, sel.test_acc);
+        fmt::format("{}{} on {}: {} in {:.3f} s ({:.3f} ms/epoch{}) | loss {:.4f} | {} epoch {}: train {:.4f} "
+                    "val {:.4f} test {:.4f}{}",
+                    prefix, data.name, backend->describe(), count_of(f.epoch, "epoch"), result.train_s,
+                    result.epoch_ms_median, result.graph_replayed ? ", CUDA graph" : "", f.loss,
+                    gcn::selection_name(cfg.select), sel.epoch, sel.train_acc, sel.val_acc, sel.test_acc,
+                    cfg.patience > 0 ? best : "");
     if (summary_warn) {
       spdlog::warn("{}", line);
     } else {
@@ -445,6 +699,9 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                  "test {:.4f}",
                  data.name, backend->describe(), opt.init_path, e.loss, e.train_acc, e.val_acc, e.test_acc);
     if (!opt.predictions_path.empty()) write_predictions(opt.predictions_path, data, log_probs);
+    if (!opt.embeddings_path.empty()) {
+      write_embeddings(opt.embeddings_path, data, config, 0, trainer.model().hidden_output(nullptr));
+    }
     add_result(config, std::move(evaluated));
   } else if (!batched) {
     // One model at a time: runs of one configuration share a trainer (its
@@ -453,42 +710,56 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     int trainer_hidden = -1;
     float trainer_dropout = -1.0f;
     const int width = static_cast<int>(std::to_string(config.epochs).size());
-    for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+    for (std::size_t ci = 0; ci < configs.size() && !g_interrupt; ++ci) {
       if (!trainer || trainer_hidden != configs[ci].hidden || trainer_dropout != configs[ci].dropout) {
         trainer.reset();
         trainer = std::make_unique<gcn::Trainer>(graph, configs[ci].hidden, configs[ci].dropout);
         trainer_hidden = configs[ci].hidden;
         trainer_dropout = configs[ci].dropout;
       }
-      for (int r = 0; r < opt.runs; ++r) {
+      for (int r = 0; r < opt.runs && !g_interrupt; ++r) {
         gcn::TrainConfig cfg = configs[ci];
         cfg.seed = configs[ci].seed + static_cast<uint64_t>(r);
         const bool first = finished == 0;
         std::string prefix = opt.runs > 1 ? fmt::format("run {}/{} (seed {}) ", r + 1, opt.runs, cfg.seed) : "";
         if (configs.size() > 1) prefix = fmt::format("[{}] {}", config_label(cfg), prefix);
         gcn::TrainOptions options;
+        const auto run_start = Clock::now();
+        const int first_epoch = resume_state ? resume_state->epoch : 0;
         options.on_log = [&](const gcn::EpochStats& s) {
-          spdlog::info("{}epoch {:>{}}/{}  loss {:.4f}  train {:.4f}  val {:.4f}  test {:.4f}", prefix, s.epoch, width,
-                       cfg.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc);
+          progress.show(fmt::format("{}epoch {:>{}}/{}  loss {:.4f}  train {:.4f}  val {:.4f}  test {:.4f}{}", prefix,
+                                    s.epoch, width, cfg.epochs, s.loss, s.train_acc, s.val_acc, s.test_acc,
+                                    progress.live() ? rate_and_eta(run_start, s.epoch - first_epoch,
+                                                                   cfg.epochs - first_epoch)
+                                                    : ""));
         };
         if (init_params) options.init_params = &*init_params;
         if (resume_state) options.resume = &*resume_state;
         options.want_log_probs = first && !opt.predictions_path.empty();
-        if (opt.checkpoint_every > 0 && first) {
+        options.want_embeddings = first && !opt.embeddings_path.empty();
+        options.interrupt = &g_interrupt;
+        if (!opt.checkpoint_path.empty() && first) {
+          // --checkpoint alone: the state at the end (and on an interrupt).
           options.checkpoint_every = opt.checkpoint_every;
+          options.checkpoint_at_end = opt.checkpoint_every == 0;
           options.on_checkpoint = [&](const gcn::TrainState& state) {
             const gcn::GcnShape shape{data.n_features, cfg.hidden, data.n_classes};
             gcn::write_safetensors(opt.checkpoint_path,
                                    gcn::train_state_to_safetensors(shape, state,
                                                                    {{"format", "gcn-train training state"},
                                                                     {"producer", fmt::format("gcn-train {}", kVersion)},
-                                                                    {"config", config_json(cfg, opt.dataset).dump()},
+                                                                    {"config", config_json(cfg, dataset).dump()},
                                                                     {"dataset", dataset_json(data).dump()}}));
             spdlog::info("{}checkpoint after epoch {} -> {}", prefix, state.epoch, opt.checkpoint_path);
           };
         }
         gcn::TrainResult result = trainer->train(cfg, options);
         finish_model(cfg, result, prefix, /*summary_warn=*/true);
+        if (first && !opt.embeddings_path.empty()) {
+          write_embeddings(opt.embeddings_path, data, cfg, result.selected().epoch, result.embeddings);
+          spdlog::info("wrote the hidden layer of epoch {} to {}", result.selected().epoch, opt.embeddings_path);
+        }
+        result.embeddings.clear();
         if (first && !opt.predictions_path.empty()) {
           write_predictions(opt.predictions_path, data, result.log_probs);
           spdlog::info("wrote predictions of epoch {} to {}", result.selected().epoch, opt.predictions_path);
@@ -593,24 +864,33 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     // Runs jobs (taken in order from a shared counter) on one backend and
     // graph, with one trainer per hidden width.
     std::atomic<std::size_t> next_job{0};
+    const int n_workers = on_cpu ? std::min<int>(max_workers, static_cast<int>(jobs.size())) : 1;
     auto work = [&](const gcn::DeviceGraph& g) {
       // One trainer per width (and, for batches of one model, per dropout
       // rate, which such a model is planned with).
       std::map<std::pair<int, float>, std::unique_ptr<gcn::Trainer>> trainers;
-      for (std::size_t j = next_job++; j < jobs.size(); j = next_job++) {
+      for (std::size_t j = next_job++; j < jobs.size() && !g_interrupt; j = next_job++) {
         Job& job = jobs[j];
         auto& trainer = trainers[{job.hidden, job.batch == 1 ? job.models.front().dropout : -1.0f}];
         if (!trainer) trainer = std::make_unique<gcn::Trainer>(g, job.hidden, job.batch, job.with_dropout);
         gcn::TrainOptions options;
-        options.on_progress = [&](int epoch, int running) {
-          spdlog::info("{}: epoch {}/{}, {} of {} models training", job.tag, epoch, config.epochs, running,
-                       job.models.size());
+        const auto job_start = Clock::now();
+        options.on_progress = [&, job_start](int epoch, int running) {
+          // ETA over the jobs: this one's epochs, then the jobs not started.
+          const double s = std::chrono::duration<double>(Clock::now() - job_start).count();
+          const std::size_t waiting = jobs.size() - std::min(jobs.size(), next_job.load());
+          const double eta = s / epoch * (config.epochs - epoch) +
+                             s / epoch * config.epochs * static_cast<double>(waiting) / std::max(1, n_workers);
+          progress.show(fmt::format("{}: epoch {}/{}, {} of {} models training | {} of {} batches started{}",
+                                    job.tag, epoch, config.epochs, running, job.models.size(),
+                                    std::min(jobs.size(), next_job.load()), jobs.size(),
+                                    progress.live() ? fmt::format(", ETA {:.1f} s", eta) : ""));
         };
         if (init_params) options.init_params = &*init_params;
+        options.interrupt = &g_interrupt;
         job.results = trainer->train_batch(job.models, options);
       }
     };
-    const int n_workers = on_cpu ? std::min<int>(max_workers, static_cast<int>(jobs.size())) : 1;
     if (n_workers <= 1) {
       work(graph);
     } else {
@@ -634,7 +914,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
       }
     }
     for (Job& job : jobs) {
-      for (std::size_t i = 0; i < job.models.size(); ++i) {
+      for (std::size_t i = 0; i < job.results.size(); ++i) {  // none for a job an interrupt kept from starting
         finish_model(job.models[i], job.results[i],
                      fmt::format("[{} seed {}] ", config_label(job.models[i]), job.models[i].seed),
                      /*summary_warn=*/false);
@@ -642,18 +922,26 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
       }
     }
   }
+  progress.end();
   report.train_total_s = std::chrono::duration<double>(Clock::now() - t_train).count();
+  report.interrupted = g_interrupt.load();
+  if (report.interrupted) {
+    spdlog::warn("interrupted: {} of {} models have results{}", report.results.size(), n_models,
+                 opt.json_path.empty() ? "" : "; the JSON marks the run interrupted");
+  }
   if (batched) {
-    spdlog::warn("{} models trained in {:.3f} s ({:.1f} models/s) on {}", n_models, report.train_total_s,
-                 static_cast<double>(n_models) / report.train_total_s, backend->describe());
+    const double done = static_cast<double>(report.results.size());
+    spdlog::warn("{} model{} trained in {:.3f} s ({:.1f} models/s) on {}", report.results.size(),
+                 report.results.size() == 1 ? "" : "s", report.train_total_s, done / report.train_total_s,
+                 backend->describe());
   }
 
   std::vector<double> accs;
   for (const gcn::TrainResult& res : report.results) accs.push_back(res.selected().test_acc);
-  if (configs.size() == 1 && opt.runs > 1) {
+  if (configs.size() == 1 && report.results.size() > 1) {
     const gcn::SeedSummary s = gcn::summarize(accs);
     spdlog::warn("{} runs (seeds {}..{}), {} epoch: test accuracy {:.4f} ± {:.4f} (95% CI {:.4f} .. {:.4f})",
-                 opt.runs, config.seed, config.seed + static_cast<uint64_t>(opt.runs - 1),
+                 report.results.size(), report.seeds.front(), report.seeds.back(),
                  gcn::selection_name(config.select), s.mean, s.std, s.ci95_low, s.ci95_high);
   }
   const std::vector<gcn::ConfigSummary> table = gcn::summarize_configurations(report);
@@ -663,10 +951,24 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
                  gcn::format_table(table, gcn::TableFormat::kMarkdown));
   }
   if (!opt.table_path.empty()) {
-    const bool csv = std::filesystem::path(opt.table_path).extension() == ".csv";
-    gcn::write_file_atomic(opt.table_path,
+    const bool csv = std::filesystem::path(opt.table_path).extension() == ".csv";  // "-": Markdown
+    write_output(opt.table_path,
                            gcn::format_table(table, csv ? gcn::TableFormat::kCsv : gcn::TableFormat::kMarkdown));
     spdlog::info("wrote {}", opt.table_path);
+  }
+
+  if (!opt.log_csv.empty()) {
+    std::string csv = "model,hidden,lr,weight_decay,dropout,seed,epoch,loss,val_loss,train_acc,val_acc,test_acc\n";
+    for (std::size_t m = 0; m < report.results.size(); ++m) {
+      const gcn::TrainConfig& c = report.model_configs[m];
+      for (const gcn::EpochStats& e : report.results[m].history) {
+        csv += fmt::format("{},{},{},{},{},{},{},{:.9g},{:.9g},{:.9g},{:.9g},{:.9g}\n", m, c.hidden, c.lr,
+                           c.weight_decay, c.dropout, c.seed, e.epoch, e.loss, e.val_loss, e.train_acc, e.val_acc,
+                           e.test_acc);
+      }
+    }
+    write_output(opt.log_csv, csv);
+    if (opt.log_csv != "-") spdlog::info("wrote {}", opt.log_csv);
   }
 
   if (!opt.json_path.empty()) {
@@ -678,7 +980,7 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     report.grid_hidden = configs.size() == 1 ? std::vector<int>{configs.front().hidden} : opt.hiddens;
     report.configs_arg = opt.configs;
     report.batch_arg = opt.batch;
-    report.dataset_arg = opt.dataset;
+    report.dataset_arg = dataset;
     report.data_root = data_root;
     report.device_arg = opt.device;
     report.device = backend->describe();
@@ -695,10 +997,46 @@ int run(const Options& opt, const CLI::App& app, Clock::time_point process_start
     report.total_s = std::chrono::duration<double>(Clock::now() - process_start).count();
     report.peak_host_mb = gcn::peak_host_memory_mb();
     report.peak_device_mb = static_cast<double>(backend->peak_memory_bytes()) / (1024.0 * 1024.0);
-    gcn::write_file_atomic(opt.json_path, gcn::to_json(report).dump(2) + "\n");
+    write_output(opt.json_path, gcn::to_json(report).dump(2) + "\n");
     spdlog::info("wrote {}", opt.json_path);
   }
-  return 0;
+  return report.interrupted ? 130 : 0;
+}
+
+// A choice option's check: the value must be one of `choices`; the message
+// suggests the closest. The description ({a,b}) shows in --help.
+CLI::Validator one_of(std::vector<std::string> choices) {
+  std::string desc = "{";
+  for (const std::string& c : choices) desc += (desc.size() > 1 ? "," : "") + c;
+  desc += "}";
+  return CLI::Validator(
+      [choices](std::string& value) -> std::string {
+        if (std::find(choices.begin(), choices.end(), value) != choices.end()) return "";
+        return fmt::format("'{}' is not one of {}{}", value, fmt::join(choices, ", "),
+                           gcn::did_you_mean(value, choices));
+      },
+      desc);
+}
+
+// The first command-line word that looks like an option gcn-train does not
+// have, with the closest one it has: "unknown option --epoch (did you mean
+// --epochs?)"; "" when every option is known.
+std::string unknown_option(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> names;
+  for (const CLI::Option* o : app.get_options()) {
+    for (const std::string& n : o->get_lnames()) names.push_back("--" + n);
+    for (const std::string& n : o->get_snames()) names.push_back("-" + n);
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word == "--") break;
+    if (word.size() < 3 || word.compare(0, 2, "--") != 0) continue;
+    const std::string name = word.substr(0, word.find('='));
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return fmt::format("unknown option {}{}", name, gcn::did_you_mean(name, names));
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -708,14 +1046,17 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"gcn-train: trains PyTorch Geometric's tutorial GCN (GCNConv -> ReLU -> dropout -> GCNConv) "
                "on a Planetoid dataset, with PyG's semantics, on the CPU or a CUDA GPU."};
-  app.set_version_flag("--version", kVersion);
+  app.set_version_flag("--version", version_text());
+  app.set_config("--config", "", "Read options from this TOML (or INI) file, as --write-config writes it; flags on "
+                 "the command line override it");
   app.option_defaults()->always_capture_default();
   app.add_option("--dataset", opt.dataset,
                  "cora, citeseer or pubmed (Planetoid split), or synthetic[:key=value,...] with keys nodes, degree, "
                  "features, nnz, classes, homophily, signal, seed, train_per_class, val, test");
   app.add_option("--data-root", opt.data_root,
                  "Folder with the raw Planetoid files (flat ind.<name>.* or PyG's <Name>/raw/); "
-                 "default: $GCN_DATA_ROOT, else ./datasets");
+                 "default: $GCN_DATA_ROOT, else ./datasets, else the datasets/ of the build or install this "
+                 "binary belongs to");
   app.add_option("--device", opt.device, "cpu, cuda, cuda:N, or auto (CUDA when usable, else CPU)");
   app.add_option("--epochs", opt.train.epochs, "Training epochs (0 with --init: evaluate that model only)");
   app.add_option("--lr", opt.lrs, "Adam learning rate; a list (0.005,0.01) trains each")->delimiter(',');
@@ -727,9 +1068,9 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--dropout", opt.dropouts, "Dropout probability after the ReLU, in [0, 1); a list trains each")
       ->delimiter(',');
-  app.add_option("--seed", opt.train.seed, "Seed for the initial weights and the dropout masks");
+  app.add_option("--seed", opt.seed_text, "Seed for the initial weights and the dropout masks, in [0, 2^63)");
   app.add_option("--loss", opt.loss, "nll (log_softmax + nll_loss) or cross-entropy (on the logits); same fused op")
-      ->check(CLI::IsMember({"nll", "cross-entropy"}));
+      ->check(one_of({"nll", "cross-entropy"}));
   app.add_option("--runs", opt.runs,
                  "Train each configuration N times with seeds seed, seed+1, ...; report mean, std and a 95% CI");
   app.add_option("--configs", opt.configs,
@@ -741,35 +1082,50 @@ int main(int argc, char** argv) {
                  "With several models --checkpoint-every and --predictions follow the first and need --batch 1");
   app.add_option("--memory-budget", opt.memory_budget_mb,
                  "MiB of backend memory a batch may plan for (0: half of what the device has free)");
+  app.add_option("--log-csv", opt.log_csv,
+                 "Write one row per epoch (per model when several) as CSV, for plots (scripts/plot_run.py)");
+  app.add_option("--embeddings", opt.embeddings_path,
+                 "Write the last hidden layer's output per node (N, hidden) as safetensors (the first model)");
+  app.add_option("--out-dir", opt.out_dir,
+                 "Put the run's files in this folder: report.json, config.toml, curves.csv, model.safetensors "
+                 "(or models/), predictions.csv (each unless given on its own)")
+      ->configurable(false);
+  app.add_option("--write-config", opt.write_config,
+                 "Write every option's value as TOML to this file (-: standard output); --config FILE reads it back")
+      ->configurable(false);
   app.add_option("--table", opt.table_path,
-                 "Write the per-configuration results table here: Markdown (.md) or CSV (.csv)");
+                 "Write the per-configuration results table here: Markdown (.md, or - for standard output) or CSV "
+                 "(.csv)");
   app.add_option("--save-dir", opt.save_dir,
                  "Save every model (selected epoch) as safetensors into this folder, one file per model");
   app.add_option("--select", opt.select,
                  "Report (and save) the last epoch, or best-val: the epoch of best validation accuracy "
                  "(ties: lower validation loss)")
-      ->check(CLI::IsMember({"last", "best-val"}));
+      ->check(one_of({"last", "best-val"}));
   app.add_option("--patience", opt.train.patience,
                  "Stop when validation has not improved for K epochs (0: never)");
   app.add_option("--log-every", opt.train.log_every,
                  "Log (and read back from the device) every K epochs (batches: progress about every tenth of "
                  "the epochs unless given)");
-  app.add_option("--json", opt.json_path, "Write the run's results as JSON to this file");
+  app.add_option("--json", opt.json_path, "Write the run's results as JSON to this file (-: standard output)");
   app.add_option("--save", opt.save_path,
                  "Save the (selected) model as safetensors with PyG's state_dict names (the first model; "
                  "--save-dir saves every model)");
   app.add_option("--init", opt.init_path, "Start from the weights in this safetensors file (e.g. from PyG)");
-  app.add_option("--checkpoint", opt.checkpoint_path, "Training-state file written by --checkpoint-every");
+  app.add_option("--checkpoint", opt.checkpoint_path,
+                 "Training-state file (weights, Adam, history) for --resume: written every --checkpoint-every "
+                 "epochs, or at the end (and on Ctrl-C) without it");
   app.add_option("--checkpoint-every", opt.checkpoint_every,
                  "Write the training state (weights, Adam, history) to --checkpoint every K epochs");
   app.add_option("--resume", opt.resume_path, "Continue the run saved in this --checkpoint file");
   app.add_option("--predictions", opt.predictions_path,
-                 "Write node, split, label, predicted class and class probabilities as CSV (the first model)");
+                 "Write node, split, label, predicted class and class probabilities as CSV (the first model; "
+                 "-: standard output)");
   app.add_option("--threads", opt.threads, "CPU threads (0: OpenMP's default)");
   app.add_option("--cuda-graph", opt.cuda_graph,
                  "on: after one warm-up epoch, record the epoch as a CUDA graph and replay it; off: queue every op "
                  "each epoch (same results; CUDA only)")
-      ->check(CLI::IsMember({"on", "off"}));
+      ->check(one_of({"on", "off"}));
   app.add_flag("--no-normalize-features", opt.no_normalize, "Skip NormalizeFeatures (rows summing to 1)");
   app.add_flag("--allow-nonfinite", opt.train.allow_nonfinite,
                "Keep training when the loss becomes NaN or infinite (default: stop with an error)");
@@ -782,11 +1138,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "gcn-train: error: %s (see gcn-train --help)\n", e.what());
+    const std::string unknown = unknown_option(app, argc, argv);
+    std::fprintf(stderr, "gcn-train: error: %s (see gcn-train --help)\n", unknown.empty() ? e.what() : unknown.c_str());
     return 2;
   }
 
-  setup_logging(opt.quiet);
+  setup_logging(opt.quiet, opt.json_path == "-" || opt.predictions_path == "-" || opt.table_path == "-");
+  install_interrupt_handlers();
   try {
     return run(opt, app, process_start);
   } catch (const gcn::UsageError& e) {

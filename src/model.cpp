@@ -641,3 +641,16 @@ std::vector<float> GcnModel::log_probabilities() {
 }
 
 }  // namespace gcn
+
+namespace gcn {
+
+std::vector<float> GcnModel::hidden_output(int64_t* cols) {
+  if (batch_ != 1) throw UsageError("embeddings are written for one model at a time (a batch of 1)");
+  eval_pass(/*advance=*/false);
+  const int n_layers = static_cast<int>(layers_.size());
+  const MatRef h = ws_.mat(out_[idx(Pass::kEval)][n_layers - 2]);
+  if (cols != nullptr) *cols = h.cols;
+  return download_floats(*backend_, h.data, h.size());
+}
+
+}  // namespace gcn

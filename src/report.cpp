@@ -155,6 +155,7 @@ nlohmann::json to_json(const RunReport& r) {
                     {"selected", epoch_json(res.selected())},
                     {"best_epoch", res.best_epoch},
                     {"stopped_early", res.stopped_early},
+                    {"interrupted", res.interrupted},
                     {"timing", timing_json(res)},
                     {"history", history_json(res)}});
     test.push_back(res.selected().test_acc);
@@ -245,6 +246,7 @@ nlohmann::json to_json(const RunReport& r) {
       {"stopped_early", first.stopped_early},
       {"timing", timing},
       {"memory", {{"peak_host_mb", r.peak_host_mb}, {"peak_device_mb", r.peak_device_mb}}},
+      {"interrupted", r.interrupted},
       {"runs", runs},
       {"configurations", configurations},
       {"batches", batches},

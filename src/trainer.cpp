@@ -10,13 +10,15 @@
 #include "gcn/error.hpp"
 #include "gcn/model.hpp"
 #include "gcn/rng.hpp"
+#include "gcn/suggest.hpp"
 
 namespace gcn {
 
 LossKind parse_loss(const std::string& text) {
   if (text == "nll") return LossKind::kNll;
   if (text == "cross-entropy") return LossKind::kCrossEntropy;
-  throw UsageError(fmt::format("--loss: '{}' is not a loss; use nll or cross-entropy", text));
+  throw UsageError(fmt::format("--loss: '{}' is not a loss{}; use nll or cross-entropy", text,
+                               did_you_mean(text, {"nll", "cross-entropy"})));
 }
 
 const char* loss_name(LossKind kind) { return kind == LossKind::kNll ? "nll" : "cross-entropy"; }
@@ -24,7 +26,8 @@ const char* loss_name(LossKind kind) { return kind == LossKind::kNll ? "nll" : "
 Selection parse_selection(const std::string& text) {
   if (text == "last") return Selection::kLast;
   if (text == "best-val") return Selection::kBestVal;
-  throw UsageError(fmt::format("--select: '{}' is not a rule; use last or best-val", text));
+  throw UsageError(fmt::format("--select: '{}' is not a rule{}; use last or best-val", text,
+                               did_you_mean(text, {"last", "best-val"})));
 }
 
 const char* selection_name(Selection selection) { return selection == Selection::kLast ? "last" : "best-val"; }
@@ -117,9 +120,9 @@ std::vector<TrainResult> Trainer::train_batch(const std::vector<TrainConfig>& co
   if (configs.empty() || static_cast<int>(configs.size()) > batch_) {
     throw Error(fmt::format("train_batch: {} models for a batch of at most {}", configs.size(), batch_));
   }
-  if (options.init_params != nullptr || options.resume != nullptr || options.checkpoint_every > 0 ||
-      options.want_log_probs) {
-    throw UsageError("initial weights, --resume, checkpoints and predictions are for one model at a time (--batch 1)");
+  if (options.resume != nullptr || options.checkpoint_every > 0 || options.checkpoint_at_end ||
+      options.want_log_probs || options.want_embeddings) {
+    throw UsageError("--resume, checkpoints, predictions and embeddings are for one model at a time (--batch 1)");
   }
   return run(configs, options);
 }
@@ -180,7 +183,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
   for (int k = 0; k < n_models; ++k) {
     steps[k].dropout_seed = mix64(configs[k].seed ^ kDropoutDomain);
     steps[k].patience = config.patience;
-    results[k].history.reserve(static_cast<std::size_t>(n_epochs));
+    results[k].history.reserve(static_cast<std::size_t>(std::min(n_epochs, 100'000)));
   }
   int first_epoch = 1;
   if (resume != nullptr) {
@@ -215,7 +218,11 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
       }
     }
   } else if (options.init_params != nullptr) {
-    model.set_params(*options.init_params);
+    if (n_models == 1) {
+      model.set_params(*options.init_params);
+    } else {  // every model of the batch starts from them (the seeds still differ in the dropout masks)
+      model.set_model_params(std::vector<std::vector<float>>(static_cast<std::size_t>(n_models), *options.init_params));
+    }
   } else {
     std::vector<std::vector<float>> init;
     for (const TrainConfig& c : configs) init.push_back(glorot_init(shape, mix64(c.seed ^ kInitDomain)));
@@ -265,7 +272,8 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     // Timing groups end at read-backs; one more at the end of the warm-up
     // keeps its epochs (planning, the recording) out of the steady-state figure.
     const bool warmup_end = epoch == kWarmupEpochs && n_epochs > 4 * kWarmupEpochs;
-    if (!log_now && !checkpoint_now && !warmup_end && epoch - fetched < read_every) continue;
+    const bool interrupted = options.interrupt != nullptr && options.interrupt->load(std::memory_order_relaxed);
+    if (!log_now && !checkpoint_now && !warmup_end && !interrupted && epoch - fetched < read_every) continue;
 
     // One read-back: the new slots of every model (in at most two pieces
     // where the ring wraps).
@@ -316,13 +324,19 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
       }
     }
     fetched = epoch;
+    if (interrupted) {
+      for (int k = 0; k < n_models; ++k) results[k].interrupted = !stopped[k] && epoch < n_epochs;
+    }
     if (n_models == 1) {
       const TrainResult& result = results.front();
       const bool stop = running == 0;
       const int last = result.history.back().epoch;
-      if ((log_now || stop) && options.on_log) options.on_log(result.history.back());
-      if ((checkpoint_now || stop) && options.checkpoint_every > 0 && options.on_checkpoint &&
-          last % options.checkpoint_every == 0) {
+      if ((log_now || stop || interrupted) && options.on_log) options.on_log(result.history.back());
+      const bool periodic = (checkpoint_now || stop) && options.checkpoint_every > 0 &&
+                            last % options.checkpoint_every == 0;
+      const bool at_end = (options.checkpoint_at_end && (stop || last == n_epochs)) ||
+                          (interrupted && (options.checkpoint_at_end || options.checkpoint_every > 0));
+      if ((periodic || at_end) && options.on_checkpoint) {
         TrainState state;
         state.epoch = last;
         state.params = model.params();
@@ -335,6 +349,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
       }
     }
     if (options.on_progress) options.on_progress(epoch, running);
+    if (interrupted) break;
   }
   const double train_s = std::chrono::duration<double>(Clock::now() - t_start).count();
   const double epoch_ms_median = median_after_warmup(epoch_ms);
@@ -361,6 +376,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     result.params = std::move(selected[k]);
   }
   if (options.want_log_probs) results.front().log_probs = model.log_probabilities();
+  if (options.want_embeddings) results.front().embeddings = model.hidden_output(nullptr);
   return results;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <regex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "gcn/devices.hpp"
@@ -398,6 +400,193 @@ TEST_F(Cli, SaveDirWritesEveryModel) {
                                              "hidden16_lr0.02_wd0.0005_dropout0.5_seed1.safetensors"}));
   ASSERT_EQ(run("--dataset cora --epochs 5 --lr 0.02 --seed 1 --quiet --save '" + single.string() + "'").status, 0);
   EXPECT_EQ(slurp(out / "hidden16_lr0.02_wd0.0005_dropout0.5_seed1.safetensors"), slurp(single));
+}
+
+// ---- issue 17: a CLI that behaves like a good one ------------------------------
+
+TEST_F(Cli, MistypedOptionsAndValuesGetASuggestion) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"--epoch 5", "unknown option --epoch (did you mean --epochs?)"},
+      {"--dropuot 0.3", "unknown option --dropuot (did you mean --dropout?)"},
+      {"--device cdua", "--device: 'cdua' is not a device (did you mean cuda?)"},
+      {"--select best", "(did you mean best-val?)"},
+      {"--loss nlll", "(did you mean nll?)"},
+      {"--cuda-graph of", "(did you mean off?)"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliRun r = run(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message)) << args;
+  }
+  const CliRun far = run("--learning-rate-of-adam 0.1");
+  EXPECT_EQ(far.status, 2);
+  EXPECT_THAT(far.err, HasSubstr("unknown option --learning-rate-of-adam"));
+  EXPECT_THAT(far.err, ::testing::Not(HasSubstr("did you mean")));
+}
+
+TEST_F(Cli, SeedsOutsideTheRangeAreErrorsNotWrapped) {
+  for (const char* args : {"--seed -1", "--seed 9223372036854775808", "--seed 1e3", "--seed 18446744073709551615",
+                           "--seed 9223372036854775807 --runs 2"}) {
+    const CliRun r = run(std::string("--dataset cora --epochs 1 ") + args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("--seed")) << args;
+  }
+  GCN_REQUIRE_DATA();
+  EXPECT_EQ(run("--dataset cora --epochs 1 --quiet --seed 9223372036854775807").status, 0);
+}
+
+// --checkpoint alone: the state at the end; resuming it says it is finished;
+// a longer --epochs goes on, taking the dataset from the checkpoint.
+TEST_F(Cli, CheckpointAloneWritesTheEndAndResumeTakesTheDataset) {
+  GCN_REQUIRE_DATA();
+  const fs::path ck = dir_ / "ck.safetensors", model = dir_ / "m.safetensors";
+  ASSERT_EQ(run("--dataset citeseer --epochs 4 --quiet --checkpoint '" + ck.string() + "' --save '" +
+                model.string() + "'")
+                .status,
+            0);
+  ASSERT_TRUE(fs::exists(ck));
+  const CliRun done = run("--resume '" + ck.string() + "'");
+  EXPECT_EQ(done.status, 2);
+  EXPECT_THAT(done.err, HasSubstr("already finished its 4 epochs; give --epochs N above 4"));
+  const CliRun more = run("--resume '" + ck.string() + "' --epochs 6");
+  EXPECT_EQ(more.status, 0) << more.err;
+  EXPECT_THAT(more.out, HasSubstr("CiteSeer"));
+  EXPECT_THAT(more.out, HasSubstr("6 epochs in"));
+  const CliRun clash = run("--resume '" + ck.string() + "' --epochs 6 --dataset cora");
+  EXPECT_EQ(clash.status, 2);
+  EXPECT_THAT(clash.err, HasSubstr("was trained on --dataset citeseer, not cora"));
+  const CliRun wrong = run("--resume '" + model.string() + "' --epochs 6");
+  EXPECT_EQ(wrong.status, 2);
+  EXPECT_THAT(wrong.err, HasSubstr("is a model (as --save writes it), not a training state: use --init"));
+  EXPECT_EQ(lines(wrong.err), 1);
+}
+
+TEST_F(Cli, DataIsFoundFromAnotherFolderNextToTheBuild) {
+  GCN_REQUIRE_DATA();
+  if (gcn::test::data_root() != fs::path(GCN_SOURCE_DIR) / "datasets") GTEST_SKIP() << "data not in the project";
+  const std::string cmd = "cd '" + dir_.string() + "' && GCN_DATA_ROOT= '" GCN_BINARY_DIR "/src/gcn-train' --epochs 1 "
+                          "--quiet >out 2>err";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp(dir_ / "err");
+  const CliRun missing = run("--epochs 1 --data-root '" + (dir_ / "none").string() + "'");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_THAT(missing.err, HasSubstr("get_datasets.sh"));
+}
+
+TEST_F(Cli, PatienceWithSelectLastNamesTheBestEpoch) {
+  GCN_REQUIRE_DATA();
+  const CliRun r = run("--dataset cora --epochs 200 --patience 10 --quiet");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("best epoch [0-9]+: val 0\\.[0-9]+ test 0\\.[0-9]+ \\(--select best-val "
+                                              "reports it\\)"));
+  EXPECT_THAT(run("--dataset cora --epochs 1 --quiet").out, HasSubstr(" 1 epoch in "));
+}
+
+// SIGINT: the running epoch ends, the checkpoint and the JSON (interrupted)
+// are written, exit 130; the checkpoint resumes.
+TEST_F(Cli, InterruptWritesTheCheckpointAndJsonAndExits130) {
+  GCN_REQUIRE_DATA();
+  const fs::path ck = dir_ / "ck.safetensors", js = dir_ / "r.json";
+  const std::string cmd = "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' '" GCN_BINARY_DIR
+                          "/src/gcn-train' --dataset cora --device cpu --epochs 10000000 --log-every 100 --checkpoint '" +
+                          ck.string() + "' --json '" + js.string() + "' >'" + (dir_ / "out").string() + "' 2>'" +
+                          (dir_ / "err").string() + "' & pid=$!; for i in $(seq 100); do grep -qE 'epoch +100/' '" +
+                          (dir_ / "out").string() + "' 2>/dev/null && break; sleep 0.2; done; kill -INT $pid; wait $pid";
+  {
+    std::ofstream script(dir_ / "interrupt.sh");
+    script << cmd << "\n";
+  }
+  const int raw = std::system(("bash '" + (dir_ / "interrupt.sh").string() + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(raw));
+  EXPECT_EQ(WEXITSTATUS(raw), 130) << slurp(dir_ / "err");
+  const nlohmann::json j = nlohmann::json::parse(slurp(js));
+  EXPECT_TRUE(j["interrupted"].get<bool>());
+  EXPECT_TRUE(j["runs"][0]["interrupted"].get<bool>());
+  const int epochs = j["final"]["epoch"].get<int>();
+  EXPECT_GE(epochs, 100);
+  EXPECT_EQ(j["history"].size(), static_cast<std::size_t>(epochs));
+  ASSERT_TRUE(fs::exists(ck));
+  const CliRun resumed = run("--resume '" + ck.string() + "' --epochs " + std::to_string(epochs + 3) + " --quiet");
+  EXPECT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_THAT(resumed.out, HasSubstr(std::to_string(epochs + 3) + " epochs in"));
+}
+
+TEST_F(Cli, JsonToStandardOutputAndTheRunsFiles) {
+  GCN_REQUIRE_DATA();
+  const CliRun r = run("--dataset cora --epochs 3 --json -");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);  // only the JSON on stdout; the log went to stderr
+  EXPECT_EQ(j["history"].size(), 3u);
+  EXPECT_THAT(r.err, HasSubstr("epoch"));
+  EXPECT_EQ(run("--dataset cora --epochs 3 --json - --predictions -").status, 2);
+
+  const fs::path out = dir_ / "run";
+  ASSERT_EQ(run("--dataset cora --epochs 4 --quiet --out-dir '" + out.string() + "' --embeddings '" +
+                (dir_ / "emb.safetensors").string() + "'")
+                .status,
+            0);
+  for (const char* f : {"report.json", "config.toml", "curves.csv", "model.safetensors", "predictions.csv"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  const std::string csv = slurp(out / "curves.csv");
+  EXPECT_EQ(lines(csv), 5);
+  const nlohmann::json rep = nlohmann::json::parse(slurp(out / "report.json"));
+  EXPECT_THAT(csv, HasSubstr("model,hidden,lr,weight_decay,dropout,seed,epoch,loss,val_loss,train_acc,val_acc,test_acc"));
+  EXPECT_THAT(csv, HasSubstr(fmt::format("0,16,0.01,0.0005,0.5,0,4,{:.9g},", rep["final"]["loss"].get<double>())));
+  // --config repeats the run from config.toml: the same history.
+  const fs::path again = dir_ / "again.json";
+  ASSERT_EQ(run("--config '" + (out / "config.toml").string() + "' --json '" + again.string() + "'").status, 0);
+  EXPECT_EQ(nlohmann::json::parse(slurp(again))["history"], rep["history"]);
+  // The embeddings: (N, hidden) float32, ReLU outputs (non-negative).
+  const std::string emb = slurp(dir_ / "emb.safetensors");
+  EXPECT_THAT(emb, HasSubstr("\"shape\":[2708,16]"));
+  EXPECT_THAT(emb, HasSubstr("gcn-train embeddings"));
+  const CliRun batch = run("--dataset cora --epochs 2 --runs 2 --embeddings e.st");
+  EXPECT_EQ(batch.status, 2);
+  EXPECT_THAT(batch.err, HasSubstr("add --batch 1"));
+}
+
+TEST_F(Cli, VersionNamesTheBuild) {
+  const CliRun r = run("--version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("gcn-train [0-9.]+ \\(CUDA: [^;]+; commit [0-9a-f]+|unknown; "));
+}
+
+// On a terminal, the epochs rewrite one line (with an ETA); elsewhere plain lines.
+TEST_F(Cli, ProgressIsOneLiveLineOnATerminal) {
+  GCN_REQUIRE_DATA();
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no script(1) to fake a terminal";
+  const std::string cmd = "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' script -qec \"'" GCN_BINARY_DIR
+                          "/src/gcn-train' --dataset cora --epochs 30 --log-every 10\" /dev/null >'" +
+                          (dir_ / "tty").string() + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string tty = slurp(dir_ / "tty");
+  EXPECT_THAT(tty, HasSubstr("\r\033[K"));
+  EXPECT_THAT(tty, HasSubstr("ETA"));
+  const CliRun plain = run("--dataset cora --epochs 30 --log-every 10");
+  EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("\r")));
+  EXPECT_THAT(plain.out, HasSubstr("epoch 30/30"));
+}
+
+// Every option --help lists is in the README's usage block.
+TEST_F(Cli, ReadmeUsageListsEveryOption) {
+  const CliRun r = run("--help");
+  ASSERT_EQ(r.status, 0);
+  const std::string readme = slurp(fs::path(GCN_SOURCE_DIR) / "README.md");
+  const auto begin = readme.find("```\ngcn-train [OPTIONS]");
+  ASSERT_NE(begin, std::string::npos);
+  const std::string usage = readme.substr(begin, readme.find("```", begin + 3) - begin);
+  std::istringstream help(r.out);
+  std::string line;
+  int seen = 0;
+  while (std::getline(help, line)) {
+    std::smatch m;
+    static const std::regex option(R"(^\s+(?:-\w,)?(--[a-z][a-z0-9-]*))");
+    if (!std::regex_search(line, m, option)) continue;
+    ++seen;
+    EXPECT_NE(usage.find(m[1].str()), std::string::npos) << m[1] << " is in --help but not in the README's usage";
+  }
+  EXPECT_GE(seen, 30);
 }
 
 TEST_F(Cli, QuietPrintsOnlyTheSummary) {

@@ -186,6 +186,9 @@ class GcnModel {
   void epoch(const AdamConfig& config, bool copy_best);
   // The evaluation pass's log-probabilities (N, C), on the host (waits).
   std::vector<float> log_probabilities();
+  // The evaluation pass's last hidden layer (the input of the last layer):
+  // (N, its width) per node, on the host (waits). A batch of 1 only.
+  std::vector<float> hidden_output(int64_t* cols);
 
  private:
   void plan(bool restrict_training, bool allocate);

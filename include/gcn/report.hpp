@@ -51,6 +51,7 @@ struct RunReport {
   std::string device;               // what ran: Backend::describe()
   int threads = 0;
   bool normalize_features = true;
+  bool interrupted = false;         // SIGINT/SIGTERM ended the training early
   std::string init_path, resume_path, checkpoint_path, save_path, predictions_path;
   int checkpoint_every = 0;
   double load_s = 0;

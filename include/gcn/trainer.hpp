@@ -10,6 +10,7 @@
 // replayed (TrainConfig::cuda_graph).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -87,7 +88,9 @@ struct TrainResult {
   // read-backs (--log-every), an epoch's time being its group's mean.
   double epoch_ms_median = 0;
   bool graph_replayed = false;      // the epochs after the first were CUDA graph replays
+  bool interrupted = false;         // TrainOptions::interrupt ended the run before --epochs
   std::vector<float> log_probs;     // (N, C) of the selected parameters, if asked for
+  std::vector<float> embeddings;    // (N, hidden) of the selected parameters, if asked for
 
   const EpochStats& final_stats() const { return history.back(); }
   const EpochStats& selected() const { return history[static_cast<std::size_t>(selected_epoch - 1)]; }
@@ -104,8 +107,14 @@ struct TrainOptions {
   const std::vector<float>* init_params = nullptr;  // instead of Glorot (ParamLayout order)
   const TrainState* resume = nullptr;               // continue after resume->epoch epochs
   int checkpoint_every = 0;                         // call on_checkpoint every K epochs
+  bool checkpoint_at_end = false;                   // and (or only) after the last epoch
   std::function<void(const TrainState&)> on_checkpoint;
+  // Set (by a signal handler, say) to end the run after the running epoch:
+  // its figures are read back, on_checkpoint is called when checkpoints were
+  // asked for, and the result is marked interrupted.
+  const std::atomic<bool>* interrupt = nullptr;
   bool want_log_probs = false;
+  bool want_embeddings = false;      // the last hidden layer per node (TrainResult::embeddings)
 };
 
 class GcnModel;
