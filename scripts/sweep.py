@@ -65,6 +65,15 @@ class SweepError(Exception):
     """A usage error (bad flag or spec value): exit status 2."""
 
 
+class SetupError(Exception):
+    """gcn-train cannot run any configuration here (missing data, no GPU): exit status 1."""
+
+
+# gcn-train's messages for failures no configuration can avoid: the sweep stops at once.
+SETUP_FAILURES = ("not found: looked for", "no usable CUDA GPU", "built without CUDA support",
+                  "no NVIDIA driver", "is empty (0 bytes)", "is truncated")
+
+
 # --------------------------------------------------------------------------- values and specs
 
 def canon(value, typ):
@@ -332,6 +341,8 @@ def resolve(args, passthrough):
     fixed = {k: pick(k) for k in FIXED_FLAGS}
     if fixed["patience"] is not None:
         fixed["patience"] = int(fixed["patience"])
+    if fixed["data_root"]:  # absolute: gcn-train may run elsewhere than this folder
+        fixed["data_root"] = os.path.abspath(fixed["data_root"])
     extra = list(spec.get("extra", [])) + list(passthrough)
     if not all(isinstance(x, str) for x in extra):
         raise SweepError("--spec: extra must be a list of strings")
@@ -353,7 +364,7 @@ def resolve(args, passthrough):
     threads = args.threads
     if threads is None and device == "cpu":
         threads = max(1, (os.cpu_count() or 1) // jobs)
-    gcn_train = args.gcn_train or os.path.join(ROOT, "build", "src", "gcn-train")
+    gcn_train = os.path.abspath(args.gcn_train or os.path.join(ROOT, "build", "src", "gcn-train"))
     return {"space": space, "seeds": seeds, "configs": configs, "fixed": fixed, "extra": extra,
             "jobs": jobs, "threads": threads, "group_size": group_size, "gcn_train": gcn_train,
             "random": n_random, "sample_seed": sample_seed}
@@ -721,6 +732,10 @@ def run_sweep(plan, out, timeout=None):
                     continue
                 running.remove(g)
                 changed = True
+                if state != "ok" and g.error and any(m in g.error for m in SETUP_FAILURES):
+                    for other in running:
+                        other.kill()
+                    raise SetupError(f"gcn-train cannot train here: {g.error.split(': ', 1)[-1]}")
                 if state == "ok":
                     prog.done += len(g)
                     prog.spent += g.duration
@@ -1013,6 +1028,9 @@ def main(argv=None):
     except SweepError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except SetupError as e:
+        print(f"\n{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     summary, plots = write_outputs(out, results, failures, plan, args.no_plots)

@@ -519,6 +519,20 @@ class EndToEndTest(unittest.TestCase):
         self.assertEqual([f["config"]["lr"] for f in failures], [-1.0])
         self.assertNotIn("--configs", failures[0]["command"])
 
+    def test_missing_data_stops_at_once(self):
+        # Every configuration would fail the same way: one process, one message, exit 1.
+        wrapper, log = counting_wrapper(self.tmp, GCN_TRAIN)
+        out = os.path.join(self.tmp, "out")
+        cmd = [sys.executable, SCRIPT, "--gcn-train", wrapper, "--data-root", os.path.join(self.tmp, "no-data"),
+               "--dataset", "cora", "--device", "cpu", "--lr", "0.01,0.02,0.05", "--epochs", "3", "--out", out,
+               "--no-plots"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("gcn-train cannot train here: ", p.stderr)
+        self.assertIn("Planetoid dataset Cora not found", p.stderr)
+        self.assertNotIn("running it again in two halves", p.stderr)
+        self.assertEqual(len(calls(log)), 1, calls(log))
+
     def test_timeout_fails_the_group(self):
         fake = os.path.join(self.tmp, "gcn-train-slow")
         with open(fake, "w") as fh:
