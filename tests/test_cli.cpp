@@ -341,10 +341,10 @@ TEST_F(Cli, GridTrainsEveryModelAsItsSingleRunWithATable) {
 TEST_F(Cli, ConfigsListTrainsTheSameModelsAsTheGrid) {
   GCN_REQUIRE_DATA();
   const fs::path a = dir_ / "a.json", b = dir_ / "b.json";
-  ASSERT_EQ(run("--dataset cora --epochs 8 --quiet --configs 'lr=0.02,dropout=0;lr=0.01' --json '" + a.string() + "'")
+  ASSERT_EQ(run("--dataset cora --device cpu --epochs 8 --quiet --configs 'lr=0.02,dropout=0;lr=0.01' --json '" + a.string() + "'")
                 .status,
             0);
-  ASSERT_EQ(run("--dataset cora --epochs 8 --quiet --lr 0.01,0.02 --dropout 0.5,0 --json '" + b.string() + "'").status,
+  ASSERT_EQ(run("--dataset cora --device cpu --epochs 8 --quiet --lr 0.01,0.02 --dropout 0.5,0 --json '" + b.string() + "'").status,
             0);
   const nlohmann::json ja = nlohmann::json::parse(slurp(a)), jb = nlohmann::json::parse(slurp(b));
   ASSERT_EQ(ja["runs"].size(), 2u);
@@ -379,7 +379,7 @@ TEST_F(Cli, BatchOptionsAreCheckedUpFront) {
   }
   // With --batch 1 the first model's predictions are written, as before.
   const fs::path pred = dir_ / "p.csv";
-  ASSERT_EQ(run("--dataset cora --epochs 2 --runs 2 --batch 1 --quiet --predictions '" + pred.string() + "'").status, 0);
+  ASSERT_EQ(run("--dataset cora --device cpu --epochs 2 --runs 2 --batch 1 --quiet --predictions '" + pred.string() + "'").status, 0);
   EXPECT_TRUE(fs::exists(pred));
 }
 
@@ -389,7 +389,7 @@ TEST_F(Cli, SaveDirWritesEveryModel) {
   GCN_REQUIRE_DATA();
   const fs::path out = dir_ / "models" / "nested";
   const fs::path single = dir_ / "single.safetensors";
-  ASSERT_EQ(run("--dataset cora --epochs 5 --lr 0.01,0.02 --runs 2 --quiet --save-dir '" + out.string() + "'").status,
+  ASSERT_EQ(run("--dataset cora --device cpu --epochs 5 --lr 0.01,0.02 --runs 2 --quiet --save-dir '" + out.string() + "'").status,
             0);
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(out)) names.push_back(e.path().filename().string());
@@ -398,7 +398,7 @@ TEST_F(Cli, SaveDirWritesEveryModel) {
                                              "hidden16_lr0.01_wd0.0005_dropout0.5_seed1.safetensors",
                                              "hidden16_lr0.02_wd0.0005_dropout0.5_seed0.safetensors",
                                              "hidden16_lr0.02_wd0.0005_dropout0.5_seed1.safetensors"}));
-  ASSERT_EQ(run("--dataset cora --epochs 5 --lr 0.02 --seed 1 --quiet --save '" + single.string() + "'").status, 0);
+  ASSERT_EQ(run("--dataset cora --device cpu --epochs 5 --lr 0.02 --seed 1 --quiet --save '" + single.string() + "'").status, 0);
   EXPECT_EQ(slurp(out / "hidden16_lr0.02_wd0.0005_dropout0.5_seed1.safetensors"), slurp(single));
 }
 
@@ -441,7 +441,7 @@ TEST_F(Cli, SeedsOutsideTheRangeAreErrorsNotWrapped) {
 TEST_F(Cli, CheckpointAloneWritesTheEndAndResumeTakesTheDataset) {
   GCN_REQUIRE_DATA();
   const fs::path ck = dir_ / "ck.safetensors", model = dir_ / "m.safetensors";
-  ASSERT_EQ(run("--dataset citeseer --epochs 4 --quiet --checkpoint '" + ck.string() + "' --save '" +
+  ASSERT_EQ(run("--dataset citeseer --device cpu --epochs 4 --quiet --checkpoint '" + ck.string() + "' --save '" +
                 model.string() + "'")
                 .status,
             0);
@@ -449,7 +449,7 @@ TEST_F(Cli, CheckpointAloneWritesTheEndAndResumeTakesTheDataset) {
   const CliRun done = run("--resume '" + ck.string() + "'");
   EXPECT_EQ(done.status, 2);
   EXPECT_THAT(done.err, HasSubstr("already finished its 4 epochs; give --epochs N above 4"));
-  const CliRun more = run("--resume '" + ck.string() + "' --epochs 6");
+  const CliRun more = run("--resume '" + ck.string() + "' --device cpu --epochs 6");
   EXPECT_EQ(more.status, 0) << more.err;
   EXPECT_THAT(more.out, HasSubstr("CiteSeer"));
   EXPECT_THAT(more.out, HasSubstr("6 epochs in"));
@@ -475,11 +475,11 @@ TEST_F(Cli, DataIsFoundFromAnotherFolderNextToTheBuild) {
 
 TEST_F(Cli, PatienceWithSelectLastNamesTheBestEpoch) {
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --epochs 200 --patience 10 --quiet");
+  const CliRun r = run("--dataset cora --device cpu --epochs 200 --patience 10 --quiet");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, ::testing::ContainsRegex("best epoch [0-9]+: val 0\\.[0-9]+ test 0\\.[0-9]+ \\(--select best-val "
                                               "reports it\\)"));
-  EXPECT_THAT(run("--dataset cora --epochs 1 --quiet").out, HasSubstr(" 1 epoch in "));
+  EXPECT_THAT(run("--dataset cora --device cpu --epochs 1 --quiet").out, HasSubstr(" 1 epoch in "));
 }
 
 // SIGINT: the running epoch ends, the checkpoint and the JSON (interrupted)
@@ -506,14 +506,14 @@ TEST_F(Cli, InterruptWritesTheCheckpointAndJsonAndExits130) {
   EXPECT_GE(epochs, 100);
   EXPECT_EQ(j["history"].size(), static_cast<std::size_t>(epochs));
   ASSERT_TRUE(fs::exists(ck));
-  const CliRun resumed = run("--resume '" + ck.string() + "' --epochs " + std::to_string(epochs + 3) + " --quiet");
+  const CliRun resumed = run("--resume '" + ck.string() + "' --device cpu --epochs " + std::to_string(epochs + 3) + " --quiet");
   EXPECT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_THAT(resumed.out, HasSubstr(std::to_string(epochs + 3) + " epochs in"));
 }
 
 TEST_F(Cli, JsonToStandardOutputAndTheRunsFiles) {
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --epochs 3 --json -");
+  const CliRun r = run("--dataset cora --device cpu --epochs 3 --json -");
   ASSERT_EQ(r.status, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);  // only the JSON on stdout; the log went to stderr
   EXPECT_EQ(j["history"].size(), 3u);
@@ -521,7 +521,7 @@ TEST_F(Cli, JsonToStandardOutputAndTheRunsFiles) {
   EXPECT_EQ(run("--dataset cora --epochs 3 --json - --predictions -").status, 2);
 
   const fs::path out = dir_ / "run";
-  ASSERT_EQ(run("--dataset cora --epochs 4 --quiet --out-dir '" + out.string() + "' --embeddings '" +
+  ASSERT_EQ(run("--dataset cora --device cpu --epochs 4 --quiet --out-dir '" + out.string() + "' --embeddings '" +
                 (dir_ / "emb.safetensors").string() + "'")
                 .status,
             0);
@@ -557,13 +557,13 @@ TEST_F(Cli, ProgressIsOneLiveLineOnATerminal) {
   GCN_REQUIRE_DATA();
   if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no script(1) to fake a terminal";
   const std::string cmd = "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' script -qec \"'" GCN_BINARY_DIR
-                          "/src/gcn-train' --dataset cora --epochs 30 --log-every 10\" /dev/null >'" +
+                          "/src/gcn-train' --dataset cora --device cpu --epochs 30 --log-every 10\" /dev/null >'" +
                           (dir_ / "tty").string() + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const std::string tty = slurp(dir_ / "tty");
   EXPECT_THAT(tty, HasSubstr("\r\033[K"));
   EXPECT_THAT(tty, HasSubstr("ETA"));
-  const CliRun plain = run("--dataset cora --epochs 30 --log-every 10");
+  const CliRun plain = run("--dataset cora --device cpu --epochs 30 --log-every 10");
   EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("\r")));
   EXPECT_THAT(plain.out, HasSubstr("epoch 30/30"));
 }
