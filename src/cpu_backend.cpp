@@ -203,15 +203,11 @@ class CpuBackend final : public Backend {
 
   void do_prepare_outputs(const OutputInit* /*outputs*/, int /*count*/) override {}
 
+  // A batch of models (batch 1: one): each model's product with the same
+  // kernels at the blocks' strides (the same bits as the block alone), the
+  // loops arranged for the cache: a chunk of rows of every model's blocks at
+  // a time.
   void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch) override {
-    if (batch == 1) {
-      gemm_block(a.data, a.cols, trans_a, ConstMatRef(b.data, b.rows, b.cols), b.cols, trans_b, c.data, c.rows, c.cols,
-                 c.cols, n_threads_, b_copy_, gemm_partial_, a.rows, a.cols);
-      return;
-    }
-    // A batch of models: each model's product with the same kernels at the
-    // blocks' strides (the same bits), the loops arranged for the cache: a
-    // chunk of rows of every model's blocks at a time.
     const int64_t ab = a.cols / batch, bb = b.cols / batch, cb = c.cols / batch;
     const int64_t m = c.rows, n = cb, k = trans_a ? a.rows : ab;
     // op(b)'s blocks as (k, n) rows: in place (row stride b.cols), or
@@ -242,21 +238,24 @@ class CpuBackend final : public Backend {
       });
       return;
     }
-    // aᵀ · b: the reduction over a's rows in chunks of 4096 (summed in chunk
-    // order, as gemm_at), each chunk in slices that keep the rows of every
-    // model in the cache, each slice continuing the chunk's sums.
+    // c = aᵀ · b: a reduction over K, the long side (the rows of the graph)
+    // in the weight gradient. Fixed chunks of 4096 of a's rows are summed on
+    // their own and combined in chunk order, each chunk in slices that keep
+    // the rows of every model in the cache (each slice continuing the
+    // chunk's sums). The rows of c are split over the threads: the chunks'
+    // order, and so every bit, stays the same for any thread count.
     constexpr int64_t kChunk = 4096, kSlice = 128;
     const int64_t n_chunks = std::max<int64_t>((k + kChunk - 1) / kChunk, 1);
     const int64_t per_model = n_chunks * m * n;
     std::vector<double>& partial = gemm_partial_;
     partial.assign(static_cast<std::size_t>(batch * per_model), 0.0);
-    for_ranges(n_threads_, batch, parallel, [&](int64_t j0, int64_t j1) {
+    for_ranges(n_threads_, m, parallel, [&](int64_t r0, int64_t r1) {
       for (int64_t chunk = 0; chunk * kChunk < k; ++chunk) {
         const int64_t p_end = std::min(k, (chunk + 1) * kChunk);
         for (int64_t p = chunk * kChunk; p < p_end; p += kSlice) {
           const int64_t p1 = std::min(p_end, p + kSlice);
-          for (int64_t j = j0; j < j1; ++j) {
-            k_.gemm_tn(a.data + j * ab, a.cols, m, b_block(static_cast<int>(j)), ldb, n, p, p1, 0, m,
+          for (int j = 0; j < batch; ++j) {
+            k_.gemm_tn(a.data + j * ab, a.cols, m, b_block(j), ldb, n, p, p1, r0, r1,
                        partial.data() + j * per_model + chunk * m * n, p != chunk * kChunk);
           }
         }
@@ -275,10 +274,7 @@ class CpuBackend final : public Backend {
   }
 
   void do_column_sum(ConstMatRef x, float* out) override {
-    std::vector<double>& acc = column_acc_;
-    acc.assign(static_cast<std::size_t>(x.cols), 0.0);
-    k_.column_sum(x.data, x.cols, 0, x.rows, acc.data());
-    for (int64_t j = 0; j < x.cols; ++j) out[j] = static_cast<float>(acc[j]);
+    column_sum_strided(x.data, x.cols, x.rows, x.cols, out, column_acc_);
   }
 
   void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
@@ -446,8 +442,7 @@ class CpuBackend final : public Backend {
 
   // Per-thread scratch of the ops that run a batch's models in parallel.
   struct Scratch {
-    std::vector<double> terms, acc, partial;
-    std::vector<float> b_copy;
+    std::vector<double> terms, acc;
   };
 
   // fn(k, scratch) for each model k of a batch: in parallel over the models
@@ -465,70 +460,12 @@ class CpuBackend final : public Backend {
     for (int k = 0; k < batch; ++k) fn(k, scratch_[static_cast<std::size_t>(omp_get_thread_num())]);
   }
 
-  // One model's c block (c_rows, c_cols at row stride ldc) = op(a) · op(b):
-  // a (a_rows, a_cols) at row stride lda, b's block (b.rows, b.cols) at row
-  // stride ldb. threads > 1 splits the rows of c.
-  void gemm_block(const float* a, int64_t lda, bool trans_a, ConstMatRef b, int64_t ldb, bool trans_b, float* c,
-                  int64_t c_rows, int64_t c_cols, int64_t ldc, int threads, std::vector<float>& b_copy,
-                  std::vector<double>& partial, int64_t a_rows, int64_t a_cols) {
-    const int64_t m = c_rows, n = c_cols, k = trans_a ? a_rows : a_cols;
-    // op(b) as row-major (k, n) rows: b itself (stride ldb), or bᵀ copied.
-    const float* bp = b.data;
-    int64_t ldbp = ldb;
-    if (trans_b) {
-      b_copy.resize(static_cast<std::size_t>(b.rows * b.cols));
-      for (int64_t i = 0; i < b.rows; ++i) {
-        for (int64_t j = 0; j < b.cols; ++j) b_copy[static_cast<std::size_t>(j * b.rows + i)] = b.data[i * ldb + j];
-      }
-      bp = b_copy.data();
-      ldbp = b.rows;
-    }
-    if (trans_a) {
-      gemm_at(a, lda, a_rows, a_cols, bp, ldbp, n, c, ldc, threads, partial);
-      return;
-    }
-    // Rows of c in parallel; each entry accumulates in double over p = 0..k-1.
-    for_ranges(threads, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
-      k_.gemm_nn(a, lda, bp, ldbp, k, n, c, ldc, r0, r1);
-    });
-  }
-
-  // c (M, N) = aᵀ · b with a (K, M) and b (K, N) rows: a reduction over K,
-  // the long side (the rows of the graph) in the weight gradient. Fixed chunks
-  // of 4096 rows are summed in parallel and combined in chunk order, so the
-  // result does not depend on the thread count.
-  void gemm_at(const float* a, int64_t lda, int64_t k, int64_t m, const float* bp, int64_t ldb, int64_t n, float* c,
-               int64_t ldc, int threads, std::vector<double>& partial) {
-    constexpr int64_t kChunk = 4096;
-    const int64_t n_chunks = (k + kChunk - 1) / kChunk;
-    partial.assign(static_cast<std::size_t>(std::max<int64_t>(n_chunks, 1) * m * n), 0.0);
-    // In parallel over the rows of c (each a sum of its own): the chunks'
-    // order, and so every bit, stays the same for any thread count.
-    for_ranges(threads, m, m * n * k > kParallelMin, [&](int64_t r0, int64_t r1) {
-      for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
-        k_.gemm_tn(a, lda, m, bp, ldb, n, chunk * kChunk, std::min(k, (chunk + 1) * kChunk), r0, r1,
-                   partial.data() + chunk * m * n, false);
-      }
-    });
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t idx = i * n + j;
-        double sum = 0.0;
-        for (int64_t chunk = 0; chunk < n_chunks; ++chunk) sum += partial[static_cast<std::size_t>(chunk * m * n + idx)];
-        c[i * ldc + j] = static_cast<float>(sum);
-      }
-    }
-  }
-
   // out (cols) = the column sums of x's (rows, cols) block at row stride ld,
   // each in row order in double: do_column_sum's bits for the block alone.
   void column_sum_strided(const float* x, int64_t ld, int64_t rows, int64_t cols, float* out,
                           std::vector<double>& acc) {
     acc.assign(static_cast<std::size_t>(cols), 0.0);
-    for (int64_t i = 0; i < rows; ++i) {
-      const float* row = x + i * ld;
-      for (int64_t j = 0; j < cols; ++j) acc[static_cast<std::size_t>(j)] += row[j];
-    }
+    k_.column_sum(x, ld, cols, 0, rows, acc.data());
     for (int64_t j = 0; j < cols; ++j) out[j] = static_cast<float>(acc[static_cast<std::size_t>(j)]);
   }
 
@@ -602,7 +539,7 @@ class CpuBackend final : public Backend {
   std::size_t in_use_ = 0, peak_ = 0;
   std::vector<std::chrono::steady_clock::time_point> markers_;
   std::vector<float> b_copy_;         // a transposed gemm operand
-  std::vector<double> gemm_partial_;  // gemm_at's per-chunk sums
+  std::vector<double> gemm_partial_;  // the transposed product's per-chunk sums
   std::vector<double> column_acc_;    // do_column_sum's sums
   std::vector<Scratch> scratch_;      // per thread, for a batch's models
   struct DropoutRate {

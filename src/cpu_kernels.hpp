@@ -50,9 +50,9 @@ struct CpuKernels {
   // dx = y > 0 ? dy * scale : 0, over the same kind of rows.
   void (*relu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t ld, int64_t cols, int64_t r0,
                                 int64_t r1, float scale);
-  // acc (cols) doubles += the rows [r0, r1) of x (rows of cols floats), each
-  // column in row order.
-  void (*column_sum)(const float* x, int64_t cols, int64_t r0, int64_t r1, double* acc);
+  // acc (cols) doubles += the rows [r0, r1) of x (rows of cols floats at
+  // row stride ld >= cols), each column in row order.
+  void (*column_sum)(const float* x, int64_t ld, int64_t cols, int64_t r0, int64_t r1, double* acc);
   // One Adam step over [i0, i1) (torch.optim.Adam's float32 element update).
   void (*adam)(float* params, const float* grads, float* m, float* v, int64_t i0, int64_t i1, const AdamScalars& s);
   // The same over the rows [r0, r1) of a (rows, batch·cols) block of a

@@ -359,9 +359,9 @@ void relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t l
   }
 }
 
-void column_sum(const float* x, int64_t cols, int64_t r0, int64_t r1, double* acc) {
+void column_sum(const float* x, int64_t ld, int64_t cols, int64_t r0, int64_t r1, double* acc) {
   for (int64_t i = r0; i < r1; ++i) {
-    const float* row = x + i * cols;
+    const float* row = x + i * ld;
     for (int64_t j = 0; j < cols; ++j) acc[j] += row[j];
   }
 }

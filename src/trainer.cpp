@@ -173,7 +173,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     }
   }
   GcnModel& model = *model_;
-  if (n_models > 1 || batch_ > 0) model.set_rates(n_models == 1 ? std::vector<ModelRates>{model.rates().front()} : rates);
+  if (n_models > 1) model.set_rates(rates);  // one model takes its rates as arguments
   const TrainState* resume = options.resume;
   const bool best_val = config.select == Selection::kBestVal;
   const int n_epochs = config.epochs;
@@ -218,19 +218,12 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
       }
     }
   } else if (options.init_params != nullptr) {
-    if (n_models == 1) {
-      model.set_params(*options.init_params);
-    } else {  // every model of the batch starts from them (the seeds still differ in the dropout masks)
-      model.set_model_params(std::vector<std::vector<float>>(static_cast<std::size_t>(n_models), *options.init_params));
-    }
+    // Every model starts from them (the seeds still differ in the dropout masks).
+    model.set_model_params(std::vector<std::vector<float>>(static_cast<std::size_t>(n_models), *options.init_params));
   } else {
     std::vector<std::vector<float>> init;
     for (const TrainConfig& c : configs) init.push_back(glorot_init(shape, mix64(c.seed ^ kInitDomain)));
-    if (n_models == 1) {
-      model.set_params(init.front());
-    } else {
-      model.set_model_params(init);
-    }
+    model.set_model_params(init);
   }
   model.set_steps(steps);
   // lr and weight decay: the single model's here; a batch's from each step state.
