@@ -102,6 +102,39 @@ const HostInputs& inputs(int64_t rows) {
   return cache.emplace(rows, std::move(in)).first->second;
 }
 
+// The attention layer's inputs at one size, made on first use (a 64-wide
+// layer is four times the 16-wide tensors above): Cora's GAT, 8 heads of 8
+// channels, on the same graph.
+constexpr int kHeads = 8;
+constexpr int kHeadChannels = 8;
+constexpr int kGatCols = kHeads * kHeadChannels;
+struct GatHostInputs {
+  gcn::AttentionEdgeLists edges;
+  std::vector<float> xw, dout;               // (rows, 64)
+  std::vector<float> att_src, att_dst, bias;  // (64)
+};
+const GatHostInputs& gat_inputs(int64_t rows) {
+  static std::map<int64_t, GatHostInputs> cache;
+  auto it = cache.find(rows);
+  if (it != cache.end()) return it->second;
+  gcn::SyntheticSpec spec;
+  spec.nodes = rows;
+  spec.degree = 4.0;
+  spec.features = 1433;
+  spec.nnz_per_row = 18;
+  spec.classes = kClasses;
+  spec.seed = 1;
+  const gcn::Dataset d = gcn::make_synthetic(spec);
+  GatHostInputs in;
+  in.edges = gcn::attention_edge_lists(d.n_nodes, d.edge_src, d.edge_dst);
+  in.xw = random_vector(rows * kGatCols, 20, 1.0f);
+  in.dout = random_vector(rows * kGatCols, 21, 0.1f);
+  in.att_src = random_vector(kGatCols, 22, 0.3f);
+  in.att_dst = random_vector(kGatCols, 23, 0.3f);
+  in.bias = random_vector(kGatCols, 24, 0.1f);
+  return cache.emplace(rows, std::move(in)).first->second;
+}
+
 // The backends, created once.
 struct Devices {
   std::unique_ptr<Backend> cpu;
@@ -134,6 +167,19 @@ std::shared_ptr<Buffer<float>> scratch(Backend& be, int64_t n, OpInstance& op) {
 }
 std::function<std::vector<float>()> read(const std::shared_ptr<Buffer<float>>& b) {
   return [b] { return b->to_host(); };
+}
+
+// Attention edge lists in backend memory.
+struct DeviceEdges {
+  std::shared_ptr<Buffer<int32_t>> in_ptr, in_src, edge_dst, out_ptr, out_edge;
+  gcn::EdgeLists lists;
+};
+DeviceEdges upload_edges(Backend& be, const gcn::AttentionEdgeLists& h, OpInstance& op) {
+  DeviceEdges d{upload(be, h.in_ptr, op), upload(be, h.in_src, op), upload(be, h.edge_dst, op),
+                upload(be, h.out_ptr, op), upload(be, h.out_edge, op), {}};
+  d.lists = {h.n_nodes,       h.n_edges(),           d.in_ptr->data(), d.in_src->data(),
+             d.edge_dst->data(), d.out_ptr->data(), d.out_edge->data()};
+  return d;
 }
 
 // A step state (epoch 0: the first step, dropout stream 1) and a one-slot
@@ -387,6 +433,139 @@ std::vector<OpSpec> op_specs() {
                              {out->data(), kHidden, kClasses});
                    };
                    op.result = read(out);
+                   return op;
+                 }});
+  // ELU + dropout over a GAT hidden layer (8 heads x 8 channels), forward.
+  ops.push_back({"elu_dropout_forward_x64", 1e-5,
+                 [](const HostInputs& in) { return static_cast<double>(in.rows) * kGatCols * 8; }, none,
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows);
+                   auto x = upload(be, g.xw, op);
+                   auto y = scratch(be, in.rows * kGatCols, op);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   op.run = [&be, x, y, sr, rows = in.rows] {
+                     be.act_dropout_forward(gcn::Activation::kElu, {x->data(), rows, kGatCols},
+                                            {y->data(), rows, kGatCols}, 0.6f, sr.state(), 1, false, 1);
+                   };
+                   op.result = read(y);
+                   return op;
+                 }});
+  // Its backward (the mask recomputed) with the column sums.
+  ops.push_back({"elu_dropout_backward_column_sums_x64", 1e-4,
+                 [](const HostInputs& in) { return static_cast<double>(in.rows) * kGatCols * 12; }, none,
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows);
+                   auto dy = upload(be, g.dout, op);
+                   auto y = upload(be, g.xw, op);
+                   auto dx = scratch(be, in.rows * kGatCols, op);
+                   auto sums = scratch(be, kGatCols, op);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   op.run = [&be, dy, y, dx, sums, sr, rows = in.rows] {
+                     be.act_dropout_backward(gcn::Activation::kElu, {dy->data(), rows, kGatCols},
+                                             {y->data(), rows, kGatCols}, {dx->data(), rows, kGatCols}, 0.6f,
+                                             sr.state(), 1, false, 1, sums->data());
+                   };
+                   op.result = [dx, sums] {
+                     std::vector<float> r = dx->to_host();
+                     for (float v : sums->to_host()) r.push_back(v);
+                     return r;
+                   };
+                   return op;
+                 }});
+  // GATConv, 8 heads x 8 channels: the scores and the softmax over each
+  // node's in-edges (self loops added).
+  const auto gat_edges = [](const HostInputs& in) { return static_cast<double>(gat_inputs(in.rows).edges.n_edges()); };
+  ops.push_back({"gat_attention_h8x8", 1e-5,
+                 [=](const HostInputs& in) {
+                   return in.rows * (kGatCols + 2.0 * kHeads + 1) * 4 + gat_edges(in) * (kHeads * 8.0 + 4);
+                 },
+                 none,
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows);
+                   const DeviceEdges e = upload_edges(be, g.edges, op);
+                   const int64_t n_edges = g.edges.n_edges();
+                   auto xw = upload(be, g.xw, op);
+                   auto as = upload(be, g.att_src, op);
+                   auto ad = upload(be, g.att_dst, op);
+                   auto s_src = scratch(be, in.rows * kHeads, op);
+                   auto s_dst = scratch(be, in.rows * kHeads, op);
+                   auto alpha = scratch(be, n_edges * kHeads, op);
+                   op.run = [&be, e, xw, as, ad, s_src, s_dst, alpha, n_edges, rows = in.rows] {
+                     be.gat_attention(e.lists, {xw->data(), rows, kGatCols}, as->data(), ad->data(), kHeads,
+                                      {s_src->data(), rows, kHeads}, {s_dst->data(), rows, kHeads},
+                                      {alpha->data(), n_edges, kHeads}, 1);
+                   };
+                   op.result = read(alpha);
+                   return op;
+                 }});
+  // The aggregation with dropout on the coefficients and the bias.
+  ops.push_back({"gat_aggregate_h8x8", 1e-5,
+                 [=](const HostInputs& in) { return in.rows * kGatCols * 8.0 + gat_edges(in) * (kHeads * 4.0 + 4); },
+                 [=](const HostInputs& in) { return 2.0 * gat_edges(in) * kGatCols; },
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows);
+                   const DeviceEdges e = upload_edges(be, g.edges, op);
+                   const int64_t n_edges = g.edges.n_edges();
+                   auto xw = upload(be, g.xw, op);
+                   auto bias = upload(be, g.bias, op);
+                   auto alpha = upload(be, random_vector(n_edges * kHeads, 25, 0.5f), op);
+                   auto out = scratch(be, in.rows * kGatCols, op);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   op.run = [&be, e, xw, bias, alpha, out, sr, n_edges, rows = in.rows] {
+                     be.gat_aggregate(e.lists, {alpha->data(), n_edges, kHeads}, {xw->data(), rows, kGatCols}, kHeads,
+                                      bias->data(), {out->data(), rows, kGatCols}, 0.6f, sr.state(), 200, 1);
+                   };
+                   op.result = read(out);
+                   return op;
+                 }});
+  // The backward of both (the gradients of xw and of the attention vectors).
+  ops.push_back({"gat_backward_h8x8", 1e-4,
+                 [=](const HostInputs& in) {
+                   return in.rows * (kGatCols * 12.0 + kHeads * 16.0) + gat_edges(in) * (kHeads * 16.0 + 12);
+                 },
+                 [=](const HostInputs& in) { return 6.0 * gat_edges(in) * kGatCols; },
+                 [](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows);
+                   const DeviceEdges e = upload_edges(be, g.edges, op);
+                   const int64_t n_edges = g.edges.n_edges(), rows = in.rows;
+                   auto xw = upload(be, g.xw, op);
+                   auto dout = upload(be, g.dout, op);
+                   auto as = upload(be, g.att_src, op);
+                   auto ad = upload(be, g.att_dst, op);
+                   auto s_src = scratch(be, rows * kHeads, op);
+                   auto s_dst = scratch(be, rows * kHeads, op);
+                   auto alpha = scratch(be, n_edges * kHeads, op);
+                   auto dxw = scratch(be, rows * kGatCols, op);
+                   auto d_as = scratch(be, kGatCols, op);
+                   auto d_ad = scratch(be, kGatCols, op);
+                   auto d_alpha = scratch(be, n_edges * kHeads, op);
+                   auto ds_src = scratch(be, rows * kHeads, op);
+                   auto ds_dst = scratch(be, rows * kHeads, op);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   // The inputs the backward reads, once (not timed).
+                   be.gat_attention(e.lists, {xw->data(), rows, kGatCols}, as->data(), ad->data(), kHeads,
+                                    {s_src->data(), rows, kHeads}, {s_dst->data(), rows, kHeads},
+                                    {alpha->data(), n_edges, kHeads}, 1);
+                   op.run = [&be, e, xw, dout, as, ad, s_src, s_dst, alpha, dxw, d_as, d_ad, d_alpha, ds_src, ds_dst,
+                             sr, n_edges, rows] {
+                     be.gat_backward(e.lists, {dout->data(), rows, kGatCols}, {xw->data(), rows, kGatCols},
+                                     as->data(), ad->data(), {s_src->data(), rows, kHeads},
+                                     {s_dst->data(), rows, kHeads}, {alpha->data(), n_edges, kHeads}, kHeads, 0.6f,
+                                     sr.state(), 200, {dxw->data(), rows, kGatCols}, d_as->data(), d_ad->data(),
+                                     {d_alpha->data(), n_edges, kHeads}, {ds_src->data(), rows, kHeads},
+                                     {ds_dst->data(), rows, kHeads}, 1);
+                   };
+                   op.result = [dxw, d_as, d_ad] {
+                     std::vector<float> r = dxw->to_host();
+                     for (float v : d_as->to_host()) r.push_back(v);
+                     for (float v : d_ad->to_host()) r.push_back(v);
+                     return r;
+                   };
                    return op;
                  }});
   // Adam over a parameter vector as large as the hidden activations (the

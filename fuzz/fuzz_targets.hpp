@@ -18,8 +18,10 @@
 
 #include "gcn/checkpoint.hpp"
 #include "gcn/error.hpp"
+#include "gcn/graph_file.hpp"
 #include "gcn/pickle.hpp"
 #include "gcn/planetoid.hpp"
+#include "gcn/split.hpp"
 
 namespace gcn::fuzz {
 
@@ -92,6 +94,56 @@ inline void safetensors_target(std::string_view bytes) {
   } catch (const Error&) {
   }
   (void)serialize_safetensors(file);
+}
+
+// gcn::parse_graph_file, then what gcn-train does with a graph it read:
+// NormalizeFeatures, --to-undirected, each split. A file that loads must
+// survive the export round trip unchanged (serialize_graph_file, then
+// parse_graph_file again); a difference aborts, as a crash would.
+inline void graph_file_target(std::string_view bytes) {
+  const GraphFile file = parse_graph_file(bytes, "fuzz.safetensors");
+  const Dataset& d = file.data;
+  {
+    const GraphFile again = parse_graph_file(serialize_graph_file(d), "fuzz.safetensors");
+    const Dataset& e = again.data;
+    if (again.has_masks != true || e.name != d.name || e.n_nodes != d.n_nodes || e.n_features != d.n_features ||
+        e.n_classes != d.n_classes || e.labels != d.labels || e.edge_src != d.edge_src ||
+        e.edge_dst != d.edge_dst || e.split != d.split || e.features.indptr != d.features.indptr ||
+        e.features.indices != d.features.indices || e.features.values != d.features.values) {
+      std::fprintf(stderr, "fuzz_graph_file: the export round trip changed the graph\n");
+      std::abort();
+    }
+  }
+  // NormalizeFeatures makes negative features dense, by design up to 2^27
+  // entries (a [6, 16.7M] CSR matrix with one -1 is 100M dense entries, as in
+  // PyG): legitimate, but seconds per input; the fuzzer skips such shapes.
+  if (int64_t{d.features.n_rows} * d.features.n_cols <= (int64_t{1} << 20)) {
+    try {
+      Dataset x = d;
+      normalize_features(x.features);
+    } catch (const Error&) {
+    }
+  }
+  try {
+    Dataset u = d;
+    to_undirected(u);
+    u.validate();
+  } catch (const Error&) {
+  }
+  for (const SplitKind kind : {SplitKind::kDefault, SplitKind::kPlanetoid, SplitKind::kRandom, SplitKind::kFile}) {
+    try {
+      Dataset s = d;
+      SplitRequest request;
+      request.kind = kind;
+      request.spec.train_per_class = 2;
+      request.spec.num_val = SplitSize{0.25, true};
+      request.spec.num_test = SplitSize{3, false};
+      request.sizes_given = kind == SplitKind::kRandom || kind == SplitKind::kPlanetoid;
+      (void)apply_split(s, request, /*graph_file=*/true, file.has_masks, "fuzz.safetensors");
+      s.validate();
+    } catch (const Error&) {
+    }
+  }
 }
 
 // One Planetoid dataset, loaded with some of its eight files replaced. Input

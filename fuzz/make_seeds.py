@@ -13,6 +13,9 @@ Outputs (all small, all committed):
   fuzz/seeds/pickle/*       single pickles: arrays of every supported dtype,
                             CSR matrices, adjacency dicts, edge cases
   fuzz/seeds/test_index/*   ind.*.test.index-style texts
+  fuzz/seeds/graph_file/*   graph files (docs/graph-format.md): dense and CSR features,
+                            int64 and int32 indices, masks or none, unlabelled nodes,
+                            duplicate edges and self loops
   fuzz/seeds/safetensors/*  checkpoints: the tutorial model's tensors under PyG's
                             names, a training state, edge cases
   fuzz/planetoid_base/      ind.cora.{x,y,tx,ty,allx,ally,graph,test.index}:
@@ -266,6 +269,52 @@ def safetensors_seeds(rng):
     }
 
 
+def typed_safetensors(tensors, metadata=None):
+    """Like safetensors() for typed tensors {name: (dtype, numpy array)}, ordered as the
+    reference writer orders them (element size, then name)."""
+    sizes = {"BOOL": 1, "U8": 1, "I32": 4, "I64": 8, "F32": 4}
+    codes = {"BOOL": "|b1", "U8": "|u1", "I32": "<i4", "I64": "<i8", "F32": "<f4"}
+    header, data = {}, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for name in sorted(tensors, key=lambda n: (-sizes[tensors[n][0]], n)):
+        dtype, value = tensors[name]
+        raw = np.asarray(value, dtype=codes[dtype]).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(np.shape(value)),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def graph_file_seeds():
+    meta = {"format": "gcn-train graph", "format_version": "1", "name": "tiny"}
+    edges = np.array([[0, 1, 1, 2, 2, 3, 4, 4, 5], [1, 0, 2, 1, 2, 4, 3, 3, 0]])  # 2->2 loop, 4->3 twice
+    x = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 1], [1, 1, 0], [0, 0, 0], [-1, 0, 3]], dtype=np.float32)
+    y = np.array([0, 1, 1, 0, -1, 2])
+    train = np.array([1, 1, 0, 0, 0, 0], dtype=bool)
+    val = np.array([0, 0, 1, 0, 0, 0], dtype=bool)
+    test = np.array([0, 0, 0, 1, 0, 1], dtype=bool)
+    masks = {"train_mask": ("BOOL", train), "val_mask": ("BOOL", val), "test_mask": ("BOOL", test)}
+    indptr = np.array([0, 1, 2, 3, 5, 5, 7])
+    indices = np.array([0, 1, 2, 1, 0, 2, 0])  # row 3 unsorted
+    values = np.array([1, 2, 1, 1, 1, 3, -1], dtype=np.float32)
+    return {
+        "dense_masks": typed_safetensors(dict({"edge_index": ("I64", edges), "x": ("F32", x), "y": ("I64", y)},
+                                              **masks), meta),
+        "csr_i32_u8": typed_safetensors(
+            {"edge_index": ("I32", edges), "x_indptr": ("I32", indptr), "x_indices": ("I32", indices),
+             "x_values": ("F32", values), "y": ("I32", y), "train_mask": ("U8", train.astype(np.uint8)),
+             "val_mask": ("U8", val.astype(np.uint8)), "test_mask": ("U8", test.astype(np.uint8)),
+             "edge_weight": ("F32", np.ones(edges.shape[1]))},
+            {"num_features": "4", "num_classes": "3"}),
+        "no_masks": typed_safetensors({"edge_index": ("I64", edges), "x": ("F32", x), "y": ("I64", y)}),
+        "no_edges": typed_safetensors({"edge_index": ("I64", np.zeros((2, 0))), "x": ("F32", x[:2]),
+                                       "y": ("I64", y[:2])}, meta),
+    }
+
+
 def planetoid_base(rng):
     n_feat, n_cls = 6, 3
     n_x, n_allx, n_test = 4, 500, 5  # PyG's split needs n_x + 500 <= nodes
@@ -317,6 +366,10 @@ def main():
     reset(os.path.join(seeds, "safetensors"))
     for name, data in safetensors_seeds(np.random.default_rng(1)).items():
         write(os.path.join(seeds, "safetensors", name), data)
+
+    reset(os.path.join(seeds, "graph_file"))
+    for name, data in graph_file_seeds().items():
+        write(os.path.join(seeds, "graph_file", name), data)
 
     base = os.path.join(ROOT, "planetoid_base")
     reset(base)

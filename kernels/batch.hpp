@@ -18,7 +18,7 @@ struct ParamRegion {
   int64_t offset, rows, cols;  // cols: per model
 };
 struct ParamRegions {
-  static constexpr int kMax = 8;
+  static constexpr int kMax = 32;
   ParamRegion item[kMax];
   int count;
 };

@@ -1,7 +1,7 @@
 // Launchers for the element-wise ops: the preparation of products' outputs,
-// the fused ReLU + dropout (forward; backward with the column sums of its
-// result), for one model or a batch, and the conditional copy of the best
-// weights. Row-major device memory, enqueued on `stream`.
+// the fused activation (ReLU, ELU) + dropout (forward; backward with the
+// column sums of its result), for one model or a batch, and the conditional
+// copy of the best weights. Row-major device memory, enqueued on `stream`.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -27,34 +27,41 @@ struct OutputFills {
 };
 void launch_fill_outputs(const OutputFills& fills, cudaStream_t stream);
 
+// The activations of the fused activation + dropout (gcn::Activation's
+// values).
+constexpr int kActRelu = 0;  // max(x, 0)
+constexpr int kActElu = 1;   // x > 0 ? x : gcn::elu_expm1(x)
+
 // A batch of models (gcn::Backend's column blocks): model k of `batch` owns
 // the columns [k · cols / batch, (k + 1) · cols / batch) of every row. With
-// rates_from_steps model k's dropout rate p_k is steps[k].dropout and its
-// stream steps[k]'s (read on the device); otherwise batch is 1 and every
-// element's rate is p, with step = steps. The element index of the dropout
-// stream is the index within the model's own (rows, cols / batch) tensor.
-// At most kMaxBatch models.
+// rates_from_steps model k's dropout rate p_k is steps[k].dropout (read on
+// the device); otherwise every model's rate is p. Model k's mask is
+// keyed by site_seed(steps[k].dropout_seed, site) and steps[k].epoch + 1
+// (gcn/rng.hpp); the element index of the dropout stream is the index within
+// the model's own (rows, cols / batch) tensor. steps may be null when no
+// model drops (p <= 0 and not rates_from_steps). At most kMaxBatch models.
 
-// y (rows, cols) = dropout(relu(x)); y must not alias x. With p_k > 0
-// element i of model k is kept iff gcn::dropout_keep(steps[k].dropout_seed,
-// steps[k].epoch + 1, i, p_k), kept values scaled by 1 / (1 - p_k); p_k <= 0
-// is a plain ReLU (the step state unused; steps may be null when p <= 0 and
-// not rates_from_steps).
-void launch_relu_dropout_forward(const float* x, float* y, int64_t rows, int64_t cols, int batch, float p,
-                                 const StepState* steps, bool rates_from_steps, cudaStream_t stream);
+// y (rows, cols) = dropout(act(x)); y must not alias x. With p_k > 0
+// element i of model k is kept iff gcn::dropout_keep(site seed, epoch + 1,
+// i, p_k), kept values scaled by 1 / (1 - p_k); p_k <= 0 is the plain
+// activation.
+void launch_act_dropout_forward(int act, const float* x, float* y, int64_t rows, int64_t cols, int batch, float p,
+                                const StepState* steps, bool rates_from_steps, uint32_t site, cudaStream_t stream);
 
-// Scratch (doubles) launch_relu_dropout_backward needs for column sums of a
+// Scratch (doubles) launch_act_dropout_backward needs for column sums of a
 // (rows, cols) matrix.
 int64_t relu_dropout_backward_scratch(int64_t rows, int64_t cols);
-// dx (rows, cols) = dy * (1 / (1 - p_k)) where y > 0, else 0; dx may alias
-// dy. col_sums (cols), when not null, receives the column sums of dx in a
-// fixed order that depends only on rows and cols / batch, so each model's
-// sums are the bits of the same model alone (partial:
-// relu_dropout_backward_scratch doubles; counter: one unsigned that is zero
-// and is left at zero).
-void launch_relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t rows, int64_t cols, int batch,
-                                  float p, const StepState* steps, bool rates_from_steps, float* col_sums,
-                                  double* partial, unsigned* counter, cudaStream_t stream);
+// dx (rows, cols) = dy · act'(x) · (1 / (1 - p_k)) where kept, else 0; dx may
+// alias dy. ReLU: kept and x > 0 is y > 0 (no mask needed, nor steps
+// unless rates_from_steps). ELU: the mask recomputed, act'(x) = 1 where
+// y > 0, else y · (1 - p_k) + 1. col_sums (cols), when not null, receives
+// the column sums of dx in a fixed order that depends only on rows and
+// cols / batch, so each model's sums are the bits of the same model alone
+// (partial: relu_dropout_backward_scratch doubles; counter: one unsigned
+// that is zero and is left at zero).
+void launch_act_dropout_backward(int act, const float* dy, const float* y, float* dx, int64_t rows, int64_t cols,
+                                 int batch, float p, const StepState* steps, bool rates_from_steps, uint32_t site,
+                                 float* col_sums, double* partial, unsigned* counter, cudaStream_t stream);
 
 // dst = src (bytes) when step->improved is set.
 void launch_copy_if_improved(void* dst, const void* src, std::size_t bytes, const StepState* step,

@@ -1,5 +1,7 @@
-// Launcher for the hand-written CSR SpMM: the deterministic fallback behind
-// cuSPARSE (and a baseline gcn-bench compares it with). Row-major device
+// Launchers for the hand-written CSR SpMM: the deterministic fallback behind
+// cuSPARSE (and a baseline gcn-bench compares it with), and the product of a
+// batch of models with their own values (dropout on sparse features, made by
+// launch_sparse_dropout). Row-major device
 // memory, enqueued on `stream`.
 #pragma once
 
@@ -7,6 +9,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "gcn/step_state.hpp"
 
 namespace gcn::kernels {
 
@@ -46,5 +50,25 @@ SpmmSchedule make_spmm_schedule(const std::vector<int32_t>& indptr);
 void launch_csr_spmm(const SpmmSegment* segments, int64_t n_segments, const int32_t* indices, const float* values,
                      int64_t n, const float* b, float* c, const float* bias, float* partials, unsigned* counters,
                      cudaStream_t stream);
+
+// The same product for a batch of models in one launch (the model is the
+// grid's y index): model k's column block c[:, k·n .. (k + 1)·n) (c: row
+// stride batch · n) = A with the values values[k · nnz ..) times b's block
+// k (b: row stride batch · n), no bias; each block the bits of the product
+// of that block alone. partials: batch · n_parts · n floats; counters:
+// batch · n_counters zeros, left at zero.
+void launch_csr_spmm_batch(const SpmmSegment* segments, int64_t n_segments, const int32_t* indices,
+                           const float* values, int64_t nnz, int64_t n, int batch, const float* b, float* c,
+                           float* partials, int64_t n_parts, unsigned* counters, int64_t n_counters,
+                           cudaStream_t stream);
+
+// values (batch · nnz): model k's copy of A's values (CSR: indptr (rows + 1),
+// indices, a_values (nnz), `cols` columns) with dropout(p): the entry (r, c)
+// is element r · cols + c of the matrix dropped (transposed: c · rows + r),
+// kept iff gcn::dropout_keep(site_seed(steps[k].dropout_seed, site),
+// steps[k].epoch + 1, element, p) and scaled by 1 / (1 - p); p <= 0 copies.
+void launch_sparse_dropout(const int32_t* indptr, const int32_t* indices, const float* a_values, int64_t rows,
+                           int64_t cols, int64_t nnz, bool transposed, float p, const StepState* steps, int batch,
+                           uint32_t site, float* values, cudaStream_t stream);
 
 }  // namespace gcn::kernels

@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--gcn-train", default=os.path.join(ROOT, "build", "src", "gcn-train"))
     ap.add_argument("--python", default="/usr/bin/python3", help="the Python that has torch and torch_geometric")
     ap.add_argument("--json", help="also write the raw per-run figures here")
+    ap.add_argument("--model", default="gcn", choices=["gcn", "sage", "gat"],
+                    help="each program's recipe for it (gcn-train --model; pyg_tutorial.py --model)")
     args = ap.parse_args()
     check_pyg(args.python)
     if not os.access(args.gcn_train, os.X_OK):
@@ -50,7 +52,8 @@ def main():
     for seed in parse_seeds(args.seeds):
         report = os.path.join(tmp, f"gcn_{seed}.json")
         cmd = [args.gcn_train, "--dataset", args.dataset, "--device", args.device, "--seed", str(seed),
-               "--epochs", str(args.epochs), "--quiet", "--log-every", str(args.epochs), "--json", report]
+               "--epochs", str(args.epochs), "--quiet", "--log-every", str(args.epochs), "--json", report,
+               "--model", args.model]
         _, wall, rss = run_child(cmd, env)
         j = json.load(open(report))
         runs["gcn-train"].append({"seed": seed, "test_acc": j["final"]["test_acc"],
@@ -59,7 +62,7 @@ def main():
                                   if args.device != "cpu" else None})
         cmd = [args.python, os.path.join(HERE, "pyg_tutorial.py"), "--dataset", args.dataset,
                "--device", args.device, "--seeds", str(seed), "--epochs", str(args.epochs),
-               "--data-root", args.data_root]
+               "--data-root", args.data_root, "--model", args.model]
         out, wall, rss = run_child(cmd, env)
         p = json.loads(out.strip().splitlines()[-1])
         runs["PyG"].append({"seed": seed, "test_acc": p["test_acc"], "epoch_ms": p["epoch_ms_median"],
@@ -80,7 +83,7 @@ def main():
         return statistics.median(vals) if vals else None
 
     n = len(runs["PyG"])
-    print(f"\n{args.dataset} on {args.device}, {n} seed{'s' if n != 1 else ''}, {args.epochs} epochs, "
+    print(f"\n{args.model} on {args.dataset}, {args.device}, {n} seed{'s' if n != 1 else ''}, {args.epochs} epochs, "
           "interleaved runs (medians over runs except accuracy)\n")
     rows = [("test accuracy (mean ± std)",
              lambda k: "{:.4f} ± {:.4f}".format(*stat(k, "test_acc"))),
@@ -102,7 +105,7 @@ def main():
         print(f"| {label:28} | {fmt_fn('gcn-train'):>18} | {fmt_fn('PyG'):>18} | {speed:>8} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "runs": runs}, f,
+            json.dump({"dataset": args.dataset, "model": args.model, "device": args.device, "epochs": args.epochs, "runs": runs}, f,
                       indent=2)
 
 

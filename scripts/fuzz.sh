@@ -10,7 +10,7 @@
 #   --runs N       fuzz each harness for N executions instead
 #   --keep-going   fork mode: record a finding and carry on (to collect several
 #                  in one long run) instead of stopping at the first
-#   harness        pickle, planetoid, test_index, safetensors (default: all)
+#   harness        pickle, planetoid, test_index, safetensors, graph_file (default: all)
 #
 # Corpora grow in fuzz/corpus/<harness>/ (not committed), seeded from the
 # committed fuzz/seeds/<harness>/ and from the real Planetoid files found in
@@ -30,12 +30,12 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift ;;
     --keep-going) keep_going=1 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    pickle|planetoid|test_index|safetensors) harnesses+=("$1") ;;
+    pickle|planetoid|test_index|safetensors|graph_file) harnesses+=("$1") ;;
     *) echo "fuzz.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(pickle planetoid test_index safetensors)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(pickle planetoid test_index safetensors graph_file)
 
 for tool in clang clang++ cmake; do
   command -v "$tool" >/dev/null || { echo "fuzz.sh: $tool not found (apt-get install clang cmake)" >&2; exit 1; }
@@ -69,7 +69,7 @@ extensions=(x y tx ty allx ally graph test.index)
 for h in "${harnesses[@]}"; do
   corpus="$root/fuzz/corpus/$h"
   mkdir -p "$corpus"
-  [ -n "$data_dir" ] && [ "$h" != safetensors ] || continue
+  [ -n "$data_dir" ] && [ "$h" != safetensors ] && [ "$h" != graph_file ] || continue
   for f in "$data_dir"/ind.*; do
     base=$(basename "$f")
     ext=${base#ind.*.}
@@ -103,6 +103,7 @@ for h in "${harnesses[@]}"; do
   args=("${limits[@]}" "-max_len=${GCN_FUZZ_MAX_LEN:-16384}" "-artifact_prefix=$findings/")
   if [ -n "$runs" ]; then args+=("-runs=$runs"); else args+=("-max_total_time=$seconds"); fi
   [ "$h" = pickle ] && args+=("-dict=$root/fuzz/pickle.dict")
+  [ "$h" = graph_file ] && args+=("-dict=$root/fuzz/graph_file.dict")
   if [ "$keep_going" = 1 ]; then
     args+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   fi

@@ -224,6 +224,29 @@ PY
     unfinished_or_fail "train-cuda-nograph" "$rc" "see logs.txt"
   fi
 
+  # ---- GraphSAGE and GAT on the GPU: the CPU's figures, reruns the same bits --
+  for model in sage gat; do
+    for device in cuda cpu; do
+      run_step "model-$model-$device" 60 "$TRAIN_BIN" --dataset cora --device "$device" --model "$model" --seed 0 \
+        --json "$LOGS/model-$model-$device.json" --quiet
+    done
+    run_step "model-$model-cuda-rerun" 60 "$TRAIN_BIN" --dataset cora --device cuda --model "$model" --seed 0 \
+      --json "$LOGS/model-$model-cuda-rerun.json" --quiet
+    line=$(python3 - "$LOGS/model-$model-cuda.json" "$LOGS/model-$model-cpu.json" \
+      "$LOGS/model-$model-cuda-rerun.json" <<'PY' 2>&1
+import json, sys
+g, c, g2 = (json.load(open(p)) for p in sys.argv[1:4])
+same = g["history"] == g2["history"]
+print(f"{g['config']['model']}: cuda test_acc={g['final']['test_acc']:.4f} epoch_ms={g['timing']['epoch_ms_median']:.4f} "
+      f"| cpu test_acc={c['final']['test_acc']:.4f} epoch_ms={c['timing']['epoch_ms_median']:.4f} | "
+      f"final loss cuda {g['final']['loss']:.6f} cpu {c['final']['loss']:.6f} | rerun "
+      + ("same bits" if same else "DIFFERENT"))
+sys.exit(0 if same else 1)
+PY
+    )
+    if (($? == 0)); then note "[ok] $line"; else fail "model $model: $line"; fi
+  done
+
   # ---- many models in one batch: reruns give the same bits; the curve --------
   batch_a=$LOGS/batch-a.json batch_b=$LOGS/batch-b.json
   rm -f "$batch_a" "$batch_b"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Moves the tutorial GCN between PyG and gcn-train as safetensors checkpoints.
+"""Moves models (the tutorial GCN; --model sage, gat) between PyG and gcn-train as safetensors.
 
   export    trains the tutorial model in PyG and saves its state_dict as safetensors
             (conv1.lin.weight (H, F), conv1.bias (H), conv2.lin.weight (C, H), conv2.bias (C)),
@@ -173,9 +173,12 @@ def cmd_export(args, impl):
 
     dataset, data = pyg_common.load_planetoid(args.data_root, args.dataset, args.device, PROG)
     torch.manual_seed(args.seed)
-    model = pyg_common.make_gcn(dataset.num_features, dataset.num_classes, args.hidden)
+    r = pyg_common.recipe(args.model, hidden=args.hidden, heads=args.heads)
+    model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
+                                  layers=args.layers, heads=r["heads"], dropout=r["dropout"],
+                                  input_dropout=r["input_dropout"], attention_dropout=r["attention_dropout"])
     model = model.to(torch.device(args.device))
-    final = pyg_common.train_tutorial(model, data, epochs=args.epochs)
+    final = pyg_common.train_tutorial(model, data, epochs=args.epochs, lr=r["lr"], weight_decay=r["weight_decay"])
     metadata = {
         "format": "pt",  # what Hugging Face loaders expect of a PyTorch state_dict
         "producer": f"{PROG} (torch {torch.__version__}, torch_geometric "
@@ -187,8 +190,8 @@ def cmd_export(args, impl):
         "epoch": str(args.epochs),
     }
     save(impl, model.state_dict(), args.out, metadata)
-    print(json.dumps({"checkpoint": args.out, "safetensors": impl, "seed": args.seed,
-                      "epochs": args.epochs, "hidden": args.hidden, **final}))
+    print(json.dumps({"checkpoint": args.out, "safetensors": impl, "model": args.model, "seed": args.seed,
+                      "epochs": args.epochs, "hidden": r["hidden"], **final}))
 
 
 def cmd_evaluate(args, impl):
@@ -197,11 +200,15 @@ def cmd_evaluate(args, impl):
     tensors, metadata = load(impl, args.checkpoint)
     optimizer = sorted(k for k in tensors if k.startswith("optimizer."))
     state = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
-    if "conv1.lin.weight" not in state or state["conv1.lin.weight"].dim() != 2:
-        sys.exit(f"{PROG}: error: {args.checkpoint}: no 2-d conv1.lin.weight; not a GCN checkpoint")
-    hidden = state["conv1.lin.weight"].shape[0]
+    weight = "conv1.lin_l.weight" if args.model == "sage" else "conv1.lin.weight"
+    if weight not in state or state[weight].dim() != 2:
+        sys.exit(f"{PROG}: error: {args.checkpoint}: no 2-d {weight}; not a --model {args.model} checkpoint")
     dataset, data = pyg_common.load_planetoid(args.data_root, args.dataset, args.device, PROG)
-    model = pyg_common.make_gcn(dataset.num_features, dataset.num_classes, hidden)
+    widths, layers, heads = pyg_common.model_from_state(args.model, state, dataset.num_features,
+                                                        dataset.num_classes)
+    hidden = widths[0] if widths else 16
+    model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes,
+                                  hidden=widths if len(set(widths)) > 1 else hidden, layers=layers, heads=heads)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -221,11 +228,15 @@ def main():
     common.add_argument("--dataset", default="cora", choices=sorted(pyg_common.NAMES))
     common.add_argument("--data-root", default=os.environ.get("GCN_DATA_ROOT") or "datasets")
     common.add_argument("--device", default="cpu")
+    common.add_argument("--model", default="gcn", choices=sorted(pyg_common.RECIPES),
+                        help="gcn (the tutorial's), sage or gat (examples/gat.py's recipe)")
     ex = sub.add_parser("export", parents=[common], help="train in PyG, save safetensors")
     ex.add_argument("--out", required=True)
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--epochs", type=int, default=200)
-    ex.add_argument("--hidden", type=int, default=16)
+    ex.add_argument("--hidden", type=int, help="default: the model's (16; 8 per head for gat)")
+    ex.add_argument("--layers", type=int, default=2)
+    ex.add_argument("--heads", type=int, help="gat's hidden heads (default 8)")
     ev = sub.add_parser("evaluate", parents=[common], help="load safetensors into PyG, evaluate")
     ev.add_argument("--checkpoint", required=True)
     args = ap.parse_args()

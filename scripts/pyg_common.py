@@ -95,25 +95,88 @@ def load_planetoid(root, name, device="cpu", prog="pyg"):
     return dataset, data
 
 
+# Each model's recipe: PyG's GCN tutorial for gcn (and sage, with SAGEConv in place of
+# GCNConv), PyG 2.8's examples/gat.py for gat. gcn-train --model uses the same defaults.
+RECIPES = {
+    "gcn": dict(hidden=16, heads=1, dropout=0.5, input_dropout=0.0, attention_dropout=0.0, lr=0.01,
+                weight_decay=5e-4),
+    "sage": dict(hidden=16, heads=1, dropout=0.5, input_dropout=0.0, attention_dropout=0.0, lr=0.01,
+                 weight_decay=5e-4),
+    "gat": dict(hidden=8, heads=8, dropout=0.6, input_dropout=0.6, attention_dropout=0.6, lr=0.005,
+                weight_decay=5e-4),
+}
+
+
+def recipe(kind, **overrides):
+    """The recipe of `kind` with the given (non-None) values in place of its defaults."""
+    r = dict(RECIPES[kind])
+    r.update({k: v for k, v in overrides.items() if v is not None})
+    return r
+
+
+def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dropout=0.5,
+               input_dropout=0.0, attention_dropout=0.0):
+    """conv1 ... convL of PyG's GCNConv, SAGEConv (mean) or GATConv, with the activation
+    (ReLU; ELU for gat) and dropout between them, dropout on the input, and log_softmax
+    at the end. hidden: one width, or one per hidden layer (per head for gat; the last
+    GATConv has one head, concat=False). State-dict names: convK.lin.weight, convK.bias
+    (gcn); convK.lin_l.weight, convK.lin_l.bias, convK.lin_r.weight (sage); convK.att_src,
+    convK.att_dst, convK.bias, convK.lin.weight (gat)."""
+    import torch
+    import torch.nn.functional as F
+    from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+
+    widths = list(hidden) if isinstance(hidden, (list, tuple)) else [hidden] * (layers - 1)
+    if len(widths) != layers - 1:
+        raise ValueError(f"{len(widths)} hidden widths for {layers} layers")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+            in_ch = num_features
+            for k in range(layers):
+                last = k == layers - 1
+                out = num_classes if last else widths[k]
+                if kind == "gcn":
+                    conv = GCNConv(in_ch, out)
+                elif kind == "sage":
+                    conv = SAGEConv(in_ch, out)
+                else:
+                    conv = GATConv(in_ch, out, heads=1 if last else heads, concat=not last,
+                                   dropout=attention_dropout)
+                    out = out if last else out * heads
+                setattr(self, f"conv{k + 1}", conv)
+                self.names.append(f"conv{k + 1}")
+                in_ch = out
+
+        def forward(self, x, edge_index):
+            x = F.dropout(x, p=input_dropout, training=self.training)
+            for k, name in enumerate(self.names):
+                x = getattr(self, name)(x, edge_index)
+                if k < layers - 1:
+                    x = F.elu(x) if kind == "gat" else x.relu()
+                    x = F.dropout(x, p=dropout, training=self.training)
+            return F.log_softmax(x, dim=1)
+
+    return Net()
+
+
 def make_gcn(num_features, num_classes, hidden=16):
     """The tutorial's model; its state_dict holds conv1.lin.weight (H, F), conv1.bias (H),
     conv2.lin.weight (C, H), conv2.bias (C)."""
-    import torch
-    import torch.nn.functional as F
-    from torch_geometric.nn import GCNConv
+    return make_model("gcn", num_features, num_classes, hidden=hidden)
 
-    class GCN(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = GCNConv(num_features, hidden)
-            self.conv2 = GCNConv(hidden, num_classes)
 
-        def forward(self, x, edge_index):
-            x = self.conv1(x, edge_index).relu()
-            x = F.dropout(x, p=0.5, training=self.training)
-            return F.log_softmax(self.conv2(x, edge_index), dim=1)
-
-    return GCN()
+def model_from_state(kind, state, num_features, num_classes):
+    """(hidden widths, layers, heads) of a state_dict of make_model(kind, ...)."""
+    weight = "lin_l.weight" if kind == "sage" else "lin.weight"
+    layers = 0
+    while f"conv{layers + 1}.{weight}" in state:
+        layers += 1
+    heads = int(state["conv1.att_src"].shape[1]) if kind == "gat" and layers > 1 else 1
+    widths = [int(state[f"conv{k + 1}.{weight}"].shape[0]) // heads for k in range(layers - 1)]
+    return widths, layers, heads
 
 
 def accuracies(model, data):

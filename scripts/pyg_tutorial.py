@@ -4,6 +4,10 @@
 Runs GCNConv(F, 16) -> ReLU -> dropout(0.5) -> GCNConv(16, C) -> log_softmax with
 Adam(lr 0.01, weight decay 5e-4) for 200 epochs (train + test every epoch) on a
 Planetoid dataset, once per seed, and prints one JSON object per run (or a summary).
+--model sage swaps in SAGEConv (mean); --model gat is PyG 2.8's examples/gat.py
+(dropout 0.6 on the input, GATConv(F, 8, heads=8, dropout=0.6) -> ELU -> dropout 0.6 ->
+GATConv(64, C, heads=1, concat=False, dropout=0.6), Adam lr 0.005). --layers, --hidden
+(one width or one per hidden layer), --heads and the dropouts override, as gcn-train's flags.
 
 Needs torch and torch_geometric (on Debian: apt-get install python3-torch
 libopenblas0-pthread; pip install --no-deps torch_geometric==2.4.0 tqdm). It
@@ -32,6 +36,15 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--summary", action="store_true", help="print one summary object instead of one per run")
+    ap.add_argument("--model", default="gcn", choices=sorted(pyg_common.RECIPES))
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", help="one width, or one per hidden layer (64,32); default: the model's")
+    ap.add_argument("--heads", type=int)
+    ap.add_argument("--dropout", type=float)
+    ap.add_argument("--input-dropout", type=float)
+    ap.add_argument("--attention-dropout", type=float)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--weight-decay", type=float)
     args = ap.parse_args()
     pyg_common.require_pyg("pyg_tutorial.py")
 
@@ -50,11 +63,21 @@ def main():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    hidden = None
+    if args.hidden:
+        widths = [int(h) for h in args.hidden.split(",")]
+        hidden = widths[0] if len(widths) == 1 else widths
+    r = pyg_common.recipe(args.model, hidden=hidden, heads=args.heads, dropout=args.dropout,
+                          input_dropout=args.input_dropout, attention_dropout=args.attention_dropout,
+                          lr=args.lr, weight_decay=args.weight_decay)
     runs = []
     for seed in pyg_common.parse_seeds(args.seeds):
         torch.manual_seed(seed)
-        model = pyg_common.make_gcn(dataset.num_features, dataset.num_classes, 16).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+        model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
+                                      layers=args.layers, heads=r["heads"], dropout=r["dropout"],
+                                      input_dropout=r["input_dropout"],
+                                      attention_dropout=r["attention_dropout"]).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
         times = []
         sync()
         t_start = time.perf_counter()
@@ -70,7 +93,7 @@ def main():
             sync()
             times.append((time.perf_counter() - t0) * 1e3)
         train_s = time.perf_counter() - t_start
-        runs.append({"seed": seed, "loss": float(loss), **acc, "train_s": train_s,
+        runs.append({"seed": seed, "model": args.model, "loss": float(loss), **acc, "train_s": train_s,
                      "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
                      "epoch_ms_median": statistics.median(times[5:] or times),
                      "peak_device_mb": (torch.cuda.max_memory_allocated(device) / 2**20
@@ -80,7 +103,8 @@ def main():
     if args.summary:
         accs = [r["test_acc"] for r in runs]
         print(json.dumps({
-            "dataset": pyg_common.NAMES[args.dataset], "device": str(device), "torch": torch.__version__,
+            "dataset": pyg_common.NAMES[args.dataset], "model": args.model, "device": str(device),
+            "torch": torch.__version__,
             "torch_geometric": torch_geometric.__version__,
             "runs": len(runs), "load_s": load_s,
             "test_acc_mean": statistics.mean(accs),

@@ -24,9 +24,6 @@ using nlohmann::json;
 // The reference implementation refuses larger headers too; a real one is a few KB.
 constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;
 
-const char* const kModelNames[4] = {"conv1.lin.weight", "conv1.bias", "conv2.lin.weight",
-                                    "conv2.bias"};
-
 // The other dtypes of the format, so that a valid file we cannot read gets a
 // precise message rather than "unknown dtype".
 const std::set<std::string>& known_dtypes() {
@@ -230,15 +227,12 @@ void check_tiling(std::vector<Entry>& entries, uint64_t buffer_bytes, const std:
 }
 
 void check_model_shape(const GcnShape& s) {
-  if (s.n_features <= 0 || s.hidden <= 0 || s.n_classes <= 0) {
-    throw Error(fmt::format("checkpoint: invalid model shape F={} H={} C={}", s.n_features,
-                            s.hidden, s.n_classes));
+  if (s.n_features <= 0 || s.n_classes <= 0 || s.layers < 1) {
+    throw Error(fmt::format("checkpoint: invalid model shape {}", s.describe()));
   }
-}
-
-// PyG shapes of the four model tensors, in kModelNames order.
-std::vector<std::vector<int64_t>> model_shapes(const GcnShape& s) {
-  return {{s.hidden, s.n_features}, {s.hidden}, {s.n_classes, s.hidden}, {s.n_classes}};
+  for (int k = 0; k < s.layers; ++k) {
+    if (s.width(k) <= 0) throw Error(fmt::format("checkpoint: invalid model shape {}", s.describe()));
+  }
 }
 
 }  // namespace
@@ -392,33 +386,26 @@ void add_flat(SafetensorsFile& file, const std::string& prefix, const GcnShape& 
   check_model_shape(shape);
   const ParamLayout layout(shape);
   if (static_cast<int64_t>(flat.size()) != layout.total) {
-    throw Error(fmt::format("checkpoint: {} values for a model of {} parameters (F={} H={} C={})",
-                            flat.size(), layout.total, shape.n_features, shape.hidden,
-                            shape.n_classes));
+    throw Error(fmt::format("checkpoint: {} values for a model of {} parameters ({})", flat.size(), layout.total,
+                            shape.describe()));
   }
-  const int64_t F = shape.n_features, H = shape.hidden, C = shape.n_classes;
-  const auto shapes = model_shapes(shape);
-  std::vector<Tensor32> added(4);
-  for (int i = 0; i < 4; ++i) {
-    added[i].name = prefix + kModelNames[i];
-    added[i].shape = shapes[i];
-    if (file.find(added[i].name)) {
-      throw Error(fmt::format("checkpoint: tensor \"{}\" added twice", added[i].name));
+  std::vector<Tensor32> added;
+  for (const ParamTensor& p : layout.tensors) {
+    Tensor32 t;
+    t.name = prefix + p.name;
+    t.shape = p.file_shape();
+    if (file.find(t.name)) throw Error(fmt::format("checkpoint: tensor \"{}\" added twice", t.name));
+    t.data.resize(static_cast<std::size_t>(p.size()));
+    if (p.kind == ParamTensor::Kind::kWeight) {
+      // Ours are [in, out]; PyG's lin.weight is [out, in].
+      for (int64_t i = 0; i < p.rows; ++i) {
+        for (int64_t o = 0; o < p.cols; ++o) t.data[o * p.rows + i] = flat[p.offset + i * p.cols + o];
+      }
+    } else {
+      std::copy(flat.begin() + p.offset, flat.begin() + p.offset + p.size(), t.data.begin());
     }
+    added.push_back(std::move(t));
   }
-  // Ours are [in, out]; PyG's lin.weight is [out, in].
-  auto& w1 = added[0].data;  // (H, F)
-  w1.resize(static_cast<std::size_t>(H * F));
-  for (int64_t f = 0; f < F; ++f) {
-    for (int64_t h = 0; h < H; ++h) w1[h * F + f] = flat[layout.w1 + f * H + h];
-  }
-  added[1].data.assign(flat.begin() + layout.b1, flat.begin() + layout.b1 + H);
-  auto& w2 = added[2].data;  // (C, H)
-  w2.resize(static_cast<std::size_t>(C * H));
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t c = 0; c < C; ++c) w2[c * H + h] = flat[layout.w2 + h * C + c];
-  }
-  added[3].data.assign(flat.begin() + layout.b2, flat.begin() + layout.b2 + C);
   for (Tensor32& t : added) file.tensors.push_back(std::move(t));
 }
 
@@ -426,32 +413,27 @@ std::vector<float> get_flat(const SafetensorsFile& file, const std::string& pref
                             const GcnShape& shape, const std::string& path_for_errors) {
   check_model_shape(shape);
   const ParamLayout layout(shape);
-  const int64_t F = shape.n_features, H = shape.hidden, C = shape.n_classes;
-  const auto shapes = model_shapes(shape);
-  const Tensor32* t[4];
-  for (int i = 0; i < 4; ++i) {
-    const std::string name = prefix + kModelNames[i];
-    t[i] = file.find(name);
-    if (!t[i]) {
-      throw DataError(fmt::format("{}: tensor \"{}\" missing (expected shape {})",
-                                  path_for_errors, name, shape_str(shapes[i])));
-    }
-    if (t[i]->shape != shapes[i]) {
-      throw DataError(fmt::format(
-          "{}: tensor \"{}\" has shape {}, expected {} for F={} features, H={} hidden, C={} "
-          "classes",
-          path_for_errors, name, shape_str(t[i]->shape), shape_str(shapes[i]), F, H, C));
-    }
-  }
   std::vector<float> flat(static_cast<std::size_t>(layout.total));
-  for (int64_t f = 0; f < F; ++f) {
-    for (int64_t h = 0; h < H; ++h) flat[layout.w1 + f * H + h] = t[0]->data[h * F + f];
+  for (const ParamTensor& p : layout.tensors) {
+    const std::string name = prefix + p.name;
+    const Tensor32* t = file.find(name);
+    const std::vector<int64_t> want = p.file_shape();
+    if (!t) {
+      throw DataError(fmt::format("{}: tensor \"{}\" missing (expected shape {} for {})", path_for_errors, name,
+                                  shape_str(want), shape.describe()));
+    }
+    if (t->shape != want) {
+      throw DataError(fmt::format("{}: tensor \"{}\" has shape {}, expected {} for {}", path_for_errors, name,
+                                  shape_str(t->shape), shape_str(want), shape.describe()));
+    }
+    if (p.kind == ParamTensor::Kind::kWeight) {
+      for (int64_t i = 0; i < p.rows; ++i) {
+        for (int64_t o = 0; o < p.cols; ++o) flat[p.offset + i * p.cols + o] = t->data[o * p.rows + i];
+      }
+    } else {
+      std::copy(t->data.begin(), t->data.end(), flat.begin() + p.offset);
+    }
   }
-  std::copy(t[1]->data.begin(), t[1]->data.end(), flat.begin() + layout.b1);
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t c = 0; c < C; ++c) flat[layout.w2 + h * C + c] = t[2]->data[c * H + h];
-  }
-  std::copy(t[3]->data.begin(), t[3]->data.end(), flat.begin() + layout.b2);
   return flat;
 }
 
@@ -465,30 +447,41 @@ SafetensorsFile model_to_safetensors(const GcnShape& shape, const std::vector<fl
 
 std::vector<float> model_from_safetensors(const SafetensorsFile& file, const GcnShape& expected,
                                           const std::string& path_for_errors) {
+  const ParamLayout layout(expected);
   std::set<std::string> known;
-  for (const char* prefix : {"", kAdamExpAvgPrefix, kAdamExpAvgSqPrefix, kBestParamsPrefix}) {
-    for (const char* name : kModelNames) known.insert(prefix + std::string(name));
+  std::string names;
+  for (const ParamTensor& p : layout.tensors) {
+    names += (names.empty() ? "" : ", ") + p.name;
+    for (const char* prefix : {"", kAdamExpAvgPrefix, kAdamExpAvgSqPrefix, kBestParamsPrefix}) {
+      known.insert(prefix + p.name);
+    }
   }
   for (const Tensor32& t : file.tensors) {
     if (!known.count(t.name)) {
-      throw DataError(fmt::format(
-          "{}: unexpected tensor \"{}\"; the tutorial GCN has conv1.lin.weight, conv1.bias, "
-          "conv2.lin.weight and conv2.bias",
-          path_for_errors, t.name));
+      throw DataError(fmt::format("{}: unexpected tensor \"{}\"; {} has {}", path_for_errors, t.name,
+                                  expected.describe(), names));
     }
   }
   return get_flat(file, "", expected, path_for_errors);
 }
 
 GcnShape shape_from_safetensors(const SafetensorsFile& file, const std::string& path_for_errors) {
-  const Tensor32* t[4];
-  for (int i = 0; i < 4; ++i) {
-    t[i] = file.find(kModelNames[i]);
-    if (!t[i]) {
-      throw DataError(fmt::format("{}: tensor \"{}\" missing; not a GCN checkpoint?",
-                                  path_for_errors, kModelNames[i]));
-    }
+  // The model kind from conv1's tensors, the depth from the convK present.
+  GcnShape shape;
+  if (file.find("conv1.lin_l.weight") != nullptr) {
+    shape.kind = ModelKind::kSage;
+  } else if (file.find("conv1.att_src") != nullptr) {
+    shape.kind = ModelKind::kGat;
+  } else if (file.find("conv1.lin.weight") != nullptr) {
+    shape.kind = ModelKind::kGcn;
+  } else {
+    throw DataError(fmt::format(
+        "{}: no conv1.lin.weight (GCN, GAT) or conv1.lin_l.weight (GraphSAGE); not a model checkpoint?",
+        path_for_errors));
   }
+  const std::string weight = shape.kind == ModelKind::kSage ? "lin_l.weight" : "lin.weight";
+  int layers = 0;
+  while (layers < 16 && file.find(fmt::format("conv{}.{}", layers + 1, weight)) != nullptr) ++layers;
   const auto dims_ok = [](const Tensor32& x, std::size_t rank) {
     if (x.shape.size() != rank) return false;
     for (int64_t d : x.shape) {
@@ -496,22 +489,46 @@ GcnShape shape_from_safetensors(const SafetensorsFile& file, const std::string& 
     }
     return true;
   };
-  if (!dims_ok(*t[0], 2) || !dims_ok(*t[2], 2)) {
-    throw DataError(fmt::format(
-        "{}: conv1.lin.weight {} and conv2.lin.weight {} must be non-empty matrices",
-        path_for_errors, shape_str(t[0]->shape), shape_str(t[2]->shape)));
+  std::vector<int64_t> out_cols;
+  for (int k = 0; k < layers; ++k) {
+    const std::string name = fmt::format("conv{}.{}", k + 1, weight);
+    const Tensor32& w = *file.find(name);
+    if (!dims_ok(w, 2)) {
+      throw DataError(fmt::format("{}: {} {} must be a non-empty matrix", path_for_errors, name, shape_str(w.shape)));
+    }
+    if (k == 0) shape.n_features = static_cast<int32_t>(w.shape[1]);
+    out_cols.push_back(w.shape[0]);
   }
-  GcnShape shape;
-  shape.hidden = static_cast<int32_t>(t[0]->shape[0]);
-  shape.n_features = static_cast<int32_t>(t[0]->shape[1]);
-  shape.n_classes = static_cast<int32_t>(t[2]->shape[0]);
-  if (t[2]->shape[1] != shape.hidden || t[1]->shape != std::vector<int64_t>{shape.hidden} ||
-      t[3]->shape != std::vector<int64_t>{shape.n_classes}) {
-    throw DataError(fmt::format(
-        "{}: inconsistent model shapes: conv1.lin.weight {}, conv1.bias {}, conv2.lin.weight {}, "
-        "conv2.bias {}",
-        path_for_errors, shape_str(t[0]->shape), shape_str(t[1]->shape), shape_str(t[2]->shape),
-        shape_str(t[3]->shape)));
+  shape.layers = layers;
+  shape.n_classes = static_cast<int32_t>(out_cols.back());
+  if (shape.kind == ModelKind::kGat && layers > 1) {
+    const Tensor32* att = file.find("conv1.att_src");
+    if (att == nullptr || !dims_ok(*att, 3) || att->shape[0] != 1) {
+      throw DataError(fmt::format("{}: conv1.att_src must have shape [1, heads, channels]", path_for_errors));
+    }
+    shape.heads = static_cast<int32_t>(att->shape[1]);
+  }
+  shape.hiddens.clear();
+  for (int k = 0; k + 1 < layers; ++k) {
+    if (out_cols[k] % shape.heads != 0) {
+      throw DataError(fmt::format("{}: conv{} has {} outputs, not a multiple of its {} heads", path_for_errors, k + 1,
+                                  out_cols[k], shape.heads));
+    }
+    shape.hiddens.push_back(static_cast<int32_t>(out_cols[k] / shape.heads));
+  }
+  shape.hidden = shape.hiddens.empty() ? 16 : shape.hiddens.front();
+  if (std::all_of(shape.hiddens.begin(), shape.hiddens.end(), [&](int32_t h) { return h == shape.hidden; })) {
+    shape.hiddens.clear();
+  }
+  // Every tensor of that architecture, with PyG's shapes.
+  const ParamLayout layout(shape);
+  for (const ParamTensor& p : layout.tensors) {
+    const Tensor32* t = file.find(p.name);
+    if (t == nullptr || t->shape != p.file_shape()) {
+      throw DataError(fmt::format("{}: inconsistent model shapes: {} is {}, expected {} for {}", path_for_errors,
+                                  p.name, t == nullptr ? std::string("missing") : shape_str(t->shape),
+                                  shape_str(p.file_shape()), shape.describe()));
+    }
   }
   return shape;
 }
@@ -562,7 +579,7 @@ TrainState train_state_from_safetensors(const SafetensorsFile& file, const GcnSh
   state.params = model_from_safetensors(file, shape, path_for_errors);
   state.adam_m = get_flat(file, kAdamExpAvgPrefix, shape, path_for_errors);
   state.adam_v = get_flat(file, kAdamExpAvgSqPrefix, shape, path_for_errors);
-  if (file.find(std::string(kBestParamsPrefix) + "conv1.bias") != nullptr) {
+  if (file.find(std::string(kBestParamsPrefix) + ParamLayout(shape).tensors.front().name) != nullptr) {
     state.best_params = get_flat(file, kBestParamsPrefix, shape, path_for_errors);
   }
   const nlohmann::json history =

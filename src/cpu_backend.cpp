@@ -26,6 +26,7 @@
 #include "gcn/dataset.hpp"
 #include "gcn/rng.hpp"
 #include "cpu_kernels.hpp"
+#include "cpu_kernels_gat.hpp"
 #include "op_checks.hpp"
 
 namespace gcn {
@@ -181,23 +182,39 @@ class CpuBackend final : public Backend {
   // the bias (the same two roundings as a product followed by a bias add).
   // Every element of c is written, so a prepared output needs nothing.
   void do_spmm(const SparseMatrix& a_base, ConstMatRef b, MatRef c, const float* bias, bool /*prepared*/) override {
-    const auto* a = dynamic_cast<const CpuSparse*>(&a_base);
-    require(a != nullptr, "spmm", "sparse matrix belongs to another backend");
-    const CsrMatrix& m = a->csr;
-    auto part = [&](int64_t g0, int64_t g1) {
-      k_.spmm(m.indptr.data(), m.indices.data(), m.values.data(), a->order.data(), b.data, b.cols, bias, c.data, g0,
-              g1);
-    };
-    if (n_threads_ <= 1 || a->nnz() * b.cols <= kParallelMin || m.n_rows < 8) {
-      part(0, m.n_rows);
-      return;
-    }
-    // Equal work per thread (the rows are sorted by length, so equal counts
-    // of rows would not be).
-#pragma omp parallel num_threads(n_threads_)
-    {
-      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      part(a->split(t, nt), a->split(t + 1, nt));
+    const CpuSparse& a = cpu_sparse(a_base, "spmm");
+    spmm_blocks(a, a.csr.values.data(), b, c, bias, 1);
+  }
+
+  void do_spmm_values(const SparseMatrix& a_base, const float* values, ConstMatRef b, MatRef c, int batch,
+                      bool /*prepared*/) override {
+    spmm_blocks(cpu_sparse(a_base, "spmm_values"), values, b, c, nullptr, batch);
+  }
+
+  // values (batch · nnz): model k's copy of a's values times its mask.
+  void do_sparse_dropout(const SparseMatrix& a_base, bool transposed, float p, const StepState* steps, int batch,
+                         uint32_t site, float* values) override {
+    const CsrMatrix& m = cpu_sparse(a_base, "sparse_dropout").csr;
+    const int64_t nnz = m.nnz();
+    const float scale = 1.0f / (1.0f - p);
+    for (int k = 0; k < batch; ++k) {
+      float* out = values + k * nnz;
+      if (p == 0.0f) {
+        if (nnz > 0) std::memcpy(out, m.values.data(), static_cast<std::size_t>(nnz) * sizeof(float));
+        continue;
+      }
+      const uint64_t key =
+          stream_key(site_seed(steps[k].dropout_seed, site), static_cast<uint64_t>(steps[k].epoch + 1));
+      for_ranges(n_threads_, m.n_rows, nnz > kParallelMin, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          for (int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+            const int64_t col = m.indices[e];
+            // The element of the matrix dropped: a's own, or its transpose's.
+            const int64_t element = transposed ? col * m.n_rows + r : r * m.n_cols + col;
+            out[e] = m.values[e] * (dropout_keep_keyed(key, static_cast<uint64_t>(element), p) ? scale : 0.0f);
+          }
+        }
+      });
     }
   }
 
@@ -277,38 +294,87 @@ class CpuBackend final : public Backend {
     column_sum_strided(x.data, x.cols, x.rows, x.cols, out, column_acc_);
   }
 
-  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
-                               bool rates_from_steps) override {
+  void do_relu_dropout_forward(Activation act, ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
+                               bool rates_from_steps, uint32_t site) override {
     const int64_t cols = x.cols / batch;
-    rates_.resize(static_cast<std::size_t>(batch));
-    for (int k = 0; k < batch; ++k) {
-      const float pk = rates_from_steps ? steps[k].dropout : p;
-      const bool drop = pk > 0.0f;
-      rates_[k] = {pk, 1.0f / (1.0f - pk), drop,
-                   drop ? stream_key(steps[k].dropout_seed, static_cast<uint64_t>(steps[k].epoch + 1)) : 0};
-    }
+    set_rates(p, steps, batch, rates_from_steps, site, true);
     // Rows in chunks, every model's block of a chunk in turn.
     for_row_chunks(x.rows, x.size(), [&](int64_t r0, int64_t r1) {
       for (int k = 0; k < batch; ++k) {
         const auto& r = rates_[k];
-        k_.relu_dropout_forward(x.data + k * cols, y.data + k * cols, x.cols, cols, r0, r1, r.drop, r.p, r.scale,
-                                r.key);
+        if (act == Activation::kRelu) {
+          k_.relu_dropout_forward(x.data + k * cols, y.data + k * cols, x.cols, cols, r0, r1, r.drop, r.p, r.scale,
+                                  r.key);
+        } else {
+          k_.elu_dropout_forward(x.data + k * cols, y.data + k * cols, x.cols, cols, r0, r1, r.drop, r.p, r.scale,
+                                 r.key);
+        }
       }
     });
   }
 
-  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps, int batch,
-                                bool rates_from_steps, float* col_sums) override {
+  void do_relu_dropout_backward(Activation act, ConstMatRef dy, ConstMatRef y, MatRef dx, float p,
+                                const StepState* steps, int batch, bool rates_from_steps, uint32_t site,
+                                float* col_sums) override {
     const int64_t cols = y.cols / batch;
-    rates_.resize(static_cast<std::size_t>(batch));
-    for (int k = 0; k < batch; ++k) rates_[k].scale = 1.0f / (1.0f - (rates_from_steps ? steps[k].dropout : p));
+    // ReLU's mask is y > 0; ELU recomputes it.
+    set_rates(p, steps, batch, rates_from_steps, site, act == Activation::kElu);
     for_row_chunks(y.rows, y.size(), [&](int64_t r0, int64_t r1) {
       for (int k = 0; k < batch; ++k) {
-        k_.relu_dropout_backward(dy.data + k * cols, y.data + k * cols, dx.data + k * cols, y.cols, cols, r0, r1,
-                                 rates_[k].scale);
+        const auto& r = rates_[k];
+        if (act == Activation::kRelu) {
+          k_.relu_dropout_backward(dy.data + k * cols, y.data + k * cols, dx.data + k * cols, y.cols, cols, r0, r1,
+                                   r.scale);
+        } else {
+          k_.elu_dropout_backward(dy.data + k * cols, y.data + k * cols, dx.data + k * cols, y.cols, cols, r0, r1,
+                                  r.drop, r.p, r.scale, r.key);
+        }
       }
     });
     if (col_sums != nullptr) do_column_sum(ConstMatRef(dx.data, y.rows, y.cols), col_sums);
+  }
+
+  // ---- graph attention (cpu_kernels_gat.hpp) --------------------------------
+  void do_gat_attention(const EdgeLists& g, ConstMatRef xw, const float* att_src, const float* att_dst, int heads,
+                        MatRef s_src, MatRef s_dst, MatRef alpha, int batch) override {
+    const cpu::gat::Dims d = gat_dims(xw, heads, batch);
+    const bool parallel = (g.n_edges + g.n_nodes) * d.ld > kParallelMin;
+    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
+      cpu::gat::scores(d, xw.data, att_src, att_dst, s_src.data, s_dst.data, i0, i1);
+    });
+    // Every score first: a node's softmax reads its sources' scores.
+    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
+      cpu::gat::softmax(g, d, s_src.data, s_dst.data, alpha.data, i0, i1);
+    });
+  }
+
+  void do_gat_aggregate(const EdgeLists& g, ConstMatRef alpha, ConstMatRef xw, int heads, const float* bias,
+                        MatRef out, float p, const StepState* steps, uint32_t site, int batch) override {
+    const cpu::gat::Dims d = gat_dims(xw, heads, batch);
+    const cpu::gat::AlphaDropout drop = cpu::gat::alpha_dropout(p, steps, site, batch);
+    for_ranges(n_threads_, g.n_nodes, (g.n_edges + g.n_nodes) * d.ld > kParallelMin, [&](int64_t i0, int64_t i1) {
+      cpu::gat::aggregate(g, d, alpha.data, xw.data, bias, out.data, drop, i0, i1);
+    });
+  }
+
+  void do_gat_backward(const EdgeLists& g, ConstMatRef dout, ConstMatRef xw, const float* att_src,
+                       const float* att_dst, ConstMatRef s_src, ConstMatRef s_dst, ConstMatRef alpha, int heads, float p,
+                       const StepState* steps, uint32_t site, MatRef dxw, float* d_att_src, float* d_att_dst,
+                       MatRef d_alpha, MatRef ds_src, MatRef ds_dst, int batch) override {
+    const cpu::gat::Dims d = gat_dims(xw, heads, batch);
+    const cpu::gat::AlphaDropout drop = cpu::gat::alpha_dropout(p, steps, site, batch);
+    const bool parallel = (g.n_edges + g.n_nodes) * d.ld > kParallelMin;
+    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
+      cpu::gat::backward_targets(g, d, dout.data, xw.data, s_src.data, s_dst.data, alpha.data, drop, d_alpha.data,
+                                 ds_dst.data, i0, i1);
+    });
+    // Every edge's gradient first: a source sums those of its out-edges.
+    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t j0, int64_t j1) {
+      cpu::gat::backward_sources(g, d, dout.data, att_src, att_dst, alpha.data, drop, d_alpha.data, ds_dst.data,
+                                 ds_src.data, dxw.data, j0, j1);
+    });
+    cpu::gat::attention_grad(g.n_nodes, d, ds_src.data, xw.data, d_att_src, column_acc_);
+    cpu::gat::attention_grad(g.n_nodes, d, ds_dst.data, xw.data, d_att_dst, column_acc_);
   }
 
   void do_log_softmax(ConstMatRef x, MatRef y) override {
@@ -430,6 +496,56 @@ class CpuBackend final : public Backend {
   std::size_t available_memory_bytes() const override { return host_available_bytes(); }
 
  private:
+  static const CpuSparse& cpu_sparse(const SparseMatrix& a, const char* op) {
+    const auto* m = dynamic_cast<const CpuSparse*>(&a);
+    require(m != nullptr, op, "sparse matrix belongs to another backend");
+    return *m;
+  }
+
+  // c = a · b with a's values replaced per model: model k's column block of c
+  // = a with values[k · nnz ..) times b's block k (+ bias), each block the
+  // bits of the product of that block alone.
+  void spmm_blocks(const CpuSparse& a, const float* values, ConstMatRef b, MatRef c, const float* bias, int batch) {
+    const CsrMatrix& m = a.csr;
+    const int64_t n = b.cols / batch;
+    auto part = [&](int64_t g0, int64_t g1) {
+      for (int k = 0; k < batch; ++k) {
+        k_.spmm_strided(m.indptr.data(), m.indices.data(), values + k * a.nnz(), a.order.data(), b.data + k * n, b.cols,
+                        n, bias, c.data + k * n, c.cols, g0, g1);
+      }
+    };
+    if (n_threads_ <= 1 || a.nnz() * b.cols <= kParallelMin || m.n_rows < 8) {
+      part(0, m.n_rows);
+      return;
+    }
+    // Equal work per thread (the rows are sorted by length, so equal counts
+    // of rows would not be).
+#pragma omp parallel num_threads(n_threads_)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      part(a.split(t, nt), a.split(t + 1, nt));
+    }
+  }
+
+  // rates_[k] for the activation + dropout ops: model k's rate, scale and
+  // (with keys, when it drops) its mask's key at `site`.
+  void set_rates(float p, const StepState* steps, int batch, bool rates_from_steps, uint32_t site, bool keys) {
+    rates_.resize(static_cast<std::size_t>(batch));
+    for (int k = 0; k < batch; ++k) {
+      const float pk = rates_from_steps ? steps[k].dropout : p;
+      const bool drop = pk > 0.0f;
+      rates_[k] = {pk, 1.0f / (1.0f - pk), drop,
+                   drop && keys ? stream_key(site_seed(steps[k].dropout_seed, site),
+                                             static_cast<uint64_t>(steps[k].epoch + 1))
+                                : 0};
+    }
+  }
+
+  static cpu::gat::Dims gat_dims(ConstMatRef xw, int heads, int batch) {
+    const int64_t bh = int64_t{batch} * heads;
+    return {heads, bh, xw.cols / bh, xw.cols};
+  }
+
   // fn(r0, r1) over [0, rows) in chunks of rows (one call per thread's range
   // when parallel): each element's result does not depend on the split.
   template <class Fn>
@@ -547,7 +663,7 @@ class CpuBackend final : public Backend {
     bool drop = false;
     uint64_t key = 0;
   };
-  std::vector<DropoutRate> rates_;    // per model, for the ReLU-dropout ops
+  std::vector<DropoutRate> rates_;    // per model, for the activation + dropout ops
   std::vector<cpu::AdamScalars> adam_scalars_;  // per model
   std::vector<uint8_t> adam_skip_;              // per model: stopped
   const cpu::CpuKernels& k_ = cpu::cpu_kernels();

@@ -59,6 +59,19 @@ struct CpuKernels {
   // batch of models: model k's columns with s[k], skipped where skip[k].
   void (*adam_block)(float* params, const float* grads, float* m, float* v, int64_t cols, int batch, int64_t r0,
                      int64_t r1, const AdamScalars* s, const uint8_t* skip);
+  // spmm with b and c at row strides ldb, ldc >= n (a column block of a
+  // batch of models): each element the bits spmm gives the block alone.
+  void (*spmm_strided)(const int32_t* indptr, const int32_t* indices, const float* values, const int32_t* order,
+                       const float* b, int64_t ldb, int64_t n, const float* bias, float* c, int64_t ldc, int64_t g0,
+                       int64_t g1);
+  // y = dropout(elu(x)) (elu(x) = x > 0 ? x : gcn::elu_expm1(x)), over the
+  // same rows as relu_dropout_forward, with the same mask.
+  void (*elu_dropout_forward)(const float* x, float* y, int64_t ld, int64_t cols, int64_t r0, int64_t r1, bool drop,
+                              float p, float scale, uint64_t key);
+  // dx = (dy · elu'(x)) · scale where kept (the mask recomputed when drop),
+  // else 0; elu'(x) = 1 where y > 0, else y · (1 - p) + 1.
+  void (*elu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t ld, int64_t cols, int64_t r0,
+                               int64_t r1, bool drop, float p, float scale, uint64_t key);
 };
 
 // A CSR matrix's rows by number of entries, longest first (ties by index).

@@ -108,26 +108,28 @@ void for_column_blocks(int64_t n, Fn&& fn) {
 
 // One row of c: its entries in stored order, then the bias.
 template <int kW>
-inline void spmm_row(const int32_t* indices, const float* values, const float* b, int64_t n, const float* bias,
-                     float* c, int64_t i, int32_t begin, int32_t end, int64_t j0) {
+inline void spmm_row(const int32_t* indices, const float* values, const float* b, int64_t ldb, const float* bias,
+                     float* c, int64_t ldc, int64_t i, int32_t begin, int32_t end, int64_t j0) {
   float acc[kW] = {};
   for (int32_t e = begin; e < end; ++e) {
     const float w = values[e];
-    const float* row = b + static_cast<int64_t>(indices[e]) * n + j0;
+    const float* row = b + static_cast<int64_t>(indices[e]) * ldb + j0;
     for (int j = 0; j < kW; ++j) acc[j] += w * row[j];
   }
   if (bias != nullptr) {
     for (int j = 0; j < kW; ++j) acc[j] += bias[j0 + j];
   }
-  for (int j = 0; j < kW; ++j) c[i * n + j0 + j] = acc[j];
+  for (int j = 0; j < kW; ++j) c[i * ldc + j0 + j] = acc[j];
 }
 
 // c rows order[g0..g1) (rows sorted by length, longest first) in groups of
 // four: the four rows' sums advance in lockstep over their common length,
 // four independent chains instead of one (each row's sum still runs in its
 // stored order, so nothing changes but the speed), then each finishes alone.
-void spmm(const int32_t* indptr, const int32_t* indices, const float* values, const int32_t* order, const float* b,
-          int64_t n, const float* bias, float* c, int64_t g0, int64_t g1) {
+// b and c: n columns at row strides ldb, ldc >= n.
+void spmm_strided(const int32_t* indptr, const int32_t* indices, const float* values, const int32_t* order,
+                  const float* b, int64_t ldb, int64_t n, const float* bias, float* c, int64_t ldc, int64_t g0,
+                  int64_t g1) {
   int64_t g = g0;
   for (; g + 4 <= g1; g += 4) {
     const int64_t rows[4] = {order[g], order[g + 1], order[g + 2], order[g + 3]};
@@ -147,18 +149,18 @@ void spmm(const int32_t* indptr, const int32_t* indices, const float* values, co
 #pragma GCC unroll 4
         for (int r = 0; r < 4; ++r) {
           const __m512 w = _mm512_set1_ps(values[begin[r] + e]);
-          const float* row = b + static_cast<int64_t>(indices[begin[r] + e]) * n + j0;
+          const float* row = b + static_cast<int64_t>(indices[begin[r] + e]) * ldb + j0;
           acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(w, load16<kW>(row)));
         }
       }
       for (int r = 0; r < 4; ++r) {
         for (int32_t e = begin[r] + common; e < end[r]; ++e) {
           const __m512 w = _mm512_set1_ps(values[e]);
-          const float* row = b + static_cast<int64_t>(indices[e]) * n + j0;
+          const float* row = b + static_cast<int64_t>(indices[e]) * ldb + j0;
           acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(w, load16<kW>(row)));
         }
         if (bias != nullptr) acc[r] = _mm512_add_ps(acc[r], load16<kW>(bias + j0));
-        store16<kW>(c + rows[r] * n + j0, acc[r]);
+        store16<kW>(c + rows[r] * ldc + j0, acc[r]);
       }
 #else
       float acc[4][kW] = {};
@@ -166,20 +168,20 @@ void spmm(const int32_t* indptr, const int32_t* indices, const float* values, co
 #pragma GCC unroll 4
         for (int r = 0; r < 4; ++r) {
           const float w = values[begin[r] + e];
-          const float* row = b + static_cast<int64_t>(indices[begin[r] + e]) * n + j0;
+          const float* row = b + static_cast<int64_t>(indices[begin[r] + e]) * ldb + j0;
           for (int j = 0; j < kW; ++j) acc[r][j] += w * row[j];
         }
       }
       for (int r = 0; r < 4; ++r) {
         for (int32_t e = begin[r] + common; e < end[r]; ++e) {
           const float w = values[e];
-          const float* row = b + static_cast<int64_t>(indices[e]) * n + j0;
+          const float* row = b + static_cast<int64_t>(indices[e]) * ldb + j0;
           for (int j = 0; j < kW; ++j) acc[r][j] += w * row[j];
         }
         if (bias != nullptr) {
           for (int j = 0; j < kW; ++j) acc[r][j] += bias[j0 + j];
         }
-        for (int j = 0; j < kW; ++j) c[rows[r] * n + j0 + j] = acc[r][j];
+        for (int j = 0; j < kW; ++j) c[rows[r] * ldc + j0 + j] = acc[r][j];
       }
 #endif
     });
@@ -187,9 +189,15 @@ void spmm(const int32_t* indptr, const int32_t* indices, const float* values, co
   for (; g < g1; ++g) {
     const int64_t i = order[g];
     for_column_blocks(n, [&](int64_t j0, auto width) {
-      spmm_row<decltype(width)::value>(indices, values, b, n, bias, c, i, indptr[i], indptr[i + 1], j0);
+      spmm_row<decltype(width)::value>(indices, values, b, ldb, bias, c, ldc, i, indptr[i], indptr[i + 1],
+                                       j0);
     });
   }
+}
+
+void spmm(const int32_t* indptr, const int32_t* indices, const float* values, const int32_t* order, const float* b,
+          int64_t n, const float* bias, float* c, int64_t g0, int64_t g1) {
+  spmm_strided(indptr, indices, values, order, b, n, n, bias, c, n, g0, g1);
 }
 
 #if defined(__AVX512F__)
@@ -359,6 +367,42 @@ void relu_dropout_backward(const float* dy, const float* y, float* dx, int64_t l
   }
 }
 
+// ELU + dropout: y = (x > 0 ? x : expm1(x)) times the mask's 0 or scale,
+// expm1 as gcn::elu_expm1 (float operations only, the CUDA kernel's bits;
+// the loop vectorises like ReLU's).
+void elu_dropout_forward(const float* x, float* y, int64_t ld, int64_t cols, int64_t r0, int64_t r1, bool drop,
+                         float p, float scale, uint64_t key) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * ld;
+    float* yr = y + r * ld;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = xr[j] > 0.0f ? xr[j] : gcn::elu_expm1(xr[j]);
+      const float keep =
+          !drop || gcn::dropout_keep_keyed(key, static_cast<uint64_t>(r * cols + j), p) ? scale : 0.0f;
+      yr[j] = v * keep;
+    }
+  }
+}
+
+// dx = (dy · elu'(x)) · scale where kept (the mask recomputed), else 0;
+// elu'(x) from the forward output y: 1 where y > 0, else y · (1 - p) + 1
+// (= exp(x)).
+void elu_dropout_backward(const float* dy, const float* y, float* dx, int64_t ld, int64_t cols, int64_t r0, int64_t r1,
+                          bool drop, float p, float scale, uint64_t key) {
+  const float keep_fraction = 1.0f - p;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* dyr = dy + r * ld;
+    const float* yr = y + r * ld;
+    float* dxr = dx + r * ld;
+    for (int64_t j = 0; j < cols; ++j) {
+      const bool kept = !drop || gcn::dropout_keep_keyed(key, static_cast<uint64_t>(r * cols + j), p);
+      const float slope = yr[j] > 0.0f ? 1.0f : yr[j] * keep_fraction + 1.0f;
+      const float g = (dyr[j] * slope) * scale;  // computed for every element: a select, not a branch
+      dxr[j] = kept ? g : 0.0f;
+    }
+  }
+}
+
 void column_sum(const float* x, int64_t ld, int64_t cols, int64_t r0, int64_t r1, double* acc) {
   for (int64_t i = r0; i < r1; ++i) {
     const float* row = x + i * ld;
@@ -393,5 +437,5 @@ void adam_block(float* params, const float* grads, float* m, float* v, int64_t c
 #define GCN_CPU_KERNEL_TABLE(name_string)                                                                   \
   {                                                                                                          \
     name_string, &spmm, &gemm_nn, &gemm_tn, &relu_dropout_forward, &relu_dropout_backward, &column_sum, &adam, \
-        &adam_block                                                                                          \
+        &adam_block, &spmm_strided, &elu_dropout_forward, &elu_dropout_backward                              \
   }

@@ -33,6 +33,7 @@
 #include "classifier.hpp"
 #include "cuda_module.hpp"
 #include "elementwise.hpp"
+#include "gat.hpp"
 #include "gcn/backend.hpp"
 #include "gcn/error.hpp"
 #include "op_checks.hpp"
@@ -205,6 +206,7 @@ class CudaSparse final : public SparseMatrix {
     const kernels::SpmmSchedule schedule = kernels::make_spmm_schedule(host.indptr);
     n_segments_ = static_cast<int64_t>(schedule.segments.size());
     n_parts_ = schedule.n_parts;
+    n_counters_ = schedule.n_counters;
     segments_ = DeviceMemory(schedule.segments.size() * sizeof(kernels::SpmmSegment), device, account);
     counters_ = DeviceMemory(static_cast<std::size_t>(schedule.n_counters) * sizeof(unsigned), device, account);
     copy(indptr_, host.indptr.data(), host.indptr.size() * sizeof(int32_t), stream);
@@ -225,11 +227,13 @@ class CudaSparse final : public SparseMatrix {
     }
   }
   cusparseSpMatDescr_t descr() const { return descr_.get(); }
+  const int32_t* indptr() const { return static_cast<const int32_t*>(indptr_.get()); }
   const int32_t* indices() const { return static_cast<const int32_t*>(indices_.get()); }
   const float* values() const { return static_cast<const float*>(values_.get()); }
   const kernels::SpmmSegment* segments() const { return static_cast<const kernels::SpmmSegment*>(segments_.get()); }
   int64_t n_segments() const { return n_segments_; }
   int64_t n_parts() const { return n_parts_; }
+  int64_t n_counters() const { return n_counters_; }
   unsigned* counters() const { return static_cast<unsigned*>(counters_.get()); }
 
   // The plan of the product of this matrix with B (n columns) into C under
@@ -261,7 +265,7 @@ class CudaSparse final : public SparseMatrix {
   DeviceMemory values_;    // (nnz) float
   DeviceMemory segments_;  // the schedule of our SpMM kernel
   DeviceMemory counters_;  // its completion counters (zero between products)
-  int64_t n_segments_ = 0, n_parts_ = 0;
+  int64_t n_segments_ = 0, n_parts_ = 0, n_counters_ = 0;
   SpMatPtr descr_;
   mutable std::map<PlanKey, SpmmPlan> plans_;
 };
@@ -430,16 +434,60 @@ class CudaBackend final : public Backend {
     const int64_t n_partial = kernels::column_sum_scratch(x.rows, x.cols);
     kernels::launch_column_sum(x.data, x.rows, x.cols, out, scratch_doubles(n_partial), stream());
   }
-  void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
-                               bool rates_from_steps) override {
-    kernels::launch_relu_dropout_forward(x.data, y.data, x.rows, x.cols, batch, p, steps, rates_from_steps, stream());
+  static_assert(static_cast<int>(Activation::kRelu) == kernels::kActRelu &&
+                    static_cast<int>(Activation::kElu) == kernels::kActElu,
+                "the kernels' activation codes are gcn::Activation's");
+  void do_relu_dropout_forward(Activation act, ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
+                               bool rates_from_steps, uint32_t site) override {
+    kernels::launch_act_dropout_forward(static_cast<int>(act), x.data, y.data, x.rows, x.cols, batch, p, steps,
+                                        rates_from_steps, site, stream());
   }
-  void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps, int batch,
-                                bool rates_from_steps, float* col_sums) override {
+  void do_relu_dropout_backward(Activation act, ConstMatRef dy, ConstMatRef y, MatRef dx, float p,
+                                const StepState* steps, int batch, bool rates_from_steps, uint32_t site,
+                                float* col_sums) override {
     double* partial = col_sums != nullptr ? scratch_doubles(kernels::relu_dropout_backward_scratch(dx.rows, dx.cols))
                                           : nullptr;
-    kernels::launch_relu_dropout_backward(dy.data, y.data, dx.data, dx.rows, dx.cols, batch, p, steps,
-                                          rates_from_steps, col_sums, partial, counters(1), stream());
+    kernels::launch_act_dropout_backward(static_cast<int>(act), dy.data, y.data, dx.data, dx.rows, dx.cols, batch, p,
+                                         steps, rates_from_steps, site, col_sums, partial, counters(1), stream());
+  }
+  void do_sparse_dropout(const SparseMatrix& a_base, bool transposed, float p, const StepState* steps, int batch,
+                         uint32_t site, float* values) override {
+    const CudaSparse& a = cuda_sparse(a_base, "sparse_dropout");
+    kernels::launch_sparse_dropout(a.indptr(), a.indices(), a.values(), a.rows(), a.cols(), a.nnz(), transposed, p,
+                                   steps, batch, site, values, stream());
+  }
+  // Our own kernel (cuSPARSE takes one matrix's values per descriptor):
+  // every model of the batch in one launch, each element written.
+  void do_spmm_values(const SparseMatrix& a_base, const float* values, ConstMatRef b, MatRef c, int batch,
+                      bool /*prepared*/) override {
+    const CudaSparse& a = cuda_sparse(a_base, "spmm_values");
+    if (c.size() == 0) return;
+    const int64_t n = c.cols / batch;
+    auto* partials = static_cast<float*>(
+        grow(spmm_partials_, static_cast<std::size_t>(a.n_parts() * std::max<int64_t>(n, 1) * batch) * sizeof(float)));
+    kernels::launch_csr_spmm_batch(a.segments(), a.n_segments(), a.indices(), values, a.nnz(), n, batch, b.data, c.data,
+                                   partials, a.n_parts(), counters(a.n_counters() * batch), a.n_counters(), stream());
+  }
+  void do_gat_attention(const EdgeLists& g, ConstMatRef xw, const float* att_src, const float* att_dst, int heads,
+                        MatRef s_src, MatRef s_dst, MatRef alpha, int batch) override {
+    kernels::launch_gat_attention(gat_shape(g, xw, heads, batch), g.in_ptr, g.in_src, xw.data, att_src, att_dst,
+                                  s_src.data, s_dst.data, alpha.data, stream());
+  }
+  void do_gat_aggregate(const EdgeLists& g, ConstMatRef alpha, ConstMatRef xw, int heads, const float* bias,
+                        MatRef out, float p, const StepState* steps, uint32_t site, int batch) override {
+    kernels::launch_gat_aggregate(gat_shape(g, xw, heads, batch), g.in_ptr, g.in_src, alpha.data, xw.data, bias,
+                                  out.data, p, steps, site, stream());
+  }
+  void do_gat_backward(const EdgeLists& g, ConstMatRef dout, ConstMatRef xw, const float* att_src,
+                       const float* att_dst, ConstMatRef s_src, ConstMatRef s_dst, ConstMatRef alpha, int heads, float p,
+                       const StepState* steps, uint32_t site, MatRef dxw, float* d_att_src, float* d_att_dst,
+                       MatRef d_alpha, MatRef ds_src, MatRef ds_dst, int batch) override {
+    const kernels::GatShape shape = gat_shape(g, xw, heads, batch);
+    double* partial = scratch_doubles(kernels::gat_backward_scratch(shape));
+    kernels::launch_gat_backward(shape, g.in_ptr, g.in_src, g.edge_dst, g.out_ptr, g.out_edge, dout.data, xw.data,
+                                 att_src, att_dst, s_src.data, s_dst.data, alpha.data, p, steps, site, dxw.data,
+                                 d_att_src, d_att_dst, d_alpha.data, ds_src.data, ds_dst.data, partial, counters(1),
+                                 stream());
   }
   void do_log_softmax(ConstMatRef x, MatRef y) override {
     kernels::launch_log_softmax(x.data, y.data, x.rows, x.cols, stream());
@@ -475,6 +523,15 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  static const CudaSparse& cuda_sparse(const SparseMatrix& a, const char* op) {
+    const auto* m = dynamic_cast<const CudaSparse*>(&a);
+    require(m != nullptr, op, "sparse matrix belongs to another backend");
+    return *m;
+  }
+  static kernels::GatShape gat_shape(const EdgeLists& g, ConstMatRef xw, int heads, int batch) {
+    require(batch <= kernels::kMaxBatch, "gat", [&] { return fmt::format("a batch of {} models", batch); });
+    return {g.n_nodes, g.n_edges, heads, batch, xw.cols / (int64_t{batch} * heads)};
+  }
   SpmmPlan make_spmm_plan(const CudaSparse& a, ConstMatRef b, MatRef c, cusparseSpMMAlg_t alg);
   void spmm_kernel(const CudaSparse& a, ConstMatRef b, MatRef c, const float* bias) {
     auto* partials = static_cast<float*>(

@@ -27,10 +27,15 @@ void Dataset::validate() const {
   if (labels.size() != static_cast<size_t>(n_nodes)) {
     fail(std::to_string(labels.size()) + " labels for " + std::to_string(n_nodes) + " nodes");
   }
+  if (split.size() != static_cast<size_t>(n_nodes)) {
+    fail(std::to_string(split.size()) + " split flags for " + std::to_string(n_nodes) + " nodes");
+  }
   for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] == -1 && split[i] == 0) continue;  // unlabelled, and in no split
     if (labels[i] < 0 || labels[i] >= n_classes) {
       fail("label " + std::to_string(labels[i]) + " of node " + std::to_string(i) +
-           " is outside [0, " + std::to_string(n_classes) + ")");
+           " is outside [0, " + std::to_string(n_classes) + ")" +
+           (labels[i] == -1 ? " but the node is in a split" : ""));
     }
   }
   if (edge_src.size() != edge_dst.size()) fail("edge_src and edge_dst differ in length");
@@ -41,13 +46,16 @@ void Dataset::validate() const {
       fail("edge " + std::to_string(e) + " (" + std::to_string(s) + ", " + std::to_string(d) +
            ") has an endpoint outside [0, " + std::to_string(n_nodes) + ")");
     }
+    if (edges_as_given) {
+      if (e > 0 && std::make_pair(edge_src[e - 1], edge_dst[e - 1]) > std::make_pair(s, d)) {
+        fail("edges are not sorted by (src, dst) at edge " + std::to_string(e));
+      }
+      continue;
+    }
     if (s == d) fail("edge " + std::to_string(e) + " is a self loop on node " + std::to_string(s));
     if (e > 0 && std::make_pair(edge_src[e - 1], edge_dst[e - 1]) >= std::make_pair(s, d)) {
       fail("edges are not sorted by (src, dst) without duplicates at edge " + std::to_string(e));
     }
-  }
-  if (split.size() != static_cast<size_t>(n_nodes)) {
-    fail(std::to_string(split.size()) + " split flags for " + std::to_string(n_nodes) + " nodes");
   }
   for (size_t i = 0; i < split.size(); ++i) {
     if (split[i] & ~(kTrainBit | kValBit | kTestBit)) {

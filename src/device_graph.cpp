@@ -92,4 +92,26 @@ RowMask DeviceGraph::train_rows() const {
   return mask;
 }
 
+// ---- attention_edges --------------------------------------------------------
+
+const EdgeLists& DeviceGraph::attention_edges() const {
+  if (attention_built_) return attention_;
+  const AttentionEdgeLists host = attention_edge_lists(data_->n_nodes, data_->edge_src, data_->edge_dst);
+  att_in_ptr_ = Buffer<int32_t>(*backend_, host.in_ptr);
+  att_in_src_ = Buffer<int32_t>(*backend_, host.in_src);
+  att_edge_dst_ = Buffer<int32_t>(*backend_, host.edge_dst);
+  att_out_ptr_ = Buffer<int32_t>(*backend_, host.out_ptr);
+  att_out_edge_ = Buffer<int32_t>(*backend_, host.out_edge);
+  uploads_ += 5;
+  attention_.n_nodes = host.n_nodes;
+  attention_.n_edges = host.n_edges();
+  attention_.in_ptr = att_in_ptr_.data();
+  attention_.in_src = att_in_src_.data();
+  attention_.edge_dst = att_edge_dst_.data();
+  attention_.out_ptr = att_out_ptr_.data();
+  attention_.out_edge = att_out_edge_.data();
+  attention_built_ = true;
+  return attention_;
+}
+
 }  // namespace gcn

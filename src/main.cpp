@@ -30,7 +30,9 @@
 #include "gcn/device_graph.hpp"
 #include "gcn/devices.hpp"
 #include "gcn/error.hpp"
+#include "gcn/graph_file.hpp"
 #include "gcn/grid.hpp"
+#include "gcn/split.hpp"
 #include "gcn/suggest.hpp"
 #include "gcn/planetoid.hpp"
 #include "gcn/report.hpp"
@@ -67,6 +69,11 @@ struct Options {
   // List options (a grid): every combination trains, --runs seeds each.
   std::vector<float> lrs{0.01f}, weight_decays{5e-4f}, dropouts{0.5f};
   std::vector<int> hiddens{16};
+  // The architecture (each model's defaults apply to what is not given).
+  std::string model = "gcn";
+  int layers = 2;
+  int heads = 8;
+  float input_dropout = 0.0f, attention_dropout = 0.6f;
   int batch = 0;            // models per batch; 0: as many as the memory budget allows
   double memory_budget_mb = 0;  // 0: half of the backend's available memory
   std::string table_path, save_dir;
@@ -87,6 +94,11 @@ struct Options {
   bool quiet = false;
   int threads = 0;
   bool no_normalize = false;
+  // The graph and its split (graph files: docs/graph-format.md).
+  bool to_undirected = false;
+  std::string split = "auto", num_val = "500", num_test = "1000", export_graph;
+  int64_t train_per_class = 20;
+  uint64_t split_seed = 0;
 };
 
 // Results written to standard output (--json -, --predictions -, --table -)
@@ -99,6 +111,28 @@ void setup_logging(bool quiet, bool to_stderr) {
   spdlog::set_default_logger(logger);
 }
 
+gcn::ModelKind parse_model(const std::string& name) {
+  for (gcn::ModelKind k : {gcn::ModelKind::kGcn, gcn::ModelKind::kSage, gcn::ModelKind::kGat}) {
+    if (name == gcn::model_kind_name(k)) return k;
+  }
+  throw gcn::UsageError(fmt::format("--model {}: use gcn, sage or gat", name));
+}
+
+// "GATConv(1433, 8, heads=8, dropout=0.6) -> ELU -> dropout(0.6) -> GATConv(64, 7, dropout=0.6)"
+std::string describe_model(const gcn::GcnShape& s, const std::string& dropout) {
+  std::string out = s.input_dropout > 0.0f ? fmt::format("dropout({}) -> ", s.input_dropout) : "";
+  for (int k = 0; k < s.layers; ++k) {
+    out += fmt::format("{}({}, {}", gcn::model_layer_name(s.kind), s.in_cols(k), s.width(k));
+    if (s.layer_heads(k) > 1) out += fmt::format(", heads={}", s.layer_heads(k));
+    if (s.kind == gcn::ModelKind::kGat && s.attention_dropout > 0.0f) out += fmt::format(", dropout={}", s.attention_dropout);
+    out += ")";
+    if (k + 1 < s.layers) {
+      out += fmt::format(" -> {} -> dropout({}) -> ", s.kind == gcn::ModelKind::kGat ? "ELU" : "ReLU", dropout);
+    }
+  }
+  return out;
+}
+
 // The options that define a training run, as stored in checkpoints.
 nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset) {
   return {{"dataset", dataset},
@@ -107,6 +141,12 @@ nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset
           {"weight_decay", gcn::json_number(c.weight_decay)},
           {"hidden", c.hidden},
           {"dropout", gcn::json_number(c.dropout)},
+          {"model", gcn::model_kind_name(c.model)},
+          {"layers", c.layers},
+          {"hiddens", c.hiddens},
+          {"heads", c.heads},
+          {"input_dropout", gcn::json_number(c.input_dropout)},
+          {"attention_dropout", gcn::json_number(c.attention_dropout)},
           {"seed", c.seed},       {"loss", gcn::loss_name(c.loss)}, {"select", gcn::selection_name(c.select)},
           {"patience", c.patience}};
 }
@@ -140,6 +180,15 @@ gcn::TrainConfig config_from_checkpoint(const gcn::SafetensorsFile& file, const 
     take("--hidden", out.hidden, c.at("hidden").get<int>());
     take("--dropout", out.dropout, c.at("dropout").get<float>());
     take("--seed", out.seed, c.at("seed").get<uint64_t>());
+    // The architecture (checkpoints before --model hold the tutorial GCN).
+    std::string model = gcn::model_kind_name(out.model);
+    take("--model", model, c.value("model", std::string("gcn")));
+    out.model = parse_model(model);
+    take("--layers", out.layers, c.value("layers", 2));
+    out.hiddens = c.value("hiddens", std::vector<int32_t>{});
+    take("--heads", out.heads, c.value("heads", 1));
+    take("--input-dropout", out.input_dropout, c.value("input_dropout", 0.0f));
+    take("--attention-dropout", out.attention_dropout, c.value("attention_dropout", 0.0f));
     take("--patience", out.patience, c.at("patience").get<int>());
     std::string loss = gcn::loss_name(out.loss), select = gcn::selection_name(out.select);
     take("--loss", loss, c.at("loss").get<std::string>());
@@ -205,7 +254,8 @@ void write_embeddings(const std::string& path, const gcn::Dataset& data, const g
   file.tensors.push_back({"embeddings", {data.n_nodes, cols}, values});
   file.metadata = {{"format", "gcn-train embeddings"},
                    {"producer", fmt::format("gcn-train {}", kVersion)},
-                   {"layer", "conv1 -> ReLU (the last hidden layer, evaluation pass: no dropout)"},
+                   {"layer", fmt::format("conv{} -> {} (the last hidden layer, evaluation pass: no dropout)",
+                                         cfg.layers - 1, cfg.model == gcn::ModelKind::kGat ? "ELU" : "ReLU")},
                    {"epoch", std::to_string(epoch)},
                    {"dataset", data.name},
                    {"seed", std::to_string(cfg.seed)}};
@@ -384,8 +434,47 @@ uint64_t parse_seed(const std::string& text, int runs) {
   return v;
 }
 
+// Each model brings the defaults of its PyG example (what is not given):
+// gat is examples/gat.py (hidden 8 x 8 heads, dropout 0.6 on the input,
+// between the layers and on the attention, lr 0.005); gcn and sage the
+// tutorial's recipe. The options' defaults change with them, so that
+// --write-config writes what the run used and --config repeats it.
+constexpr int kDefaultHeads = 8;
+constexpr float kDefaultAttentionDropout = 0.6f;
+void resolve_model_defaults(Options& opt, CLI::App& app) {
+  if (parse_model(opt.model) != gcn::ModelKind::kGat) return;
+  auto set = [&](const char* flag, auto& field, auto value, const char* text) {
+    if (app.count(flag) > 0) return;
+    field = value;
+    app.get_option(flag)->default_str(text);
+  };
+  set("--hidden", opt.hiddens, std::vector<int>{8}, "[8]");
+  set("--lr", opt.lrs, std::vector<float>{0.005f}, "[0.005]");
+  set("--dropout", opt.dropouts, std::vector<float>{0.6f}, "[0.6]");
+  set("--input-dropout", opt.input_dropout, 0.6f, "0.6");
+}
+
+void apply_model_options(Options& opt, gcn::TrainConfig& config) {
+  config.model = parse_model(opt.model);
+  const bool gat = config.model == gcn::ModelKind::kGat;
+  if (!gat && opt.heads != kDefaultHeads) throw gcn::UsageError("--heads is for --model gat");
+  if (!gat && opt.attention_dropout != kDefaultAttentionDropout) {
+    throw gcn::UsageError("--attention-dropout is for --model gat");
+  }
+  config.layers = opt.layers;
+  config.heads = gat ? opt.heads : 1;
+  config.input_dropout = opt.input_dropout;
+  config.attention_dropout = gat ? opt.attention_dropout : 0.0f;
+  // --hidden 64,32 with --layers 3: one width per hidden layer (not a grid).
+  if (opt.layers > 2 && static_cast<int>(opt.hiddens.size()) == opt.layers - 1 && opt.hiddens.size() > 1) {
+    config.hiddens.assign(opt.hiddens.begin(), opt.hiddens.end());
+    opt.hiddens = {opt.hiddens.front()};
+  }
+}
+
 int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
   gcn::TrainConfig config = opt.train;
+  apply_model_options(opt, config);
   config.seed = parse_seed(opt.seed_text, std::max(opt.runs, 1));
   if (opt.lrs.empty() || opt.weight_decays.empty() || opt.dropouts.empty() || opt.hiddens.empty()) {
     throw gcn::UsageError("--lr, --weight-decay, --dropout and --hidden need at least one value");
@@ -487,7 +576,8 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
   for (const auto& [path, option] : {std::pair{opt.json_path, "--json"}, {opt.save_path, "--save"},
                                      {opt.checkpoint_path, "--checkpoint"}, {opt.predictions_path, "--predictions"},
                                      {opt.table_path, "--table"}, {opt.log_csv, "--log-csv"},
-                                     {opt.write_config, "--write-config"}, {opt.embeddings_path, "--embeddings"}}) {
+                                     {opt.write_config, "--write-config"}, {opt.embeddings_path, "--embeddings"},
+                                     {opt.export_graph, "--export-graph"}}) {
     if (!path.empty() && path != "-") gcn::check_writable(path, option);
   }
   if (!opt.save_dir.empty()) {
@@ -530,21 +620,46 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
   std::string source;
   std::string data_root;
   gcn::Dataset data;
-  if (gcn::is_synthetic_name(dataset)) {
+  // --export-graph writes the features as loaded: the reader normalises them.
+  const bool normalize = !opt.no_normalize && opt.export_graph.empty();
+  const bool graph_file = gcn::is_graph_file_name(dataset);
+  bool file_has_masks = false;
+  if (graph_file) {
+    source = gcn::graph_file_path(dataset).string();
+    gcn::GraphFile file = gcn::read_graph_file(source);
+    data = std::move(file.data);
+    file_has_masks = file.has_masks;
+    if (normalize) gcn::normalize_features(data.features);
+  } else if (gcn::is_synthetic_name(dataset)) {
     const gcn::SyntheticSpec synthetic = gcn::parse_synthetic_spec(dataset);
     data = gcn::make_synthetic(synthetic);
     source = gcn::to_string(synthetic);
   } else {
     const std::filesystem::path root = locate_data_root(opt.data_root, dataset);
     source = gcn::find_planetoid_dir(dataset, root).string();
-    data = gcn::load_planetoid(dataset, root, !opt.no_normalize);
+    data = gcn::load_planetoid(dataset, root, normalize);
     data_root = root.string();
   }
+  if (opt.to_undirected) gcn::to_undirected(data);
+  gcn::SplitRequest split_request;
+  split_request.kind = gcn::parse_split_kind(opt.split);
+  split_request.spec = {opt.train_per_class, gcn::SplitSize::parse(opt.num_val, "--num-val"),
+                        gcn::SplitSize::parse(opt.num_test, "--num-test"), opt.split_seed};
+  // Values, not app.count: a --write-config file repeats every default.
+  split_request.sizes_given = opt.train_per_class != 20 || opt.num_val != "500" || opt.num_test != "1000";
+  split_request.seed_given = opt.split_seed != 0;
+  const std::string split = gcn::apply_split(data, split_request, graph_file, file_has_masks, source);
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   spdlog::info("gcn-train {} | {} from {} ({:.3f} s)", kVersion, data.name, source, load_s);
-  spdlog::info("{}: {} nodes, {} edges, {} features, {} classes, {}/{}/{} train/val/test", data.name, data.n_nodes,
+  spdlog::info("{}: {} nodes, {} edges, {} features, {} classes, {}/{}/{} train/val/test{}", data.name, data.n_nodes,
                data.n_edges(), data.n_features, data.n_classes, data.count(gcn::kTrainBit),
-               data.count(gcn::kValBit), data.count(gcn::kTestBit));
+               data.count(gcn::kValBit), data.count(gcn::kTestBit), split == "planetoid" ? "" : " (" + split + ")");
+  if (!opt.export_graph.empty()) {
+    gcn::write_graph_file(opt.export_graph, data);
+    spdlog::info("wrote {} to {} (features before NormalizeFeatures; --dataset {} trains on it)", data.name,
+                 opt.export_graph, opt.export_graph);
+    return 0;
+  }
 
   // Starting weights: --resume (a training state) or --init (a model), read before the device starts.
   std::optional<gcn::TrainState> resume_state;
@@ -554,7 +669,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
     const gcn::SafetensorsFile& file = *resume_file;
     config = config_from_checkpoint(file, opt.resume_path, config, app, dataset);
     config.validate();
-    const gcn::GcnShape shape{data.n_features, config.hidden, data.n_classes};
+    const gcn::GcnShape shape = config.shape(data.n_features, data.n_classes);
     resume_state = gcn::train_state_from_safetensors(file, shape, opt.resume_path);
     if (resume_state->epoch >= config.epochs) {
       throw gcn::UsageError(fmt::format("--resume: {} already finished its {}; give --epochs N above {} to train "
@@ -572,24 +687,43 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
                                        opt.init_path, in_file.n_features, in_file.n_classes, data.name,
                                        data.n_features, data.n_classes));
     }
-    if (in_file.hidden != config.hidden) {
-      if (app.count("--hidden") > 0) {
-        throw gcn::UsageError(fmt::format("--init {} has hidden size {} but --hidden is {}", opt.init_path,
-                                          in_file.hidden, config.hidden));
-      }
-      config.hidden = in_file.hidden;
-      for (gcn::TrainConfig& c : configs) c.hidden = in_file.hidden;
+    if (in_file.kind != config.model) {
+      throw gcn::UsageError(fmt::format("--init {} holds a {} model: add --model {}", opt.init_path,
+                                        gcn::model_layer_name(in_file.kind), gcn::model_kind_name(in_file.kind)));
     }
-    init_params = gcn::model_from_safetensors(file, in_file, opt.init_path);
+    const gcn::GcnShape wanted = config.shape(data.n_features, data.n_classes);
+    if (!in_file.same_architecture(wanted)) {
+      for (const char* flag : {"--hidden", "--layers", "--heads"}) {
+        if (app.count(flag) > 0) {
+          throw gcn::UsageError(fmt::format("--init {} holds {} but the options ask for {}; leave out {} to take the "
+                                            "file's",
+                                            opt.init_path, in_file.describe(), wanted.describe(), flag));
+        }
+      }
+      for (gcn::TrainConfig* c : {&config}) {
+        c->hidden = in_file.hidden;
+        c->layers = in_file.layers;
+        c->hiddens = in_file.hiddens;
+        c->heads = in_file.heads;
+      }
+      for (gcn::TrainConfig& c : configs) {
+        c.hidden = in_file.hidden;
+        c.layers = in_file.layers;
+        c.hiddens = in_file.hiddens;
+        c.heads = in_file.heads;
+      }
+    }
+    init_params = gcn::model_from_safetensors(file, config.shape(data.n_features, data.n_classes), opt.init_path);
     spdlog::info("initial weights from {}", opt.init_path);
   }
 
   auto backend = gcn::make_backend(spec, opt.threads);
   spdlog::info("device: {}", backend->describe());
   if (configs.size() == 1) {
-    spdlog::info("model: GCNConv({}, {}) -> ReLU -> dropout({}) -> GCNConv({}, {}); Adam lr {} weight decay {}; "
+    spdlog::info("model: {}; Adam lr {} weight decay {}; "
                  "{}{}, seed {}, loss {}, select {}{}",
-                 data.n_features, config.hidden, config.dropout, config.hidden, data.n_classes, config.lr,
+                 describe_model(config.shape(data.n_features, data.n_classes), fmt::format("{}", config.dropout)),
+                 config.lr,
                  config.weight_decay, count_of(config.epochs, "epoch"), eval_only ? " (evaluation only)" : "",
                  config.seed, gcn::loss_name(config.loss), gcn::selection_name(config.select),
                  config.patience > 0 ? fmt::format(", early stopping after {} without a better validation "
@@ -597,9 +731,9 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
                                                    count_of(config.patience, "epoch"))
                                      : "");
   } else {
-    spdlog::info("models: GCNConv(F, hidden) -> ReLU -> dropout -> GCNConv(hidden, {}); {} configurations "
+    spdlog::info("models: {}; {} configurations "
                  "({}) x {} seed{} = {} models; {} epochs, loss {}, select {}{}",
-                 data.n_classes, configs.size(),
+                 describe_model(config.shape(data.n_features, data.n_classes), "p"), configs.size(),
                  opt.configs.empty() ? fmt::format("a grid of hidden {}, lr {}, weight decay {}, dropout {}",
                                                    fmt::join(opt.hiddens, ","), fmt::join(opt.lrs, ","),
                                                    fmt::join(opt.weight_decays, ","), fmt::join(opt.dropouts, ","))
@@ -621,7 +755,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
   };
   auto save_model = [&](const std::string& path, const gcn::TrainConfig& cfg, const gcn::TrainResult& result) {
     const gcn::EpochStats& sel = result.selected();
-    const gcn::GcnShape shape{data.n_features, cfg.hidden, data.n_classes};
+    const gcn::GcnShape shape = cfg.shape(data.n_features, data.n_classes);
     gcn::write_safetensors(
         path, gcn::model_to_safetensors(shape, result.params,
                                         {{"format", "pt"},
@@ -688,7 +822,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
 
   const auto t_train = Clock::now();
   if (eval_only) {
-    gcn::Trainer trainer(graph, config.hidden, 0.0f);
+    gcn::Trainer trainer(graph, config.shape(data.n_features, data.n_classes), 0.0f);
     std::vector<float> log_probs;
     gcn::TrainResult evaluated;
     evaluated.history.push_back(trainer.evaluate(*init_params, opt.predictions_path.empty() ? nullptr : &log_probs));
@@ -713,7 +847,8 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
     for (std::size_t ci = 0; ci < configs.size() && !g_interrupt; ++ci) {
       if (!trainer || trainer_hidden != configs[ci].hidden || trainer_dropout != configs[ci].dropout) {
         trainer.reset();
-        trainer = std::make_unique<gcn::Trainer>(graph, configs[ci].hidden, configs[ci].dropout);
+        trainer = std::make_unique<gcn::Trainer>(graph, configs[ci].shape(data.n_features, data.n_classes),
+                                                 configs[ci].dropout);
         trainer_hidden = configs[ci].hidden;
         trainer_dropout = configs[ci].dropout;
       }
@@ -804,7 +939,8 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
       const int n = static_cast<int>(models.size());
       const bool with_dropout =
           std::any_of(models.begin(), models.end(), [](const gcn::TrainConfig& c) { return c.dropout > 0.0f; });
-      auto bytes = [&, h = hidden](int k) { return gcn::Trainer::planned_bytes(graph, h, k, with_dropout); };
+      const gcn::GcnShape shape = models.front().shape(data.n_features, data.n_classes);
+      auto bytes = [&](int k) { return gcn::Trainer::planned_bytes(graph, shape, k, with_dropout); };
       // The default: on a GPU every model in one batch (the memory budget
       // permitting); on the CPU, batches that keep a worker's tensors in
       // its cache, one worker per thread.
@@ -836,7 +972,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
       const int n_batches = (n + k - 1) / k;
       const std::size_t planned = bytes(k);
       // Host: the pinned metrics ring and every model's history and parameters.
-      const gcn::ParamLayout layout(gcn::GcnShape{data.n_features, hidden, data.n_classes});
+      const gcn::ParamLayout layout(shape);
       const double host_mb =
           (static_cast<double>(k) * gcn::GcnModel::kRingSlots * sizeof(gcn::EpochMetrics) +
            static_cast<double>(n) * (config.epochs * sizeof(gcn::EpochStats) + 2.0 * layout.total * sizeof(float))) /
@@ -872,7 +1008,10 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
       for (std::size_t j = next_job++; j < jobs.size() && !g_interrupt; j = next_job++) {
         Job& job = jobs[j];
         auto& trainer = trainers[{job.hidden, job.batch == 1 ? job.models.front().dropout : -1.0f}];
-        if (!trainer) trainer = std::make_unique<gcn::Trainer>(g, job.hidden, job.batch, job.with_dropout);
+        if (!trainer) {
+          trainer = std::make_unique<gcn::Trainer>(g, job.models.front().shape(data.n_features, data.n_classes),
+                                                   job.batch, job.with_dropout);
+        }
         gcn::TrainOptions options;
         const auto job_start = Clock::now();
         options.on_progress = [&, job_start](int epoch, int running) {
@@ -1044,7 +1183,7 @@ std::string unknown_option(const CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
   const auto process_start = Clock::now();
   Options opt;
-  CLI::App app{"gcn-train: trains PyTorch Geometric's tutorial GCN (GCNConv -> ReLU -> dropout -> GCNConv) "
+  CLI::App app{"gcn-train: trains PyTorch Geometric's GNNs (the tutorial's GCN, GraphSAGE, GAT; any depth) "
                "on a Planetoid dataset, with PyG's semantics, on the CPU or a CUDA GPU."};
   app.set_version_flag("--version", version_text());
   app.set_config("--config", "", "Read options from this TOML (or INI) file, as --write-config writes it; flags on "
@@ -1052,7 +1191,26 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.add_option("--dataset", opt.dataset,
                  "cora, citeseer or pubmed (Planetoid split), or synthetic[:key=value,...] with keys nodes, degree, "
-                 "features, nnz, classes, homophily, signal, seed, train_per_class, val, test");
+                 "features, nnz, classes, homophily, signal, seed, train_per_class, val, test, or a graph file "
+                 "PATH.safetensors (or file:PATH; docs/graph-format.md)");
+  app.add_option("--split", opt.split,
+                 "planetoid (the dataset's own; on a graph file: in node order, the first --train-per-class labelled "
+                 "nodes of each class, then --num-val, then --num-test), random (PyG's RandomNodeSplit), file (a "
+                 "graph file's masks), or auto: file for a graph file with masks, else planetoid")
+      ->check(one_of({"auto", "planetoid", "random", "file"}));
+  app.add_option("--train-per-class", opt.train_per_class, "Training nodes per class of --split random/planetoid")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 31));
+  app.add_option("--num-val", opt.num_val,
+                 "Validation nodes of --split random/planetoid: a count, or a fraction of the nodes (0.1)");
+  app.add_option("--num-test", opt.num_test,
+                 "Test nodes of --split random/planetoid: a count, or a fraction of the nodes (0.2)");
+  app.add_option("--split-seed", opt.split_seed, "Seed of --split random (the same split for every --seed)");
+  app.add_flag("--to-undirected", opt.to_undirected,
+               "Add every edge's reverse and merge duplicates, as PyG's T.ToUndirected()");
+  app.add_option("--export-graph", opt.export_graph,
+                 "Write the loaded dataset (edges, features before NormalizeFeatures, labels, split) as a graph file "
+                 "(docs/graph-format.md) and exit without training")
+      ->configurable(false);
   app.add_option("--data-root", opt.data_root,
                  "Folder with the raw Planetoid files (flat ind.<name>.* or PyG's <Name>/raw/); "
                  "default: $GCN_DATA_ROOT, else ./datasets, else the datasets/ of the build or install this "
@@ -1063,11 +1221,23 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", opt.weight_decays,
                  "L2 weight decay on all parameters (as torch.optim.Adam); a list trains each")
       ->delimiter(',');
+  app.add_option("--model", opt.model,
+                 "gcn (GCNConv, the tutorial's), sage (SAGEConv, mean) or gat (GATConv; defaults of PyG's "
+                 "examples/gat.py: --hidden 8 --heads 8 --dropout 0.6 --input-dropout 0.6 --lr 0.005)")
+      ->check(one_of({"gcn", "sage", "gat"}));
+  app.add_option("--layers", opt.layers, "Graph convolutions (2: the tutorial's); hidden layers = layers - 1");
   app.add_option("--hidden", opt.hiddens,
-                 "Hidden channels of the first GCNConv; a list trains each (one batch per width)")
+                 "Hidden channels (per head for gat); a list trains each (one batch per width), except with "
+                 "--layers L > 2 and L - 1 values: one width per hidden layer (--layers 3 --hidden 64,32)")
       ->delimiter(',');
-  app.add_option("--dropout", opt.dropouts, "Dropout probability after the ReLU, in [0, 1); a list trains each")
+  app.add_option("--heads", opt.heads, "Attention heads of each hidden GATConv (--model gat; the last layer has 1)");
+  app.add_option("--dropout", opt.dropouts,
+                 "Dropout probability after each hidden layer's activation, in [0, 1); a list trains each")
       ->delimiter(',');
+  app.add_option("--input-dropout", opt.input_dropout,
+                 "Dropout on the input features, in [0, 1) (default 0; 0.6 for gat)");
+  app.add_option("--attention-dropout", opt.attention_dropout,
+                 "GATConv's dropout on the attention coefficients, in [0, 1) (--model gat)");
   app.add_option("--seed", opt.seed_text, "Seed for the initial weights and the dropout masks, in [0, 2^63)");
   app.add_option("--loss", opt.loss, "nll (log_softmax + nll_loss) or cross-entropy (on the logits); same fused op")
       ->check(one_of({"nll", "cross-entropy"}));
@@ -1146,6 +1316,7 @@ int main(int argc, char** argv) {
   setup_logging(opt.quiet, opt.json_path == "-" || opt.predictions_path == "-" || opt.table_path == "-");
   install_interrupt_handlers();
   try {
+    resolve_model_defaults(opt, app);
     return run(opt, app, process_start);
   } catch (const gcn::UsageError& e) {
     std::fprintf(stderr, "gcn-train: error: %s\n", e.what());

@@ -115,26 +115,90 @@ namespace {
 const char* pass_suffix(Pass pass) { return pass == Pass::kTrain ? ".train" : ".eval"; }
 int idx(Pass pass) { return static_cast<int>(pass); }
 
+// Dropout sites (gcn/rng.hpp site_seed): the activation after layer k draws
+// at site k (the tutorial GCN's one dropout at site 0, its old stream), the
+// input features at kInputSite, layer k's attention at kAttentionSite + k.
+constexpr uint32_t kInputSite = 100;
+constexpr uint32_t kAttentionSite = 200;
+
+// A layer's input times a weight: in · W for a dense input, X · W for the
+// graph's sparse features (with the features' dropout in the training pass:
+// each model's own copy of X's values), and the weight gradient inᵀ · g.
+class InputProduct {
+ public:
+  void plan(Planner& p, const std::string& name, const Workspace::Id in[2], float input_dropout) {
+    sparse_ = in[0] < 0;
+    for (int i = 0; i < 2; ++i) in_[i] = in[i];
+    dropout_ = sparse_ ? input_dropout : 0.0f;
+    if (dropout_ > 0.0f) {
+      const int64_t nnz = p.graph().features().nnz();
+      x_values_ = p.tensor(name + ".x.dropped", p.batch(), nnz);
+      xt_values_ = p.tensor(name + ".x_t.dropped", p.batch(), nnz);
+    }
+  }
+  bool sparse() const { return sparse_; }
+  bool depends_on_pass() const { return dropout_ > 0.0f; }
+  // Whether the products run with prepared = true (the sparse ones).
+  bool prepared() const { return sparse_; }
+  void set_restricted_features_t(const SparseMatrix* xt) { features_t_ = xt; }
+
+  // out = in · w (w: (in, batch · cols) blocks).
+  void forward(const LayerContext& c, Pass pass, ConstMatRef w, MatRef out) const {
+    Backend& be = *c.backend;
+    if (!sparse_) {
+      be.gemm(c.ws->mat(in_[idx(pass)]), false, w, false, out, c.batch);  // in · W, model by model
+    } else if (pass == Pass::kTrain && dropout_ > 0.0f) {
+      const SparseMatrix& x = c.graph->features();
+      float* values = c.ws->get<float>(x_values_);
+      be.sparse_dropout(x, /*transposed=*/false, dropout_, c.step, c.batch, kInputSite, values);
+      be.spmm_values(x, values, w, out, c.batch, /*prepared=*/true);  // dropout(X) · W, model by model
+    } else {
+      be.spmm(c.graph->features(), w, out, nullptr, /*prepared=*/true);  // X · W, every model at once
+    }
+  }
+  // dw = inᵀ · g (training pass).
+  void weight_grad(const LayerContext& c, ConstMatRef g, MatRef dw) const {
+    Backend& be = *c.backend;
+    if (!sparse_) {
+      be.gemm(c.ws->mat(in_[idx(Pass::kTrain)]), true, g, false, dw, c.batch);
+      return;
+    }
+    const SparseMatrix& xt = features_t_ != nullptr ? *features_t_ : c.graph->features_t();
+    if (dropout_ > 0.0f) {
+      float* values = c.ws->get<float>(xt_values_);
+      be.sparse_dropout(xt, /*transposed=*/true, dropout_, c.step, c.batch, kInputSite, values);
+      be.spmm_values(xt, values, g, dw, c.batch, /*prepared=*/true);
+    } else {
+      be.spmm(xt, g, dw, nullptr, /*prepared=*/true);  // Xᵀ · g
+    }
+  }
+
+ private:
+  bool sparse_ = false;
+  float dropout_ = 0.0f;
+  Workspace::Id in_[2] = {-1, -1}, x_values_ = -1, xt_values_ = -1;
+  const SparseMatrix* features_t_ = nullptr;
+};
+
 // GCNConv(in, out): out = Â · (in · W) + b, PyG's order (linear transform,
 // then propagation, then bias). A first layer reads the sparse features X.
 class GcnConv final : public Layer {
  public:
-  GcnConv(std::string name, int64_t in_cols, int64_t out_cols) : name_(std::move(name)), in_(in_cols), out_(out_cols) {}
+  GcnConv(std::string name, int64_t in_cols, int64_t out_cols, float input_dropout)
+      : name_(std::move(name)), in_(in_cols), out_(out_cols), input_dropout_(input_dropout) {}
 
   std::string describe() const override { return fmt::format("GCNConv({}, {})", in_, out_); }
-  bool depends_on_pass() const override { return false; }
+  bool depends_on_pass() const override { return input_dropout_ > 0.0f; }
   int64_t out_cols() const override { return out_; }
   int64_t bias_offset() const override { return bias_; }
 
   void plan(Planner& p, const Workspace::Id in[2], bool shared, Workspace::Id out[2]) override {
     weight_ = p.add_param(in_, out_);  // conv.lin.weight, stored (in, out)
     bias_ = p.add_param(1, out_);      // conv.bias
-    sparse_input_ = in[0] < 0;
+    input_.plan(p, name_, in, input_dropout_);
     const int64_t n = p.n_nodes();
-    batch_ = p.batch();
-    const int64_t out_b = out_ * batch_;  // the batch's columns
+    const int64_t out_b = out_ * p.batch();  // the batch's columns
     for (Pass pass : {Pass::kEval, Pass::kTrain}) {
-      in_ids_[idx(pass)] = in[idx(pass)];
       if (shared && pass == Pass::kTrain) {
         xw_[idx(pass)] = xw_[idx(Pass::kEval)];
         out[idx(pass)] = out[idx(Pass::kEval)];
@@ -144,12 +208,12 @@ class GcnConv final : public Layer {
       xw_[idx(pass)] = p.tensor(name_ + ".xw" + suffix, n, out_b);   // (N, out) in · W
       out[idx(pass)] = p.tensor(name_ + ".out" + suffix, n, out_b);  // (N, out) Â · (in · W) + b
       p.prepare(pass, out[idx(pass)], bias_);
-      if (sparse_input_) p.prepare(pass, xw_[idx(pass)], -1);
+      if (input_.prepared()) p.prepare(pass, xw_[idx(pass)], -1);
     }
     for (int i = 0; i < 2; ++i) out_ids_[i] = out[i];
     grad_xw_ = p.tensor(name_ + ".xw.grad", n, out_b);  // (N, out) Âᵀ · dL/d out
     p.prepare(Pass::kTrain, grad_xw_, -1);
-    if (sparse_input_) p.prepare_grad(Pass::kTrain, weight_, in_, out_b);
+    if (input_.prepared()) p.prepare_grad(Pass::kTrain, weight_, in_, out_b);
     edges_ = &p.graph().gcn_norm();
   }
 
@@ -165,24 +229,19 @@ class GcnConv final : public Layer {
     }
     backward_ = &g.derived(TrainingRows::key(symmetric ? "gcn_norm.columns" : "gcn_norm_t.columns", grad_out_rows),
                            [&] { return keep_columns(back, grad_out_rows); });
-    if (sparse_input_) {
-      features_t_ = &g.derived(TrainingRows::key("features_t.columns", xw_rows),
-                               [&] { return keep_columns(rows.x_t(), xw_rows); });
+    if (input_.sparse()) {
+      input_.set_restricted_features_t(&g.derived(TrainingRows::key("features_t.columns", xw_rows),
+                                                  [&] { return keep_columns(rows.x_t(), xw_rows); }));
     }
     return xw_rows;
   }
 
   void forward(const LayerContext& c, Pass pass) const override {
-    Backend& be = *c.backend;
     const ConstMatRef w(c.params + weight_, in_, out_ * c.batch);
     const MatRef xw = c.ws->mat(xw_[idx(pass)]);
-    if (sparse_input_) {
-      be.spmm(c.graph->features(), w, xw, nullptr, /*prepared=*/true);  // X · W, every model at once
-    } else {
-      be.gemm(c.ws->mat(in_ids_[idx(pass)]), false, w, false, xw, c.batch);  // in · W, model by model
-    }
+    input_.forward(c, pass, w, xw);
     const SparseMatrix& adj = pass == Pass::kTrain && train_forward_ != nullptr ? *train_forward_ : *edges_->forward;
-    be.spmm(adj, xw, c.ws->mat(out_ids_[idx(pass)]), c.params + bias_, /*prepared=*/true);
+    c.backend->spmm(adj, xw, c.ws->mat(out_ids_[idx(pass)]), c.params + bias_, /*prepared=*/true);
   }
 
   void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
@@ -194,13 +253,7 @@ class GcnConv final : public Layer {
     const MatRef gxw = c.ws->mat(grad_xw_);
     be.spmm(backward_ != nullptr ? *backward_ : edges_->backward(), g, gxw, nullptr,
             /*prepared=*/true);  // dL/d(in · W) = Âᵀ · g
-    const MatRef dw{c.grads + weight_, in_, out_ * c.batch};
-    if (sparse_input_) {
-      be.spmm(features_t_ != nullptr ? *features_t_ : c.graph->features_t(), gxw, dw, nullptr,
-              /*prepared=*/true);  // Xᵀ · (.)
-    } else {
-      be.gemm(c.ws->mat(in_ids_[idx(Pass::kTrain)]), true, gxw, false, dw, c.batch);  // inᵀ · (.)
-    }
+    input_.weight_grad(c, gxw, MatRef{c.grads + weight_, in_, out_ * c.batch});
     if (grad_in >= 0) {
       const ConstMatRef w(c.params + weight_, in_, out_ * c.batch);
       be.gemm(gxw, false, w, true, c.ws->mat(grad_in), c.batch);  // dL/d in = (.) · Wᵀ
@@ -210,28 +263,282 @@ class GcnConv final : public Layer {
  private:
   std::string name_;
   int64_t in_, out_;
+  float input_dropout_;
+  InputProduct input_;
   int64_t weight_ = -1, bias_ = -1;
-  int batch_ = 1;
-  bool sparse_input_ = false;
   const EdgeSet* edges_ = nullptr;
   // The training pass's restricted products (null: the full matrices).
   const SparseMatrix* train_forward_ = nullptr;  // Â's rows the loss reads
   const SparseMatrix* backward_ = nullptr;       // Âᵀ's columns where dL/d out can be non-zero
-  const SparseMatrix* features_t_ = nullptr;     // Xᵀ's columns where dL/d(X·W) can be non-zero
-  Workspace::Id in_ids_[2] = {-1, -1}, xw_[2] = {-1, -1}, out_ids_[2] = {-1, -1}, grad_xw_ = -1;
+  Workspace::Id xw_[2] = {-1, -1}, out_ids_[2] = {-1, -1}, grad_xw_ = -1;
 };
 
-// ReLU, then dropout(p) in the training pass: one fused op each way. In a
-// batch, each model drops with its own rate (its step state's); p is then
-// the largest (whether any model drops).
-class ReluDropout final : public Layer {
+// SAGEConv's sparse operators. Mean aggregation M (N, N): row i holds
+// 1 / deg_in(i) at the source j of each edge j -> i (duplicates count
+// twice, as PyG's scatter mean does; no self loops added; an isolated
+// node's row is empty). The layer's forward is one product
+//   out = [M | I] · [in · W_l ; in · W_r] + b        ([M | I]: (N, 2N))
+// so the root term needs no separate sum; its backward
+//   [dZ_l ; dZ_r] = [M | I]ᵀ · g,  dW_l = inᵀ · dZ_l,  dW_r = inᵀ · dZ_r,
+//   d in = [I I] · [dZ_l · W_lᵀ ; dZ_r · W_rᵀ]
+// (the two terms summed in a fixed order by a product with [I I]).
+CsrMatrix mean_and_root(const Dataset& d) {
+  const int32_t n = d.n_nodes;
+  std::vector<int32_t> deg(static_cast<std::size_t>(n), 0);
+  for (int32_t t : d.edge_dst) ++deg[static_cast<std::size_t>(t)];
+  std::vector<std::vector<int32_t>> src(static_cast<std::size_t>(n));
+  for (std::size_t e = 0; e < d.edge_src.size(); ++e) src[static_cast<std::size_t>(d.edge_dst[e])].push_back(d.edge_src[e]);
+  CsrMatrix m;
+  m.n_rows = n;
+  m.n_cols = 2 * n;
+  m.indptr.assign(1, 0);
+  for (int32_t i = 0; i < n; ++i) {
+    std::vector<int32_t>& s = src[static_cast<std::size_t>(i)];
+    std::sort(s.begin(), s.end());
+    const float inv = deg[i] > 0 ? static_cast<float>(1.0 / deg[i]) : 0.0f;
+    for (std::size_t k = 0; k < s.size(); ++k) {
+      if (k > 0 && s[k] == s[k - 1]) {
+        m.values.back() = static_cast<float>(static_cast<double>(m.values.back()) + 1.0 / deg[i]);
+        continue;
+      }
+      m.indices.push_back(s[k]);
+      m.values.push_back(inv);
+    }
+    m.indices.push_back(n + i);  // the root term
+    m.values.push_back(1.0f);
+    m.indptr.push_back(static_cast<int32_t>(m.indices.size()));
+  }
+  return m;
+}
+
+CsrMatrix sum_halves(int32_t n) {  // [I I] (N, 2N)
+  CsrMatrix m;
+  m.n_rows = n;
+  m.n_cols = 2 * n;
+  m.indptr.assign(1, 0);
+  for (int32_t i = 0; i < n; ++i) {
+    m.indices.push_back(i);
+    m.indices.push_back(n + i);
+    m.values.push_back(1.0f);
+    m.values.push_back(1.0f);
+    m.indptr.push_back(static_cast<int32_t>(m.indices.size()));
+  }
+  return m;
+}
+
+// SAGEConv(in, out), mean aggregation, root weight:
+//   out_i = lin_l(mean over j -> i of in_j) + lin_r(in_i)
+// (lin_l carries the bias). PyG takes the mean before lin_l; the product is
+// associative, so this takes it after (M · (in · W_l)): the same values up
+// to rounding, and for the sparse features far less work.
+class SageConv final : public Layer {
  public:
-  ReluDropout(std::string name, int64_t cols, float p, bool per_model)
-      : name_(std::move(name)), cols_(cols), p_(p), per_model_(per_model) {}
+  SageConv(std::string name, int64_t in_cols, int64_t out_cols, float input_dropout)
+      : name_(std::move(name)), in_(in_cols), out_(out_cols), input_dropout_(input_dropout) {}
+
+  std::string describe() const override { return fmt::format("SAGEConv({}, {}, aggr=mean)", in_, out_); }
+  bool depends_on_pass() const override { return input_dropout_ > 0.0f; }
+  int64_t out_cols() const override { return out_; }
+  int64_t bias_offset() const override { return bias_; }
+
+  void plan(Planner& p, const Workspace::Id in[2], bool shared, Workspace::Id out[2]) override {
+    weight_l_ = p.add_param(in_, out_);  // conv.lin_l.weight
+    bias_ = p.add_param(1, out_);        // conv.lin_l.bias
+    weight_r_ = p.add_param(in_, out_);  // conv.lin_r.weight
+    input_.plan(p, name_, in, input_dropout_);
+    const int64_t n = p.n_nodes();
+    const int64_t out_b = out_ * p.batch();
+    n_ = n;
+    for (Pass pass : {Pass::kEval, Pass::kTrain}) {
+      if (shared && pass == Pass::kTrain) {
+        z_[idx(pass)] = z_[idx(Pass::kEval)];
+        out[idx(pass)] = out[idx(Pass::kEval)];
+        continue;
+      }
+      const std::string suffix = shared ? "" : pass_suffix(pass);
+      z_[idx(pass)] = p.tensor(name_ + ".z" + suffix, 2 * n, out_b);  // (2N, out) [in · W_l ; in · W_r]
+      out[idx(pass)] = p.tensor(name_ + ".out" + suffix, n, out_b);
+      p.prepare(pass, out[idx(pass)], bias_);
+      if (input_.prepared()) p.prepare(pass, z_[idx(pass)], -1);
+    }
+    for (int i = 0; i < 2; ++i) out_ids_[i] = out[i];
+    grad_z_ = p.tensor(name_ + ".z.grad", 2 * n, out_b);
+    p.prepare(Pass::kTrain, grad_z_, -1);
+    if (input_.prepared()) {
+      p.prepare_grad(Pass::kTrain, weight_l_, in_, out_b);
+      p.prepare_grad(Pass::kTrain, weight_r_, in_, out_b);
+    } else {
+      terms_ = p.tensor(name_ + ".in.grad.terms", 2 * n, in_ * p.batch());
+    }
+    const Dataset& d = p.graph().dataset();
+    forward_ = &p.graph().derived("sage.mean_root", [&] { return mean_and_root(d); });
+    backward_ = &p.graph().derived("sage.mean_root_t", [&] { return mean_and_root(d).transposed(); });
+    if (!input_.prepared()) sum_ = &p.graph().derived("sage.sum_halves", [&] { return sum_halves(d.n_nodes); });
+  }
+
+  RowMask plan_training_rows(TrainingRows&, const RowMask*, const RowMask& grad_out_rows) override {
+    return RowMask(grad_out_rows.size(), 1);  // not restricted
+  }
+
+  void forward(const LayerContext& c, Pass pass) const override {
+    const MatRef z = c.ws->mat(z_[idx(pass)]);
+    const int64_t cols = out_ * c.batch;
+    input_.forward(c, pass, ConstMatRef(c.params + weight_l_, in_, cols), MatRef{z.data, n_, cols});
+    input_.forward(c, pass, ConstMatRef(c.params + weight_r_, in_, cols), MatRef{z.data + n_ * cols, n_, cols});
+    c.backend->spmm(*forward_, z, c.ws->mat(out_ids_[idx(pass)]), c.params + bias_, /*prepared=*/true);
+  }
+
+  void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
+                bool bias_grad_done) const override {
+    if (col_sums != nullptr) throw Error(describe() + ": cannot fuse the column sums of its input gradient");
+    Backend& be = *c.backend;
+    const ConstMatRef g = c.ws->mat(grad_out);
+    if (!bias_grad_done) be.column_sum(g, c.grads + bias_);
+    const MatRef gz = c.ws->mat(grad_z_);
+    be.spmm(*backward_, g, gz, nullptr, /*prepared=*/true);  // [dZ_l ; dZ_r]
+    const int64_t cols = out_ * c.batch;
+    const ConstMatRef gl(gz.data, n_, cols), gr(gz.data + n_ * cols, n_, cols);
+    input_.weight_grad(c, gl, MatRef{c.grads + weight_l_, in_, cols});
+    input_.weight_grad(c, gr, MatRef{c.grads + weight_r_, in_, cols});
+    if (grad_in >= 0) {
+      const MatRef t = c.ws->mat(terms_);
+      const int64_t in_b = in_ * c.batch;
+      be.gemm(gl, false, ConstMatRef(c.params + weight_l_, in_, cols), true, MatRef{t.data, n_, in_b}, c.batch);
+      be.gemm(gr, false, ConstMatRef(c.params + weight_r_, in_, cols), true, MatRef{t.data + n_ * in_b, n_, in_b},
+              c.batch);
+      be.spmm(*sum_, t, c.ws->mat(grad_in));  // dZ_l · W_lᵀ + dZ_r · W_rᵀ
+    }
+  }
+
+ private:
+  std::string name_;
+  int64_t in_, out_;
+  float input_dropout_;
+  InputProduct input_;
+  int64_t n_ = 0;
+  int64_t weight_l_ = -1, bias_ = -1, weight_r_ = -1;
+  const SparseMatrix* forward_ = nullptr;   // [M | I]
+  const SparseMatrix* backward_ = nullptr;  // [M | I]ᵀ
+  const SparseMatrix* sum_ = nullptr;       // [I I]
+  Workspace::Id z_[2] = {-1, -1}, out_ids_[2] = {-1, -1}, grad_z_ = -1, terms_ = -1;
+};
+
+// GATConv(in, ch, heads): xw = in · W (heads blocks of ch), attention over
+// the edges into each node (self loops added), dropout on the coefficients
+// in training, out = Σ α · xw_j + bias, heads concatenated (the last layer
+// has one head, so concat=False's mean is the same).
+class GatConv final : public Layer {
+ public:
+  GatConv(std::string name, int64_t in_cols, int64_t channels, int heads, float input_dropout,
+          float attention_dropout, uint32_t site)
+      : name_(std::move(name)), in_(in_cols), ch_(channels), heads_(heads), input_dropout_(input_dropout),
+        attention_dropout_(attention_dropout), site_(site) {}
 
   std::string describe() const override {
-    if (per_model_) return p_ > 0.0f ? "ReLU -> dropout (per model)" : "ReLU";
-    return p_ > 0.0f ? fmt::format("ReLU -> dropout({})", p_) : std::string("ReLU");
+    std::string args = fmt::format("GATConv({}, {}", in_, ch_);
+    if (heads_ > 1) args += fmt::format(", heads={}", heads_);
+    if (attention_dropout_ > 0.0f) args += fmt::format(", dropout={}", attention_dropout_);
+    return args + ")";
+  }
+  bool depends_on_pass() const override { return attention_dropout_ > 0.0f || input_dropout_ > 0.0f; }
+  int64_t out_cols() const override { return ch_ * heads_; }
+  int64_t bias_offset() const override { return bias_; }
+
+  void plan(Planner& p, const Workspace::Id in[2], bool shared, Workspace::Id out[2]) override {
+    const int64_t cols = ch_ * heads_;
+    weight_ = p.add_param(in_, cols);  // conv.lin.weight
+    att_src_ = p.add_param(1, cols);   // conv.att_src
+    att_dst_ = p.add_param(1, cols);   // conv.att_dst
+    bias_ = p.add_param(1, cols);      // conv.bias
+    input_.plan(p, name_, in, input_dropout_);
+    edges_ = &p.graph().attention_edges();
+    const int64_t n = p.n_nodes(), e = edges_->n_edges, b = p.batch();
+    for (Pass pass : {Pass::kEval, Pass::kTrain}) {
+      const int i = idx(pass);
+      if (shared && pass == Pass::kTrain) {
+        xw_[i] = xw_[idx(Pass::kEval)];
+        s_src_[i] = s_src_[idx(Pass::kEval)];
+        s_dst_[i] = s_dst_[idx(Pass::kEval)];
+        alpha_[i] = alpha_[idx(Pass::kEval)];
+        out[i] = out[idx(Pass::kEval)];
+        continue;
+      }
+      const std::string suffix = shared ? "" : pass_suffix(pass);
+      xw_[i] = p.tensor(name_ + ".xw" + suffix, n, cols * b);
+      s_src_[i] = p.tensor(name_ + ".score_src" + suffix, n, heads_ * b);
+      s_dst_[i] = p.tensor(name_ + ".score_dst" + suffix, n, heads_ * b);
+      alpha_[i] = p.tensor(name_ + ".alpha" + suffix, e, heads_ * b);
+      out[i] = p.tensor(name_ + ".out" + suffix, n, cols * b);
+      if (input_.prepared()) p.prepare(pass, xw_[i], -1);
+    }
+    for (int i = 0; i < 2; ++i) out_ids_[i] = out[i];
+    grad_xw_ = p.tensor(name_ + ".xw.grad", n, cols * b);
+    grad_alpha_ = p.tensor(name_ + ".alpha.grad", e, heads_ * b);
+    grad_s_src_ = p.tensor(name_ + ".score_src.grad", n, heads_ * b);
+    grad_s_dst_ = p.tensor(name_ + ".score_dst.grad", n, heads_ * b);
+    if (input_.prepared()) p.prepare_grad(Pass::kTrain, weight_, in_, cols * b);
+  }
+
+  RowMask plan_training_rows(TrainingRows&, const RowMask*, const RowMask& grad_out_rows) override {
+    return RowMask(grad_out_rows.size(), 1);  // not restricted
+  }
+
+  void forward(const LayerContext& c, Pass pass) const override {
+    Backend& be = *c.backend;
+    const int i = idx(pass);
+    const int64_t cols = ch_ * heads_ * c.batch;
+    const MatRef xw = c.ws->mat(xw_[i]);
+    input_.forward(c, pass, ConstMatRef(c.params + weight_, in_, cols), xw);
+    be.gat_attention(*edges_, xw, c.params + att_src_, c.params + att_dst_, heads_, c.ws->mat(s_src_[i]),
+                     c.ws->mat(s_dst_[i]), c.ws->mat(alpha_[i]), c.batch);
+    be.gat_aggregate(*edges_, c.ws->mat(alpha_[i]), xw, heads_, c.params + bias_, c.ws->mat(out_ids_[i]),
+                     pass == Pass::kTrain ? attention_dropout_ : 0.0f, c.step, site_, c.batch);
+  }
+
+  void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
+                bool bias_grad_done) const override {
+    if (col_sums != nullptr) throw Error(describe() + ": cannot fuse the column sums of its input gradient");
+    Backend& be = *c.backend;
+    const int t = idx(Pass::kTrain);
+    const int64_t cols = ch_ * heads_ * c.batch;
+    const ConstMatRef g = c.ws->mat(grad_out);
+    if (!bias_grad_done) be.column_sum(g, c.grads + bias_);
+    const MatRef gxw = c.ws->mat(grad_xw_);
+    be.gat_backward(*edges_, g, c.ws->mat(xw_[t]), c.params + att_src_, c.params + att_dst_, c.ws->mat(s_src_[t]),
+                    c.ws->mat(s_dst_[t]), c.ws->mat(alpha_[t]), heads_, attention_dropout_, c.step, site_, gxw,
+                    c.grads + att_src_, c.grads + att_dst_, c.ws->mat(grad_alpha_), c.ws->mat(grad_s_src_),
+                    c.ws->mat(grad_s_dst_), c.batch);
+    input_.weight_grad(c, gxw, MatRef{c.grads + weight_, in_, cols});
+    if (grad_in >= 0) {
+      be.gemm(gxw, false, ConstMatRef(c.params + weight_, in_, cols), true, c.ws->mat(grad_in), c.batch);
+    }
+  }
+
+ private:
+  std::string name_;
+  int64_t in_, ch_;
+  int heads_;
+  float input_dropout_, attention_dropout_;
+  uint32_t site_;
+  InputProduct input_;
+  const EdgeLists* edges_ = nullptr;
+  int64_t weight_ = -1, att_src_ = -1, att_dst_ = -1, bias_ = -1;
+  Workspace::Id xw_[2] = {-1, -1}, s_src_[2] = {-1, -1}, s_dst_[2] = {-1, -1}, alpha_[2] = {-1, -1};
+  Workspace::Id out_ids_[2] = {-1, -1}, grad_xw_ = -1, grad_alpha_ = -1, grad_s_src_ = -1, grad_s_dst_ = -1;
+};
+
+// An activation (ReLU or ELU), then dropout(p) in the training pass: one
+// fused op each way. In a batch, each model drops with its own rate (its
+// step state's); p is then the largest (whether any model drops).
+class ActDropout final : public Layer {
+ public:
+  ActDropout(std::string name, int64_t cols, Activation act, float p, bool per_model, uint32_t site)
+      : name_(std::move(name)), cols_(cols), act_(act), p_(p), per_model_(per_model), site_(site) {}
+
+  std::string describe() const override {
+    const char* act = act_ == Activation::kElu ? "ELU" : "ReLU";
+    if (per_model_) return p_ > 0.0f ? fmt::format("{} -> dropout (per model)", act) : std::string(act);
+    return p_ > 0.0f ? fmt::format("{} -> dropout({})", act, p_) : std::string(act);
   }
   bool depends_on_pass() const override { return p_ > 0.0f; }
   int64_t out_cols() const override { return cols_; }
@@ -251,13 +558,10 @@ class ReluDropout final : public Layer {
   }
 
   void forward(const LayerContext& c, Pass pass) const override {
-    if (per_model_ && pass == Pass::kTrain) {
-      c.backend->batch_relu_dropout_forward(c.ws->mat(in_ids_[idx(pass)]), c.ws->mat(out_ids_[idx(pass)]), c.step,
-                                            c.batch);
-      return;
-    }
-    c.backend->relu_dropout_forward(c.ws->mat(in_ids_[idx(pass)]), c.ws->mat(out_ids_[idx(pass)]),
-                                    pass == Pass::kTrain ? p_ : 0.0f, c.step);
+    const bool train = pass == Pass::kTrain;
+    c.backend->act_dropout_forward(act_, c.ws->mat(in_ids_[idx(pass)]), c.ws->mat(out_ids_[idx(pass)]),
+                                   train && !per_model_ ? p_ : 0.0f, c.step, per_model_ && train ? c.batch : 1,
+                                   per_model_ && train, site_);
   }
 
   RowMask plan_training_rows(TrainingRows&, const RowMask*, const RowMask& grad_out_rows) override {
@@ -267,20 +571,18 @@ class ReluDropout final : public Layer {
   void backward(const LayerContext& c, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
                 bool /*bias_grad_done*/) const override {
     if (grad_in < 0) return;
-    if (per_model_) {
-      c.backend->batch_relu_dropout_backward(c.ws->mat(grad_out), c.ws->mat(out_ids_[idx(Pass::kTrain)]),
-                                             c.ws->mat(grad_in), c.step, c.batch, col_sums);
-      return;
-    }
-    c.backend->relu_dropout_backward(c.ws->mat(grad_out), c.ws->mat(out_ids_[idx(Pass::kTrain)]),
-                                     c.ws->mat(grad_in), p_, col_sums);
+    c.backend->act_dropout_backward(act_, c.ws->mat(grad_out), c.ws->mat(out_ids_[idx(Pass::kTrain)]),
+                                    c.ws->mat(grad_in), per_model_ ? 0.0f : p_, c.step, per_model_ ? c.batch : 1,
+                                    per_model_, site_, col_sums);
   }
 
  private:
   std::string name_;
   int64_t cols_;
+  Activation act_;
   float p_;
   bool per_model_;
+  uint32_t site_;
   Workspace::Id in_ids_[2] = {-1, -1}, out_ids_[2] = {-1, -1};
 };
 
@@ -303,15 +605,34 @@ GcnModel::GcnModel(const DeviceGraph& graph, const GcnShape& shape, const std::v
                                  shape.n_features, shape.n_classes, graph.dataset().name, graph.n_features(),
                                  graph.n_classes()));
   }
-  if (shape.hidden < 1) throw UsageError("hidden size must be at least 1");
+  shape.validate();
   float max_dropout = 0.0f;
   for (const ModelRates& r : rates) {
     if (!(r.dropout >= 0.0f && r.dropout < 1.0f)) throw UsageError(fmt::format("dropout {} outside [0, 1)", r.dropout));
     max_dropout = std::max(max_dropout, r.dropout);
   }
-  layers_.push_back(std::make_unique<GcnConv>("conv1", shape.n_features, shape.hidden));
-  layers_.push_back(std::make_unique<ReluDropout>("act1", shape.hidden, max_dropout, batch_ > 1));
-  layers_.push_back(std::make_unique<GcnConv>("conv2", shape.hidden, shape.n_classes));
+  const Activation act = shape.kind == ModelKind::kGat ? Activation::kElu : Activation::kRelu;
+  for (int k = 0; k < shape.layers; ++k) {
+    const std::string name = fmt::format("conv{}", k + 1);
+    const int64_t in = shape.in_cols(k);
+    const float input_dropout = k == 0 ? shape.input_dropout : 0.0f;
+    switch (shape.kind) {
+      case ModelKind::kGcn:
+        layers_.push_back(std::make_unique<GcnConv>(name, in, shape.out_cols(k), input_dropout));
+        break;
+      case ModelKind::kSage:
+        layers_.push_back(std::make_unique<SageConv>(name, in, shape.out_cols(k), input_dropout));
+        break;
+      case ModelKind::kGat:
+        layers_.push_back(std::make_unique<GatConv>(name, in, shape.width(k), shape.layer_heads(k), input_dropout,
+                                                    shape.attention_dropout, kAttentionSite + static_cast<uint32_t>(k)));
+        break;
+    }
+    if (k + 1 < shape.layers) {
+      layers_.push_back(std::make_unique<ActDropout>(fmt::format("act{}", k + 1), shape.out_cols(k), act, max_dropout,
+                                                     batch_ > 1, static_cast<uint32_t>(k)));
+    }
+  }
   plan(restrict_training, allocate);
 }
 
@@ -646,8 +967,9 @@ namespace gcn {
 
 std::vector<float> GcnModel::hidden_output(int64_t* cols) {
   if (batch_ != 1) throw UsageError("embeddings are written for one model at a time (a batch of 1)");
-  eval_pass(/*advance=*/false);
   const int n_layers = static_cast<int>(layers_.size());
+  if (n_layers < 2) throw UsageError("a model of one layer has no hidden layer to write");
+  eval_pass(/*advance=*/false);
   const MatRef h = ws_.mat(out_[idx(Pass::kEval)][n_layers - 2]);
   if (cols != nullptr) *cols = h.cols;
   return download_floats(*backend_, h.data, h.size());

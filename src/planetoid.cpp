@@ -180,7 +180,9 @@ std::string planetoid_canonical_name(const std::string& name) {
   if (l == "cora") return "Cora";
   if (l == "citeseer") return "CiteSeer";
   if (l == "pubmed") return "PubMed";
-  throw UsageError("unknown Planetoid dataset '" + name + "' (known: Cora, CiteSeer, PubMed)");
+  throw UsageError("unknown Planetoid dataset '" + name +
+                   "' (known: Cora, CiteSeer, PubMed; also synthetic[:key=value,...], or a graph file "
+                   "PATH.safetensors or file:PATH)");
 }
 
 fs::path resolve_data_root(const std::optional<std::string>& cli_root) {

@@ -42,6 +42,31 @@ void TrainConfig::validate() const {
   if (!(dropout >= 0.0f && dropout < 1.0f)) throw UsageError(fmt::format("--dropout: {} is not in [0, 1)", dropout));
   if (log_every < 1) throw UsageError(fmt::format("--log-every: {} is not a positive number", log_every));
   if (patience < 0) throw UsageError(fmt::format("--patience: {} is negative", patience));
+  for (int32_t h : hiddens) {
+    if (h < 1 || h > 65536) throw UsageError(fmt::format("--hidden: {} is not in [1, 65536]", h));
+  }
+  if (!(input_dropout >= 0.0f && input_dropout < 1.0f)) {
+    throw UsageError(fmt::format("--input-dropout: {} is not in [0, 1)", input_dropout));
+  }
+  if (!(attention_dropout >= 0.0f && attention_dropout < 1.0f)) {
+    throw UsageError(fmt::format("--attention-dropout: {} is not in [0, 1)", attention_dropout));
+  }
+  GcnShape s = shape(1, 1);
+  s.validate();
+}
+
+GcnShape TrainConfig::shape(int32_t n_features, int32_t n_classes) const {
+  GcnShape s;
+  s.n_features = n_features;
+  s.hidden = hidden;
+  s.n_classes = n_classes;
+  s.kind = model;
+  s.layers = layers;
+  s.hiddens = hiddens;
+  s.heads = heads;
+  s.input_dropout = input_dropout;
+  s.attention_dropout = attention_dropout;
+  return s;
 }
 
 namespace {
@@ -86,14 +111,19 @@ EpochStats stats_from(const EpochMetrics& m, int epoch, const DeviceGraph& g) {
 }  // namespace
 
 Trainer::Trainer(const DeviceGraph& graph, int hidden, float dropout)
-    : graph_(&graph), hidden_(hidden), dropout_(dropout), batch_(0) {
-  const GcnShape shape{graph.n_features(), hidden, graph.n_classes()};
+    : Trainer(graph, GcnShape{graph.n_features(), hidden, graph.n_classes()}, dropout) {}
+
+Trainer::Trainer(const DeviceGraph& graph, int hidden, int batch, bool with_dropout)
+    : Trainer(graph, GcnShape{graph.n_features(), hidden, graph.n_classes()}, batch, with_dropout) {}
+
+Trainer::Trainer(const DeviceGraph& graph, const GcnShape& shape, float dropout)
+    : graph_(&graph), shape_(shape), dropout_(dropout), batch_(0) {
   model_ = std::make_unique<GcnModel>(graph, shape, dropout);
   host_ring_ = static_cast<EpochMetrics*>(graph.backend().allocate_host(sizeof(EpochMetrics) * GcnModel::kRingSlots));
 }
 
-Trainer::Trainer(const DeviceGraph& graph, int hidden, int batch, bool with_dropout)
-    : graph_(&graph), hidden_(hidden), dropout_(0.0f), batch_(batch), with_dropout_(with_dropout) {
+Trainer::Trainer(const DeviceGraph& graph, const GcnShape& shape, int batch, bool with_dropout)
+    : graph_(&graph), shape_(shape), dropout_(0.0f), batch_(batch), with_dropout_(with_dropout) {
   if (batch < 1) throw UsageError(fmt::format("--batch: {} is not a positive number", batch));
   host_ring_ = static_cast<EpochMetrics*>(
       graph.backend().allocate_host(sizeof(EpochMetrics) * GcnModel::kRingSlots * static_cast<std::size_t>(batch)));
@@ -105,7 +135,10 @@ Trainer::~Trainer() {
 }
 
 std::size_t Trainer::planned_bytes(const DeviceGraph& graph, int hidden, int batch, bool with_dropout) {
-  const GcnShape shape{graph.n_features(), hidden, graph.n_classes()};
+  return planned_bytes(graph, GcnShape{graph.n_features(), hidden, graph.n_classes()}, batch, with_dropout);
+}
+
+std::size_t Trainer::planned_bytes(const DeviceGraph& graph, const GcnShape& shape, int batch, bool with_dropout) {
   const std::vector<ModelRates> rates(static_cast<std::size_t>(batch), ModelRates{0.01f, 0.0f, with_dropout ? 0.5f : 0.0f});
   const GcnModel plan(graph, shape, rates, /*restrict_training=*/true, /*allocate=*/false);
   return plan.workspace_bytes();
@@ -132,8 +165,10 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
   const int n_models = static_cast<int>(configs.size());
   for (const TrainConfig& c : configs) {
     c.validate();
-    if (c.hidden != hidden_) {
-      throw UsageError(fmt::format("this trainer's model has hidden {}, not {}", hidden_, c.hidden));
+    const GcnShape wanted = c.shape(shape_.n_features, shape_.n_classes);
+    if (!wanted.same_architecture(shape_) || wanted.input_dropout != shape_.input_dropout ||
+        wanted.attention_dropout != shape_.attention_dropout) {
+      throw UsageError(fmt::format("this trainer's model is {}, not {}", shape_.describe(), wanted.describe()));
     }
     if (c.epochs != config.epochs || c.loss != config.loss || c.log_every != config.log_every ||
         c.select != config.select || c.patience != config.patience || c.allow_nonfinite != config.allow_nonfinite ||
@@ -142,15 +177,14 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
                   "allow_nonfinite and cuda_graph");
     }
     if (batch_ == 0 && c.dropout != dropout_) {
-      throw UsageError(fmt::format("this trainer's model has hidden {} and dropout {}, not {} and {}", hidden_,
-                                   dropout_, c.hidden, c.dropout));
+      throw UsageError(fmt::format("this trainer's model has dropout {}, not {}", dropout_, c.dropout));
     }
     if (batch_ > 0 && c.dropout > 0.0f && !with_dropout_) {
       throw Error("train_batch: dropout in a batch trainer made without dropout");
     }
   }
   Backend& backend = graph_->backend();
-  const GcnShape shape{graph_->n_features(), hidden_, graph_->n_classes()};
+  const GcnShape& shape = shape_;
   std::vector<ModelRates> rates;
   for (const TrainConfig& c : configs) rates.push_back(ModelRates{c.lr, c.weight_decay, c.dropout});
   if (batch_ > 0) {
@@ -389,15 +423,20 @@ EpochStats Trainer::evaluate(const std::vector<float>& params, std::vector<float
 TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& config, const TrainOptions& options) {
   config.validate();
   const DeviceGraph graph(backend, data);
-  Trainer trainer(graph, config.hidden, config.dropout);
+  Trainer trainer(graph, config.shape(data.n_features, data.n_classes), config.dropout);
   return trainer.train(config, options);
+}
+
+EpochStats evaluate_params(Backend& backend, const Dataset& data, const GcnShape& shape,
+                           const std::vector<float>& params, std::vector<float>* log_probs) {
+  const DeviceGraph graph(backend, data);
+  Trainer trainer(graph, shape, 0.0f);
+  return trainer.evaluate(params, log_probs);
 }
 
 EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
                            std::vector<float>* log_probs) {
-  const DeviceGraph graph(backend, data);
-  Trainer trainer(graph, hidden, 0.0f);
-  return trainer.evaluate(params, log_probs);
+  return evaluate_params(backend, data, GcnShape{data.n_features, hidden, data.n_classes}, params, log_probs);
 }
 
 }  // namespace gcn

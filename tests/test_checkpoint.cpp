@@ -496,7 +496,7 @@ TEST(CheckpointModel, MissingTensor) {
     FAIL() << "no error";
   } catch (const DataError& e) {
     EXPECT_THAT(e.what(), HasSubstr("m.safetensors: tensor \"conv2.bias\" missing (expected "
-                                    "shape [4])"));
+                                    "shape [4] for gcn 3-2-4)"));
   }
   EXPECT_THAT(
       [&] {
@@ -517,7 +517,7 @@ TEST(CheckpointModel, WrongShapeNamesTheTensorAndBothShapes) {
     FAIL() << "no error";
   } catch (const DataError& e) {
     EXPECT_THAT(e.what(), HasSubstr("m.safetensors: tensor \"conv1.lin.weight\" has shape [8, 5], "
-                                    "expected [16, 5] for F=5 features, H=16 hidden, C=3 classes"));
+                                    "expected [16, 5] for gcn 5-16-3"));
   }
   try {
     model_from_safetensors(file, {5, 8, 4}, "m.safetensors");
@@ -562,7 +562,7 @@ TEST(CheckpointModel, ShapeFromFile) {
         return std::string();
       }(),
       AllOf(HasSubstr(kName + ": inconsistent model shapes"),
-            HasSubstr("conv2.lin.weight [7, 16]")));
+            HasSubstr("conv2.lin.weight is [7, 16], expected [7, 32]")));
 
   SafetensorsFile missing;
   missing.tensors.push_back({"weight", {2}, {1, 2}});

@@ -6,6 +6,12 @@
 - The PyG scripts (pyg_tutorial.py, pyg_checkpoint.py, planetoid_reference.py, compare_pyg.py)
   run by a Python without torch: one line saying what is missing and how to install it, exit 2,
   no traceback. A case skips when this Python has torch; the broken-torch cases run anywhere.
+- Graph files (docs/graph-format.md): written in plain Python by scripts/export_pyg.py's writer,
+  trained by gcn-train; --export-graph read back by its reader; scale_curve.py --compare-pyg's
+  check of the PyG Python. With a Python that has torch_geometric (this one, $GCN_PYG_PYTHON or
+  ~/pyg/bin/python3; else skipped): Cora exported from PyG trains bit-identically to
+  --dataset cora, --split random has PyG's RandomNodeSplit counts, and an --export-graph file
+  trains in PyG through scale_curve.py --compare-pyg.
 - scripts/plot_run.py: without matplotlib one line and exit 2; with it (this Python's, else
   /usr/bin/python3's) a PNG from a real gcn-train --json report (env GCN_TRAIN, default
   build/src/gcn-train; Cora from GCN_DATA_ROOT, else ./datasets) and from a CSV. Those skip with
@@ -35,6 +41,7 @@ PYG_SCRIPTS = {
     "pyg_tutorial.py": ["--dataset", "cora", "--epochs", "1"],
     "pyg_checkpoint.py": ["evaluate", "--checkpoint", "model.safetensors"],
     "planetoid_reference.py": [],
+    "export_pyg.py": ["--dataset", "cora", "--out", "x.safetensors"],
 }
 
 
@@ -221,6 +228,167 @@ class PlotRun(Base):
         p = run(python, "plot_run.py", os.path.join(self.tmp, "none.json"))
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("none.json: No such file or directory", p.stderr)
+
+
+sys.path.insert(0, SCRIPTS)
+import export_pyg  # noqa: E402  (its safetensors reader and writer need no torch)
+
+_PYG_PYTHON = []
+
+
+def pyg_python():
+    """A Python that imports torch_geometric, or None."""
+    if not _PYG_PYTHON:
+        found = None
+        for python in (os.environ.get("GCN_PYG_PYTHON"), sys.executable, os.path.expanduser("~/pyg/bin/python3")):
+            if python and os.access(python, os.X_OK) and has_module(python, "torch_geometric"):
+                found = python
+                break
+        _PYG_PYTHON.append(found)
+    return _PYG_PYTHON[0]
+
+
+def gcn_train(*args, timeout=300):
+    return subprocess.run([GCN_TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout)
+
+
+class GraphBase(Base):
+    def setUp(self):
+        super().setUp()
+        if not (os.path.isfile(GCN_TRAIN) and os.access(GCN_TRAIN, os.X_OK)):
+            self.skipTest(f"gcn-train binary not found: {GCN_TRAIN} (set GCN_TRAIN)")
+
+    def report(self, *args):
+        path = os.path.join(self.tmp, "r.json")
+        p = gcn_train(*args, "--device", "cpu", "--quiet", "--json", path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(path) as fh:
+            return json.load(fh)
+
+
+class GraphFile(GraphBase):
+    def test_a_file_written_in_plain_python_trains(self):
+        # 4 nodes in a directed cycle, a duplicate edge and a self loop; node 3 unlabelled.
+        path = os.path.join(self.tmp, "tiny.safetensors")
+        P = export_pyg.pack
+        export_pyg.write_safetensors(path, {
+            "edge_index": ("I64", (2, 6), P("I64", [0, 1, 2, 3, 0, 2, 1, 2, 3, 0, 1, 2])),
+            "x": ("F32", (4, 2), P("F32", [1, 0, 0, 1, 1, 1, 2, 0])),
+            "y": ("I64", (4,), P("I64", [0, 1, 0, -1])),
+            "train_mask": ("BOOL", (4,), P("BOOL", [True, True, False, False])),
+            "val_mask": ("BOOL", (4,), P("BOOL", [False, False, True, False])),
+            "test_mask": ("BOOL", (4,), P("BOOL", [False, False, True, False])),
+        }, {"format": export_pyg.FORMAT, "format_version": "1", "name": "tiny"})
+        j = self.report("--dataset", path, "--epochs", "3")
+        self.assertEqual(j["dataset"]["name"], "tiny")
+        self.assertEqual((j["dataset"]["num_nodes"], j["dataset"]["num_edges"], j["dataset"]["num_classes"]),
+                         (4, 6, 2))
+        self.assertEqual((j["dataset"]["num_train"], j["dataset"]["num_val"], j["dataset"]["num_test"]), (2, 1, 1))
+        # One bad value: a one-line error naming the tensor.
+        export_pyg.write_safetensors(path, {
+            "edge_index": ("I64", (2, 1), P("I64", [0, 9])), "x": ("F32", (4, 1), P("F32", [1, 1, 1, 1])),
+            "y": ("I64", (4,), P("I64", [0, 1, 0, 1]))})
+        p = gcn_train("--dataset", path, "--device", "cpu", "--split", "random")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+        self.assertIn("edge_index: edge 0 (0 -> 9) has an endpoint outside [0, 4)", p.stderr)
+
+    def test_export_graph_reads_back_in_plain_python(self):
+        path = os.path.join(self.tmp, "syn.safetensors")
+        p = gcn_train("--dataset", "synthetic:nodes=500,degree=4,features=50,nnz=5,classes=3,train_per_class=5,"
+                      "val=50,test=100", "--export-graph", path, "--quiet")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        metadata, tensors = export_pyg.read_safetensors(path)
+        self.assertEqual(metadata["format"], export_pyg.FORMAT)
+        self.assertEqual(metadata["num_classes"], "3")
+        self.assertEqual(tensors["edge_index"][0], "I64")
+        self.assertEqual(tensors["edge_index"][1][0], 2)
+        self.assertEqual(tensors["y"][1], (500,))
+        self.assertEqual(sum(tensors["train_mask"][2]), 15)
+        self.assertIn("x_indptr", tensors)  # 500 x 50 with 5 per row: CSR is smaller
+
+    def test_scale_curve_compare_pyg_checks_its_python(self):
+        fake = os.path.join(self.tmp, "fake")
+        fake_package(fake, "torch", "ModuleNotFoundError(\"No module named 'torch'\", name='torch')")
+        p = run(sys.executable, "scale_curve.py", "--compare-pyg", "--python", sys.executable, "--gcn-train",
+                GCN_TRAIN, env={"PYTHONPATH": fake})
+        self.assertOneLineError(p, "scale_curve.py: error: --compare-pyg needs torch and torch_geometric",
+                                "pass --python ~/pyg/bin/python3")
+
+
+class GraphFilePyG(GraphBase):
+    """Against PyG itself; skipped without a Python that has torch_geometric."""
+
+    def setUp(self):
+        super().setUp()
+        self.python = pyg_python()
+        if self.python is None:
+            self.skipTest("no Python with torch_geometric (set GCN_PYG_PYTHON)")
+
+    def pyg(self, code):
+        p = subprocess.run([self.python, "-c", f"import sys; sys.path.insert(0, {SCRIPTS!r})\n" + code],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    def export(self, name):
+        reason = data_reason() if name == "cora" else None
+        if reason or not any(os.path.isfile(os.path.join(d, f"ind.{name}.x"))
+                             for d in (DATA_ROOT, os.path.join(DATA_ROOT, export_pyg.pyg_common.NAMES[name], "raw"))):
+            self.skipTest(reason or f"{name} files not found under {DATA_ROOT}")
+        path = os.path.join(self.tmp, f"{name}.safetensors")
+        p = run(self.python, "export_pyg.py", "--dataset", name, "--data-root", DATA_ROOT, "--out", path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return path
+
+    def test_planetoid_from_pyg_trains_bit_identically(self):
+        for name in ("cora", "citeseer"):
+            with self.subTest(dataset=name):
+                path = self.export(name)
+                for seed in ("0", "7"):
+                    a = self.report("--dataset", name, "--data-root", DATA_ROOT, "--seed", seed, "--epochs", "100")
+                    b = self.report("--dataset", path, "--seed", seed, "--epochs", "100")
+                    self.assertEqual(a["dataset"], b["dataset"])
+                    self.assertEqual(a["history"], b["history"])
+                    self.assertEqual(a["final"], b["final"])
+
+    def test_random_split_has_pygs_counts(self):
+        path = self.export("cora")
+        for per_class, num_val, num_test in (("20", "500", "1000"), ("5", "0.1", "0.2"), ("300", "500", "1000"),
+                                             ("100", "1500", "2000"), ("20", "0.25", "1.0")):
+            with self.subTest(args=(per_class, num_val, num_test)):
+                preds = os.path.join(self.tmp, "p.csv")
+                j = self.report("--dataset", path, "--split", "random", "--train-per-class", per_class, "--num-val",
+                                num_val, "--num-test", num_test, "--epochs", "1", "--predictions", preds)
+                per_label = {}
+                with open(preds) as fh:
+                    for row in csv.DictReader(fh):
+                        if row["split"] == "train":
+                            per_label[row["label"]] = per_label.get(row["label"], 0) + 1
+                ours = {"train": j["dataset"]["num_train"], "val": j["dataset"]["num_val"],
+                        "test": j["dataset"]["num_test"], "per_class": [per_label.get(str(c), 0) for c in range(7)]}
+                theirs = self.pyg(
+                    "import json, torch, torch_geometric.transforms as T, export_pyg\n"
+                    f"d = export_pyg.load_graph({path!r})\n"
+                    f"v, t = {num_val}, {num_test}\n"
+                    f"s = T.RandomNodeSplit(split='random', num_train_per_class={per_class}, num_val=v, num_test=t)(d)\n"
+                    "print(json.dumps({'train': int(s.train_mask.sum()), 'val': int(s.val_mask.sum()),"
+                    " 'test': int(s.test_mask.sum()),"
+                    " 'per_class': [int((s.train_mask & (s.y == c)).sum()) for c in range(7)]}))")
+                self.assertEqual(ours, theirs)
+
+    def test_an_exported_synthetic_graph_trains_in_pyg(self):
+        p = run(sys.executable, "scale_curve.py", "--compare-pyg", "--python", self.python, "--gcn-train", GCN_TRAIN,
+                "--points", "2000:4,3000:6", "--epochs", "3", "--json", os.path.join(self.tmp, "curve.json"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(self.tmp, "curve.json")) as fh:
+            points = json.load(fh)["points"]
+        self.assertEqual([q["nodes"] for q in points], [2000, 3000])
+        for q in points:
+            self.assertGreater(q["pyg"]["epoch_ms"], 0)
+            self.assertGreater(q["pyg"]["peak_host_mb"], 0)
+        self.assertIn("PyG ms", p.stdout)
 
 
 if __name__ == "__main__":

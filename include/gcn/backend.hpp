@@ -96,9 +96,35 @@ struct ParamBlock {
   int64_t cols = 0;  // per model
 };
 struct ParamBlocks {
-  static constexpr int kMax = 8;
+  static constexpr int kMax = 32;
   int count = 0;
   ParamBlock block[kMax] = {};
+};
+
+// The activation of an activation + dropout layer (act_dropout_*).
+enum class Activation : int32_t {
+  kRelu = 0,  // max(x, 0)
+  kElu = 1,   // x > 0 ? x : exp(x) - 1 (torch.nn.functional.elu, alpha 1), the
+              // negative side as gcn::elu_expm1 (gcn/rng.hpp): the same bits on
+              // every backend
+};
+
+// The edges of a graph-attention layer (GATConv) in backend memory, made once
+// per graph (DeviceGraph::attention_edges): PyG's GATConv edges, i.e. the
+// graph's edges without self loops plus one self loop per node. Edge e runs
+// src(e) -> dst(e); "edge order" is CSR by target: the edges into node i are
+// [in_ptr[i], in_ptr[i + 1]), sorted by source. The same edges by source
+// (for sums over the edges out of a node in a fixed order, without atomics):
+// the edges out of node j are out_edge[out_ptr[j] .. out_ptr[j + 1]), edge
+// ids in edge order, ascending.
+struct EdgeLists {
+  int32_t n_nodes = 0;
+  int64_t n_edges = 0;
+  const int32_t* in_ptr = nullptr;    // (N + 1)
+  const int32_t* in_src = nullptr;    // (E) src(e), edge order
+  const int32_t* edge_dst = nullptr;  // (E) dst(e), edge order
+  const int32_t* out_ptr = nullptr;   // (N + 1)
+  const int32_t* out_edge = nullptr;  // (E) edge ids grouped by source
 };
 
 // A sequence of queued ops recorded once and replayed (a CUDA graph).
@@ -187,6 +213,79 @@ class Backend {
   void batch_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, const StepState* steps, int batch,
                                    float* col_sums = nullptr);
 
+  // The same for any activation and dropout site (relu_dropout_* are
+  // act_dropout_* with kRelu at site 0): element i of model k is kept iff
+  // dropout_keep(site_seed(steps[k].dropout_seed, site), steps[k].epoch + 1,
+  // i, p_k) (gcn/rng.hpp), p_k = steps[k].dropout when rates_from_steps,
+  // else p (batch 1, or one rate for every model of the batch). The
+  // backward recomputes the mask (an ELU output can be negative or zero
+  // where it was kept): dx = dy · act'(x) / (1 - p_k) where kept, else 0,
+  // with act'(x) from the forward output y: ReLU y > 0; ELU 1 where y > 0,
+  // else y · (1 - p_k) + 1 (= exp(x)).
+  void act_dropout_forward(Activation act, ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
+                           bool rates_from_steps, uint32_t site);
+  void act_dropout_backward(Activation act, ConstMatRef dy, ConstMatRef y, MatRef dx, float p,
+                            const StepState* steps, int batch, bool rates_from_steps, uint32_t site,
+                            float* col_sums = nullptr);
+
+  // ---- dropout on sparse inputs (the features) ------------------------------
+  // values (batch · nnz(a)): model k's copy of a's values with dropout(p):
+  // the entry (r, c) of a is element r · a.cols() + c of the dense matrix
+  // (transposed: a is the transpose of the matrix dropped, and its entry
+  // (r, c) is that matrix's element c · a.rows() + r), kept iff
+  // dropout_keep(site_seed(steps[k].dropout_seed, site), steps[k].epoch + 1,
+  // element, p) and then scaled by 1 / (1 - p). So X and Xᵀ (and their
+  // restricted copies) drop the same elements, the mask of dense dropout on
+  // X. p is one rate for every model; p = 0 copies the values.
+  void sparse_dropout(const SparseMatrix& a, bool transposed, float p, const StepState* steps, int batch,
+                      uint32_t site, float* values);
+  // c (M, batch · n): model k's column block = a with the values
+  // values[k · nnz .. (k + 1) · nnz) times b's column block k (each element
+  // of a block the bits of spmm of a matrix with those values times that
+  // block, on the CPU); prepared as spmm. On CUDA always the project's own
+  // deterministic kernel (every model in one launch).
+  void spmm_values(const SparseMatrix& a, const float* values, ConstMatRef b, MatRef c, int batch,
+                   bool prepared = false);
+
+  // ---- graph attention (GATConv) ------------------------------------------
+  // A batch of `batch` models of `heads` heads each; xw (N, batch · heads ·
+  // ch) holds model k's head h in the columns ((k · heads + h) · ch, + ch).
+  // att_src, att_dst (batch · heads · ch): PyG's [1, heads, ch] parameters in
+  // the same column order. Per model and head (k, h):
+  //   s_src[j, kh] = Σ_c att_src[kh, c] · xw[j, kh, c]   (N, batch · heads)
+  //   s_dst[i, kh] = Σ_c att_dst[kh, c] · xw[i, kh, c]
+  //   alpha[e, kh] = softmax over the edges e into i = dst(e) of
+  //                  leaky_relu(s_src[src(e), kh] + s_dst[i, kh], 0.2),
+  //                  max-subtracted                       (E, batch · heads)
+  void gat_attention(const EdgeLists& g, ConstMatRef xw, const float* att_src, const float* att_dst, int heads,
+                     MatRef s_src, MatRef s_dst, MatRef alpha, int batch);
+  // out[i, kh, :] = Σ over the edges e into i of drop(alpha[e, kh]) ·
+  // xw[src(e), kh, :], plus bias (batch · heads · ch; may be null) on every
+  // row. drop: with p > 0 (training) alpha is kept iff
+  // dropout_keep(site_seed(steps[k].dropout_seed, site), steps[k].epoch + 1,
+  // e · heads + h, p) and scaled by 1 / (1 - p); one p for every model.
+  // Sums over each row's edges in edge order.
+  void gat_aggregate(const EdgeLists& g, ConstMatRef alpha, ConstMatRef xw, int heads, const float* bias, MatRef out,
+                     float p, const StepState* steps, uint32_t site, int batch);
+  // The backward of gat_attention + gat_aggregate (the same p, steps and
+  // site) from dout = dL/d out (N, batch · heads · ch):
+  //   dxw (N, batch · heads · ch) = dL/d xw, through the aggregation and the
+  //     scores (written whole);
+  //   d_att_src, d_att_dst (batch · heads · ch) = dL/d att_src, att_dst
+  //     (written, not accumulated);
+  //   d_alpha (E, batch · heads), ds_src, ds_dst (N, batch · heads): scratch
+  //     (left holding dL/d(leaky_relu's input) per edge, dL/d s_src and
+  //     dL/d s_dst).
+  // Every sum in a fixed order (sums over a node's out-edges through
+  // EdgeLists::out_edge): no floating-point atomics, the same bits each run;
+  // each model's block of a batch is the same op on that model alone (bit
+  // for bit on the CPU). Sums over a node's edges are float, in edge (or
+  // out_edge) order; the attention gradients sum over the nodes in double.
+  void gat_backward(const EdgeLists& g, ConstMatRef dout, ConstMatRef xw, const float* att_src, const float* att_dst,
+                    ConstMatRef s_src, ConstMatRef s_dst, ConstMatRef alpha, int heads, float p,
+                    const StepState* steps, uint32_t site, MatRef dxw, float* d_att_src, float* d_att_dst,
+                    MatRef d_alpha, MatRef ds_src, MatRef ds_dst, int batch);
+
   // ---- classifier ---------------------------------------------------------
   // y (M, C) = log_softmax(x) row by row (max-subtracted).
   void log_softmax(ConstMatRef x, MatRef y);
@@ -259,12 +358,28 @@ class Backend {
   virtual void do_prepare_outputs(const OutputInit* outputs, int count) = 0;
   virtual void do_gemm(ConstMatRef a, bool trans_a, ConstMatRef b, bool trans_b, MatRef c, int batch) = 0;
   virtual void do_column_sum(ConstMatRef x, float* out) = 0;
-  // rates_from_steps: model k's rate is steps[k].dropout (a batch); else
-  // every element's is p and batch is 1.
-  virtual void do_relu_dropout_forward(ConstMatRef x, MatRef y, float p, const StepState* steps, int batch,
-                                       bool rates_from_steps) = 0;
-  virtual void do_relu_dropout_backward(ConstMatRef dy, ConstMatRef y, MatRef dx, float p, const StepState* steps,
-                                        int batch, bool rates_from_steps, float* col_sums) = 0;
+  // act_dropout_* (relu_dropout_* are kRelu at site 0). rates_from_steps:
+  // model k's rate is steps[k].dropout; else every model's is p. steps may be
+  // null when no model drops (p = 0 and not rates_from_steps); the ReLU
+  // backward needs no steps (y > 0 is its mask).
+  virtual void do_relu_dropout_forward(Activation act, ConstMatRef x, MatRef y, float p, const StepState* steps,
+                                       int batch, bool rates_from_steps, uint32_t site) = 0;
+  virtual void do_relu_dropout_backward(Activation act, ConstMatRef dy, ConstMatRef y, MatRef dx, float p,
+                                        const StepState* steps, int batch, bool rates_from_steps, uint32_t site,
+                                        float* col_sums) = 0;
+  virtual void do_sparse_dropout(const SparseMatrix& a, bool transposed, float p, const StepState* steps, int batch,
+                                 uint32_t site, float* values) = 0;
+  virtual void do_spmm_values(const SparseMatrix& a, const float* values, ConstMatRef b, MatRef c, int batch,
+                              bool prepared) = 0;
+  virtual void do_gat_attention(const EdgeLists& g, ConstMatRef xw, const float* att_src, const float* att_dst,
+                                int heads, MatRef s_src, MatRef s_dst, MatRef alpha, int batch) = 0;
+  virtual void do_gat_aggregate(const EdgeLists& g, ConstMatRef alpha, ConstMatRef xw, int heads, const float* bias,
+                                MatRef out, float p, const StepState* steps, uint32_t site, int batch) = 0;
+  virtual void do_gat_backward(const EdgeLists& g, ConstMatRef dout, ConstMatRef xw, const float* att_src,
+                               const float* att_dst, ConstMatRef s_src, ConstMatRef s_dst, ConstMatRef alpha,
+                               int heads, float p, const StepState* steps, uint32_t site, MatRef dxw,
+                               float* d_att_src, float* d_att_dst, MatRef d_alpha, MatRef ds_src, MatRef ds_dst,
+                               int batch) = 0;
   virtual void do_log_softmax(ConstMatRef x, MatRef y) = 0;
   virtual void do_classifier_loss(ConstMatRef logits, const int32_t* labels, const uint8_t* split, uint8_t mask_bit,
                                   int64_t n_masked, MatRef grad, float* bias_grad, const StepState* step,

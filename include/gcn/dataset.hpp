@@ -22,10 +22,16 @@ struct Dataset {
   int32_t n_features = 0;
   int32_t n_classes = 0;
   CsrMatrix features;             // (n_nodes, n_features)
-  std::vector<int32_t> labels;    // (n_nodes) in [0, n_classes)
+  std::vector<int32_t> labels;    // (n_nodes) in [0, n_classes), or -1 (unlabelled: in no split)
   std::vector<int32_t> edge_src;  // (n_edges) PyG's edge_index[0]: sorted by (src, dst),
   std::vector<int32_t> edge_dst;  // (n_edges) PyG's edge_index[1]; no duplicates, no self loops
+                                  // unless edges_as_given
   std::vector<uint8_t> split;     // (n_nodes) SplitBit flags
+  // A graph file's edges are kept as PyG's layers see them (docs/graph-format.md):
+  // sorted, but duplicates and self loops stay (gcn_norm counts a duplicate as
+  // often as it appears and replaces self loops with one of weight 1, as PyG's).
+  // Planetoid and synthetic graphs have neither.
+  bool edges_as_given = false;
 
   int64_t n_edges() const { return static_cast<int64_t>(edge_src.size()); }
   int32_t count(SplitBit bit) const;

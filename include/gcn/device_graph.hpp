@@ -62,6 +62,9 @@ class DeviceGraph {
 
   // PyG's gcn_norm with self loops: Â = D^-1/2 (A + I) D^-1/2.
   const EdgeSet& gcn_norm() const;
+  // GATConv's edges (the graph's without self loops, plus one self loop per
+  // node; Backend's EdgeLists), built and uploaded on first use.
+  const EdgeLists& attention_edges() const;
   // A matrix derived from the graph's (a restricted copy, see model.cpp),
   // uploaded the first time `key` is asked for and kept.
   const SparseMatrix& derived(const std::string& key, const std::function<CsrMatrix()>& make) const;
@@ -81,6 +84,10 @@ class DeviceGraph {
   Buffer<uint8_t> split_;
   mutable std::map<std::string, EdgeSet> edges_;
   mutable std::map<std::string, std::unique_ptr<SparseMatrix>> derived_;
+  // attention_edges(): the arrays its EdgeLists points into, once built.
+  mutable Buffer<int32_t> att_in_ptr_, att_in_src_, att_edge_dst_, att_out_ptr_, att_out_edge_;
+  mutable EdgeLists attention_;
+  mutable bool attention_built_ = false;
   mutable int uploads_ = 0;
 };
 
