@@ -93,7 +93,7 @@ def main():
             sync()
             times.append((time.perf_counter() - t0) * 1e3)
         train_s = time.perf_counter() - t_start
-        runs.append({"seed": seed, "model": args.model, "loss": float(loss), **acc, "train_s": train_s,
+        runs.append({"seed": seed, "model": args.model, "loss": loss.item(), **acc, "train_s": train_s,
                      "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
                      "epoch_ms_median": statistics.median(times[5:] or times),
                      "peak_device_mb": (torch.cuda.max_memory_allocated(device) / 2**20

@@ -42,6 +42,7 @@ PYG_SCRIPTS = {
     "pyg_checkpoint.py": ["evaluate", "--checkpoint", "model.safetensors"],
     "planetoid_reference.py": [],
     "export_pyg.py": ["--dataset", "cora", "--out", "x.safetensors"],
+    "parity_pyg.py": ["--models", "gat"],
 }
 
 
@@ -113,7 +114,7 @@ class PygWithoutTorch(Base):
                                         "but does not import (OSError: libopenblas.so.0", INSTALL)
 
     def test_help_needs_no_torch(self):
-        for script in ("pyg_tutorial.py", "pyg_checkpoint.py", "compare_pyg.py"):
+        for script in ("pyg_tutorial.py", "pyg_checkpoint.py", "compare_pyg.py", "parity_pyg.py"):
             with self.subTest(script=script):
                 p = run(sys.executable, script, "--help")
                 self.assertEqual(p.returncode, 0, p.stderr)
@@ -390,6 +391,61 @@ class GraphFilePyG(GraphBase):
             self.assertGreater(q["pyg"]["peak_host_mb"], 0)
         self.assertIn("PyG ms", p.stdout)
 
+
+
+class ModelsPyG(Base):
+    """GraphSAGE and GAT against PyG 2.8: loss parity and models moved both ways; skipped
+    without a Python that has torch_geometric."""
+
+    def setUp(self):
+        super().setUp()
+        self.python = pyg_python()
+        if self.python is None:
+            self.skipTest("no Python with torch_geometric (set GCN_PYG_PYTHON)")
+        reason = data_reason()
+        if reason:
+            self.skipTest(reason)
+
+    def test_loss_parity_for_every_model(self):
+        out = os.path.join(self.tmp, "parity.json")
+        p = run(self.python, "parity_pyg.py", "--gcn-train", GCN_TRAIN, "--data-root", DATA_ROOT, "--epochs", "20",
+                "--models", "gcn,sage,gat", "--layers", "3", "--json", out)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(out) as fh:
+            r = json.load(fh)
+        for m in ("gcn", "sage", "gat"):
+            self.assertEqual(len(r[m]["pyg"]), 20)
+            self.assertLess(r[m]["max_rel"], 1e-4)
+            self.assertGreater(r[m]["pyg"][0] - r[m]["pyg"][-1], 0.1)  # it trained
+
+    def test_models_move_both_ways(self):
+        for model in ("sage", "gat"):
+            with self.subTest(model=model):
+                path = os.path.join(self.tmp, f"{model}.safetensors")
+                p = run(self.python, "pyg_checkpoint.py", "export", "--model", model, "--data-root", DATA_ROOT,
+                        "--epochs", "30", "--out", path)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                exported = json.loads(p.stdout.strip().splitlines()[-1])
+                report = os.path.join(self.tmp, "r.json")
+                g = gcn_train("--dataset", "cora", "--data-root", DATA_ROOT, "--model", model, "--epochs", "0",
+                              "--init", path, "--json", report)
+                self.assertEqual(g.returncode, 0, g.stderr)
+                with open(report) as fh:
+                    ours = json.load(fh)["final"]
+                for key in ("train_acc", "val_acc", "test_acc"):
+                    self.assertAlmostEqual(ours[key], exported[key], delta=0.0025, msg=key)
+                saved = os.path.join(self.tmp, f"{model}-ours.safetensors")
+                g = gcn_train("--dataset", "cora", "--data-root", DATA_ROOT, "--model", model, "--epochs", "20",
+                              "--save", saved, "--json", report)
+                self.assertEqual(g.returncode, 0, g.stderr)
+                with open(report) as fh:
+                    ours = json.load(fh)["final"]
+                p = run(self.python, "pyg_checkpoint.py", "evaluate", "--model", model, "--data-root", DATA_ROOT,
+                        "--checkpoint", saved)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                theirs = json.loads(p.stdout.strip().splitlines()[-1])
+                for key in ("train_acc", "val_acc", "test_acc"):
+                    self.assertAlmostEqual(theirs[key], ours[key], delta=0.0025, msg=key)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

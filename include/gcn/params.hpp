@@ -29,6 +29,10 @@ const char* model_layer_name(ModelKind kind);
 
 // The architecture. GcnShape{F, H, C} is the tutorial GCN.
 struct GcnShape {
+  GcnShape() = default;
+  GcnShape(int32_t features, int32_t hidden_width, int32_t classes)
+      : n_features(features), hidden(hidden_width), n_classes(classes) {}
+
   int32_t n_features = 0;
   int32_t hidden = 16;  // every hidden layer's width (channels per head) unless `hiddens` is given
   int32_t n_classes = 0;
