@@ -102,20 +102,20 @@ const HostInputs& inputs(int64_t rows) {
   return cache.emplace(rows, std::move(in)).first->second;
 }
 
-// The attention layer's inputs at one size, made on first use (a 64-wide
-// layer is four times the 16-wide tensors above): Cora's GAT, 8 heads of 8
-// channels, on the same graph.
+// The attention layers' inputs at one size and width, made on first use (a
+// 64-wide layer is four times the 16-wide tensors above): Cora's GAT, 8
+// heads of 8 channels, then 1 head of 7 (the classes), on the same graph.
 constexpr int kHeads = 8;
 constexpr int kHeadChannels = 8;
 constexpr int kGatCols = kHeads * kHeadChannels;
 struct GatHostInputs {
   gcn::AttentionEdgeLists edges;
-  std::vector<float> xw, dout;               // (rows, 64)
-  std::vector<float> att_src, att_dst, bias;  // (64)
+  std::vector<float> xw, dout;               // (rows, cols)
+  std::vector<float> att_src, att_dst, bias;  // (cols)
 };
-const GatHostInputs& gat_inputs(int64_t rows) {
-  static std::map<int64_t, GatHostInputs> cache;
-  auto it = cache.find(rows);
+const GatHostInputs& gat_inputs(int64_t rows, int64_t cols = kGatCols) {
+  static std::map<std::pair<int64_t, int64_t>, GatHostInputs> cache;
+  auto it = cache.find({rows, cols});
   if (it != cache.end()) return it->second;
   gcn::SyntheticSpec spec;
   spec.nodes = rows;
@@ -127,12 +127,12 @@ const GatHostInputs& gat_inputs(int64_t rows) {
   const gcn::Dataset d = gcn::make_synthetic(spec);
   GatHostInputs in;
   in.edges = gcn::attention_edge_lists(d.n_nodes, d.edge_src, d.edge_dst);
-  in.xw = random_vector(rows * kGatCols, 20, 1.0f);
-  in.dout = random_vector(rows * kGatCols, 21, 0.1f);
-  in.att_src = random_vector(kGatCols, 22, 0.3f);
-  in.att_dst = random_vector(kGatCols, 23, 0.3f);
-  in.bias = random_vector(kGatCols, 24, 0.1f);
-  return cache.emplace(rows, std::move(in)).first->second;
+  in.xw = random_vector(rows * cols, 20, 1.0f);
+  in.dout = random_vector(rows * cols, 21, 0.1f);
+  in.att_src = random_vector(cols, 22, 0.3f);
+  in.att_dst = random_vector(cols, 23, 0.3f);
+  in.bias = random_vector(cols, 24, 0.1f);
+  return cache.emplace(std::make_pair(rows, cols), std::move(in)).first->second;
 }
 
 // The backends, created once.
@@ -235,6 +235,109 @@ struct OpSpec {
   std::function<double(const HostInputs&)> flops;
   std::function<OpInstance(Backend&, const HostInputs&)> make;
 };
+
+// GATConv's three ops at heads x ch (a GAT layer's shape) on the attention
+// inputs: gat_attention_h<heads>x<ch>, gat_aggregate_..., gat_backward_...
+void add_gat_ops(std::vector<OpSpec>& ops, int heads, int ch) {
+  const int64_t cols = int64_t{heads} * ch;
+  const std::string shape = fmt::format("h{}x{}", heads, ch);
+  const auto gat_edges = [cols](const HostInputs& in) {
+    return static_cast<double>(gat_inputs(in.rows, cols).edges.n_edges());
+  };
+  const auto none = [](const HostInputs&) { return 0.0; };
+  // The scores and the softmax over each node's in-edges (self loops added).
+  ops.push_back({"gat_attention_" + shape, 1e-5,
+                 [=](const HostInputs& in) {
+                   return in.rows * (cols + 2.0 * heads + 1) * 4 + gat_edges(in) * (heads * 8.0 + 4);
+                 },
+                 none,
+                 [=](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows, cols);
+                   const DeviceEdges e = upload_edges(be, g.edges, op);
+                   const int64_t n_edges = g.edges.n_edges();
+                   auto xw = upload(be, g.xw, op);
+                   auto as = upload(be, g.att_src, op);
+                   auto ad = upload(be, g.att_dst, op);
+                   auto s_src = scratch(be, in.rows * heads, op);
+                   auto s_dst = scratch(be, in.rows * heads, op);
+                   auto alpha = scratch(be, n_edges * heads, op);
+                   op.run = [&be, e, xw, as, ad, s_src, s_dst, alpha, n_edges, heads, cols, rows = in.rows] {
+                     be.gat_attention(e.lists, {xw->data(), rows, cols}, as->data(), ad->data(), heads,
+                                      {s_src->data(), rows, heads}, {s_dst->data(), rows, heads},
+                                      {alpha->data(), n_edges, heads}, 1);
+                   };
+                   op.result = read(alpha);
+                   return op;
+                 }});
+  // The aggregation with dropout on the coefficients and the bias.
+  ops.push_back({"gat_aggregate_" + shape, 1e-5,
+                 [=](const HostInputs& in) { return in.rows * cols * 8.0 + gat_edges(in) * (heads * 4.0 + 4); },
+                 [=](const HostInputs& in) { return 2.0 * gat_edges(in) * cols; },
+                 [=](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows, cols);
+                   const DeviceEdges e = upload_edges(be, g.edges, op);
+                   const int64_t n_edges = g.edges.n_edges();
+                   auto xw = upload(be, g.xw, op);
+                   auto bias = upload(be, g.bias, op);
+                   auto alpha = upload(be, random_vector(n_edges * heads, 25, 0.5f), op);
+                   auto out = scratch(be, in.rows * cols, op);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   op.run = [&be, e, xw, bias, alpha, out, sr, n_edges, heads, cols, rows = in.rows] {
+                     be.gat_aggregate(e.lists, {alpha->data(), n_edges, heads}, {xw->data(), rows, cols}, heads,
+                                      bias->data(), {out->data(), rows, cols}, 0.6f, sr.state(), 200, 1);
+                   };
+                   op.result = read(out);
+                   return op;
+                 }});
+  // The backward of both (the gradients of xw and of the attention vectors).
+  ops.push_back({"gat_backward_" + shape, 1e-4,
+                 [=](const HostInputs& in) {
+                   return in.rows * (cols * 12.0 + heads * 16.0) + gat_edges(in) * (heads * 16.0 + 12);
+                 },
+                 [=](const HostInputs& in) { return 6.0 * gat_edges(in) * cols; },
+                 [=](Backend& be, const HostInputs& in) {
+                   OpInstance op;
+                   const GatHostInputs& g = gat_inputs(in.rows, cols);
+                   const DeviceEdges e = upload_edges(be, g.edges, op);
+                   const int64_t n_edges = g.edges.n_edges(), rows = in.rows;
+                   auto xw = upload(be, g.xw, op);
+                   auto dout = upload(be, g.dout, op);
+                   auto as = upload(be, g.att_src, op);
+                   auto ad = upload(be, g.att_dst, op);
+                   auto s_src = scratch(be, rows * heads, op);
+                   auto s_dst = scratch(be, rows * heads, op);
+                   auto alpha = scratch(be, n_edges * heads, op);
+                   auto dxw = scratch(be, rows * cols, op);
+                   auto d_as = scratch(be, cols, op);
+                   auto d_ad = scratch(be, cols, op);
+                   auto d_alpha = scratch(be, n_edges * heads, op);
+                   auto ds_src = scratch(be, rows * heads, op);
+                   auto ds_dst = scratch(be, rows * heads, op);
+                   const StepAndRing sr = step_and_ring(be, op);
+                   // The inputs the backward reads, once (not timed).
+                   be.gat_attention(e.lists, {xw->data(), rows, cols}, as->data(), ad->data(), heads,
+                                    {s_src->data(), rows, heads}, {s_dst->data(), rows, heads},
+                                    {alpha->data(), n_edges, heads}, 1);
+                   op.run = [&be, e, xw, dout, as, ad, s_src, s_dst, alpha, dxw, d_as, d_ad, d_alpha, ds_src, ds_dst,
+                             sr, n_edges, rows, heads, cols] {
+                     be.gat_backward(e.lists, {dout->data(), rows, cols}, {xw->data(), rows, cols}, as->data(),
+                                     ad->data(), {s_src->data(), rows, heads}, {s_dst->data(), rows, heads},
+                                     {alpha->data(), n_edges, heads}, heads, 0.6f, sr.state(), 200,
+                                     {dxw->data(), rows, cols}, d_as->data(), d_ad->data(),
+                                     {d_alpha->data(), n_edges, heads}, {ds_src->data(), rows, heads},
+                                     {ds_dst->data(), rows, heads}, 1);
+                   };
+                   op.result = [dxw, d_as, d_ad] {
+                     std::vector<float> r = dxw->to_host();
+                     for (float v : d_as->to_host()) r.push_back(v);
+                     for (float v : d_ad->to_host()) r.push_back(v);
+                     return r;
+                   };
+                   return op;
+                 }});
+}
 
 std::vector<OpSpec> op_specs() {
   std::vector<OpSpec> ops;
@@ -474,100 +577,28 @@ std::vector<OpSpec> op_specs() {
                    };
                    return op;
                  }});
-  // GATConv, 8 heads x 8 channels: the scores and the softmax over each
-  // node's in-edges (self loops added).
-  const auto gat_edges = [](const HostInputs& in) { return static_cast<double>(gat_inputs(in.rows).edges.n_edges()); };
-  ops.push_back({"gat_attention_h8x8", 1e-5,
-                 [=](const HostInputs& in) {
-                   return in.rows * (kGatCols + 2.0 * kHeads + 1) * 4 + gat_edges(in) * (kHeads * 8.0 + 4);
-                 },
-                 none,
-                 [](Backend& be, const HostInputs& in) {
-                   OpInstance op;
-                   const GatHostInputs& g = gat_inputs(in.rows);
-                   const DeviceEdges e = upload_edges(be, g.edges, op);
-                   const int64_t n_edges = g.edges.n_edges();
-                   auto xw = upload(be, g.xw, op);
-                   auto as = upload(be, g.att_src, op);
-                   auto ad = upload(be, g.att_dst, op);
-                   auto s_src = scratch(be, in.rows * kHeads, op);
-                   auto s_dst = scratch(be, in.rows * kHeads, op);
-                   auto alpha = scratch(be, n_edges * kHeads, op);
-                   op.run = [&be, e, xw, as, ad, s_src, s_dst, alpha, n_edges, rows = in.rows] {
-                     be.gat_attention(e.lists, {xw->data(), rows, kGatCols}, as->data(), ad->data(), kHeads,
-                                      {s_src->data(), rows, kHeads}, {s_dst->data(), rows, kHeads},
-                                      {alpha->data(), n_edges, kHeads}, 1);
-                   };
-                   op.result = read(alpha);
-                   return op;
-                 }});
-  // The aggregation with dropout on the coefficients and the bias.
-  ops.push_back({"gat_aggregate_h8x8", 1e-5,
-                 [=](const HostInputs& in) { return in.rows * kGatCols * 8.0 + gat_edges(in) * (kHeads * 4.0 + 4); },
-                 [=](const HostInputs& in) { return 2.0 * gat_edges(in) * kGatCols; },
-                 [](Backend& be, const HostInputs& in) {
-                   OpInstance op;
-                   const GatHostInputs& g = gat_inputs(in.rows);
-                   const DeviceEdges e = upload_edges(be, g.edges, op);
-                   const int64_t n_edges = g.edges.n_edges();
-                   auto xw = upload(be, g.xw, op);
-                   auto bias = upload(be, g.bias, op);
-                   auto alpha = upload(be, random_vector(n_edges * kHeads, 25, 0.5f), op);
-                   auto out = scratch(be, in.rows * kGatCols, op);
-                   const StepAndRing sr = step_and_ring(be, op);
-                   op.run = [&be, e, xw, bias, alpha, out, sr, n_edges, rows = in.rows] {
-                     be.gat_aggregate(e.lists, {alpha->data(), n_edges, kHeads}, {xw->data(), rows, kGatCols}, kHeads,
-                                      bias->data(), {out->data(), rows, kGatCols}, 0.6f, sr.state(), 200, 1);
-                   };
-                   op.result = read(out);
-                   return op;
-                 }});
-  // The backward of both (the gradients of xw and of the attention vectors).
-  ops.push_back({"gat_backward_h8x8", 1e-4,
-                 [=](const HostInputs& in) {
-                   return in.rows * (kGatCols * 12.0 + kHeads * 16.0) + gat_edges(in) * (kHeads * 16.0 + 12);
-                 },
-                 [=](const HostInputs& in) { return 6.0 * gat_edges(in) * kGatCols; },
-                 [](Backend& be, const HostInputs& in) {
-                   OpInstance op;
-                   const GatHostInputs& g = gat_inputs(in.rows);
-                   const DeviceEdges e = upload_edges(be, g.edges, op);
-                   const int64_t n_edges = g.edges.n_edges(), rows = in.rows;
-                   auto xw = upload(be, g.xw, op);
-                   auto dout = upload(be, g.dout, op);
-                   auto as = upload(be, g.att_src, op);
-                   auto ad = upload(be, g.att_dst, op);
-                   auto s_src = scratch(be, rows * kHeads, op);
-                   auto s_dst = scratch(be, rows * kHeads, op);
-                   auto alpha = scratch(be, n_edges * kHeads, op);
-                   auto dxw = scratch(be, rows * kGatCols, op);
-                   auto d_as = scratch(be, kGatCols, op);
-                   auto d_ad = scratch(be, kGatCols, op);
-                   auto d_alpha = scratch(be, n_edges * kHeads, op);
-                   auto ds_src = scratch(be, rows * kHeads, op);
-                   auto ds_dst = scratch(be, rows * kHeads, op);
-                   const StepAndRing sr = step_and_ring(be, op);
-                   // The inputs the backward reads, once (not timed).
-                   be.gat_attention(e.lists, {xw->data(), rows, kGatCols}, as->data(), ad->data(), kHeads,
-                                    {s_src->data(), rows, kHeads}, {s_dst->data(), rows, kHeads},
-                                    {alpha->data(), n_edges, kHeads}, 1);
-                   op.run = [&be, e, xw, dout, as, ad, s_src, s_dst, alpha, dxw, d_as, d_ad, d_alpha, ds_src, ds_dst,
-                             sr, n_edges, rows] {
-                     be.gat_backward(e.lists, {dout->data(), rows, kGatCols}, {xw->data(), rows, kGatCols},
-                                     as->data(), ad->data(), {s_src->data(), rows, kHeads},
-                                     {s_dst->data(), rows, kHeads}, {alpha->data(), n_edges, kHeads}, kHeads, 0.6f,
-                                     sr.state(), 200, {dxw->data(), rows, kGatCols}, d_as->data(), d_ad->data(),
-                                     {d_alpha->data(), n_edges, kHeads}, {ds_src->data(), rows, kHeads},
-                                     {ds_dst->data(), rows, kHeads}, 1);
-                   };
-                   op.result = [dxw, d_as, d_ad] {
-                     std::vector<float> r = dxw->to_host();
-                     for (float v : d_as->to_host()) r.push_back(v);
-                     for (float v : d_ad->to_host()) r.push_back(v);
-                     return r;
-                   };
-                   return op;
-                 }});
+  // GATConv as Cora's GAT runs it, 8 heads x 8 channels and 1 head x 7.
+  add_gat_ops(ops, kHeads, kHeadChannels);
+  add_gat_ops(ops, 1, kClasses);
+  // The input features' dropout (X's values, model by model), and Xᵀ's (the
+  // same elements) for the weight gradient.
+  for (const bool transposed : {false, true}) {
+    ops.push_back({transposed ? "sparse_dropout_features_t" : "sparse_dropout_features", 1e-6,
+                   [](const HostInputs& in) { return static_cast<double>(in.features.nnz()) * 12; }, none,
+                   [transposed](Backend& be, const HostInputs& in) {
+                     OpInstance op;
+                     const gcn::CsrMatrix& x = transposed ? in.features_t : in.features;
+                     auto m = std::shared_ptr<gcn::SparseMatrix>(be.upload_csr(x));
+                     op.keep.push_back(m);
+                     auto values = scratch(be, x.nnz(), op);
+                     const StepAndRing sr = step_and_ring(be, op);
+                     op.run = [&be, m, values, sr, transposed] {
+                       be.sparse_dropout(*m, transposed, 0.6f, sr.state(), 1, 1, values->data());
+                     };
+                     op.result = read(values);
+                     return op;
+                   }});
+  }
   // Adam over a parameter vector as large as the hidden activations (the
   // model's own 23k parameters are launch-bound at every size).
   ops.push_back({"adam_step", 1e-5, [=](const HostInputs& in) { return nh(in) * 28; }, none,

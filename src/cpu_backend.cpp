@@ -26,7 +26,6 @@
 #include "gcn/dataset.hpp"
 #include "gcn/rng.hpp"
 #include "cpu_kernels.hpp"
-#include "cpu_kernels_gat.hpp"
 #include "op_checks.hpp"
 
 namespace gcn {
@@ -206,14 +205,8 @@ class CpuBackend final : public Backend {
       const uint64_t key =
           stream_key(site_seed(steps[k].dropout_seed, site), static_cast<uint64_t>(steps[k].epoch + 1));
       for_ranges(n_threads_, m.n_rows, nnz > kParallelMin, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          for (int64_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
-            const int64_t col = m.indices[e];
-            // The element of the matrix dropped: a's own, or its transpose's.
-            const int64_t element = transposed ? col * m.n_rows + r : r * m.n_cols + col;
-            out[e] = m.values[e] * (dropout_keep_keyed(key, static_cast<uint64_t>(element), p) ? scale : 0.0f);
-          }
-        }
+        k_.sparse_dropout(m.indptr.data(), m.indices.data(), m.values.data(), m.n_rows, m.n_cols, transposed, p, scale,
+                          key, out, r0, r1);
       });
     }
   }
@@ -337,23 +330,23 @@ class CpuBackend final : public Backend {
   // ---- graph attention (cpu_kernels_gat.hpp) --------------------------------
   void do_gat_attention(const EdgeLists& g, ConstMatRef xw, const float* att_src, const float* att_dst, int heads,
                         MatRef s_src, MatRef s_dst, MatRef alpha, int batch) override {
-    const cpu::gat::Dims d = gat_dims(xw, heads, batch);
-    const bool parallel = (g.n_edges + g.n_nodes) * d.ld > kParallelMin;
-    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
-      cpu::gat::scores(d, xw.data, att_src, att_dst, s_src.data, s_dst.data, i0, i1);
+    const cpu::GatShape d = gat_shape(g, xw, heads, batch);
+    const bool parallel = gat_parallel(g, d);
+    for_node_ranges(g.in_ptr, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
+      k_.gat_scores(d, xw.data, att_src, att_dst, s_src.data, s_dst.data, i0, i1);
     });
     // Every score first: a node's softmax reads its sources' scores.
-    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
-      cpu::gat::softmax(g, d, s_src.data, s_dst.data, alpha.data, i0, i1);
+    for_node_ranges(g.in_ptr, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
+      k_.gat_softmax(d, s_src.data, s_dst.data, alpha.data, i0, i1);
     });
   }
 
   void do_gat_aggregate(const EdgeLists& g, ConstMatRef alpha, ConstMatRef xw, int heads, const float* bias,
                         MatRef out, float p, const StepState* steps, uint32_t site, int batch) override {
-    const cpu::gat::Dims d = gat_dims(xw, heads, batch);
-    const cpu::gat::AlphaDropout drop = cpu::gat::alpha_dropout(p, steps, site, batch);
-    for_ranges(n_threads_, g.n_nodes, (g.n_edges + g.n_nodes) * d.ld > kParallelMin, [&](int64_t i0, int64_t i1) {
-      cpu::gat::aggregate(g, d, alpha.data, xw.data, bias, out.data, drop, i0, i1);
+    const cpu::GatShape d = gat_shape(g, xw, heads, batch);
+    const float* mask = attention_mask(g, d, p, steps, site, batch);
+    for_node_ranges(g.in_ptr, g.n_nodes, gat_parallel(g, d), [&](int64_t i0, int64_t i1) {
+      k_.gat_aggregate(d, alpha.data, mask, xw.data, bias, out.data, i0, i1);
     });
   }
 
@@ -361,20 +354,22 @@ class CpuBackend final : public Backend {
                        const float* att_dst, ConstMatRef s_src, ConstMatRef s_dst, ConstMatRef alpha, int heads, float p,
                        const StepState* steps, uint32_t site, MatRef dxw, float* d_att_src, float* d_att_dst,
                        MatRef d_alpha, MatRef ds_src, MatRef ds_dst, int batch) override {
-    const cpu::gat::Dims d = gat_dims(xw, heads, batch);
-    const cpu::gat::AlphaDropout drop = cpu::gat::alpha_dropout(p, steps, site, batch);
-    const bool parallel = (g.n_edges + g.n_nodes) * d.ld > kParallelMin;
-    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
-      cpu::gat::backward_targets(g, d, dout.data, xw.data, s_src.data, s_dst.data, alpha.data, drop, d_alpha.data,
-                                 ds_dst.data, i0, i1);
+    const cpu::GatShape d = gat_shape(g, xw, heads, batch);
+    const float* mask = attention_mask(g, d, p, steps, site, batch);
+    const bool parallel = gat_parallel(g, d);
+    gat_dots_.resize(static_cast<std::size_t>(g.n_edges * d.bh));
+    for_node_ranges(g.in_ptr, g.n_nodes, parallel, [&](int64_t i0, int64_t i1) {
+      k_.gat_backward_targets(d, dout.data, xw.data, s_src.data, s_dst.data, alpha.data, mask, gat_dots_.data(),
+                              d_alpha.data, ds_dst.data, i0, i1);
     });
     // Every edge's gradient first: a source sums those of its out-edges.
-    for_ranges(n_threads_, g.n_nodes, parallel, [&](int64_t j0, int64_t j1) {
-      cpu::gat::backward_sources(g, d, dout.data, att_src, att_dst, alpha.data, drop, d_alpha.data, ds_dst.data,
-                                 ds_src.data, dxw.data, j0, j1);
+    for_node_ranges(g.out_ptr, g.n_nodes, parallel, [&](int64_t j0, int64_t j1) {
+      k_.gat_backward_sources(d, dout.data, att_src, att_dst, alpha.data, mask, d_alpha.data, ds_dst.data,
+                              ds_src.data, dxw.data, j0, j1);
     });
-    cpu::gat::attention_grad(g.n_nodes, d, ds_src.data, xw.data, d_att_src, column_acc_);
-    cpu::gat::attention_grad(g.n_nodes, d, ds_dst.data, xw.data, d_att_dst, column_acc_);
+    column_acc_.resize(static_cast<std::size_t>(d.ld));
+    k_.gat_attention_grad(d, g.n_nodes, ds_src.data, xw.data, d_att_src, column_acc_.data());
+    k_.gat_attention_grad(d, g.n_nodes, ds_dst.data, xw.data, d_att_dst, column_acc_.data());
   }
 
   void do_log_softmax(ConstMatRef x, MatRef y) override {
@@ -541,9 +536,71 @@ class CpuBackend final : public Backend {
     }
   }
 
-  static cpu::gat::Dims gat_dims(ConstMatRef xw, int heads, int batch) {
+  static cpu::GatShape gat_shape(const EdgeLists& g, ConstMatRef xw, int heads, int batch) {
     const int64_t bh = int64_t{batch} * heads;
-    return {heads, bh, xw.cols / bh, xw.cols};
+    return {heads, bh, xw.cols / bh, xw.cols, g.in_ptr, g.in_src, g.edge_dst, g.out_ptr, g.out_edge};
+  }
+
+  // Whether a graph-attention op runs in parallel. Its work per edge (and
+  // per node) is its ld columns plus a fixed part worth about 64 more (the
+  // softmax's exp and division, the index loads, the loops): gcn-bench's
+  // gat_*_h1x7 ops, 7 columns, take a third to two thirds of the time of
+  // the gat_*_h8x8 ones, 64. Both of Cora's GAT layers (64 and 7 columns,
+  // 13k edges) run on every thread, as Cora's SpMMs do.
+  static bool gat_parallel(const EdgeLists& g, const cpu::GatShape& d) {
+    constexpr int64_t kRowWork = 64;
+    return (g.n_edges + g.n_nodes) * (d.ld + kRowWork) > kParallelMin;
+  }
+
+  // fn(i0, i1) over the nodes [0, n): one range per thread when parallel,
+  // cut where the work (the edges in ptr, as EdgeLists::in_ptr or out_ptr,
+  // plus one per node) is even. Each node's result does not depend on the
+  // split.
+  template <class Fn>
+  void for_node_ranges(const int32_t* ptr, int64_t n, bool parallel, Fn&& fn) {
+    if (!parallel || n_threads_ <= 1 || n < 2) {
+      fn(int64_t{0}, n);
+      return;
+    }
+    // The first node i with ptr[i] + i >= the part's share of ptr[n] + n.
+    auto cut = [&](int64_t part, int64_t parts) {
+      const int64_t target = (ptr[n] + n) * part / parts;
+      int64_t lo = 0, hi = n;
+      while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (ptr[mid] + mid < target) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      return lo;
+    };
+#pragma omp parallel num_threads(n_threads_)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      fn(cut(t, nt), cut(t + 1, nt));
+    }
+  }
+
+  // The attention dropout's factors (E, bh) of a call (null without
+  // dropout): model k's coefficient (e, h) is multiplied by
+  // mask[e · bh + k · heads + h], 0 or 1 / (1 - p), drawn for the element
+  // e · heads + h of model k's stream. Computed once per call (the kernels
+  // read each factor up to twice), into scratch reused from call to call.
+  const float* attention_mask(const EdgeLists& g, const cpu::GatShape& d, float p, const StepState* steps,
+                              uint32_t site, int batch) {
+    if (p <= 0.0f) return nullptr;
+    const float scale = 1.0f / (1.0f - p);
+    attention_mask_.resize(static_cast<std::size_t>(g.n_edges * d.bh));
+    for (int k = 0; k < batch; ++k) {
+      const uint64_t key =
+          stream_key(site_seed(steps[k].dropout_seed, site), static_cast<uint64_t>(steps[k].epoch + 1));
+      for_ranges(n_threads_, g.n_edges, g.n_edges * d.heads > kParallelMin, [&](int64_t e0, int64_t e1) {
+        k_.dropout_factors(attention_mask_.data() + k * d.heads, d.bh, d.heads, e0, e1, p, scale, key);
+      });
+    }
+    return attention_mask_.data();
   }
 
   // fn(r0, r1) over [0, rows) in chunks of rows (one call per thread's range
@@ -657,6 +714,8 @@ class CpuBackend final : public Backend {
   std::vector<float> b_copy_;         // a transposed gemm operand
   std::vector<double> gemm_partial_;  // the transposed product's per-chunk sums
   std::vector<double> column_acc_;    // do_column_sum's sums
+  std::vector<float> attention_mask_;  // the attention dropout's factors of a call
+  std::vector<float> gat_dots_;        // gat_backward_targets' scratch
   std::vector<Scratch> scratch_;      // per thread, for a batch's models
   struct DropoutRate {
     float p = 0, scale = 1;

@@ -6,8 +6,11 @@
 // same order with the same roundings (wider vectors only compute more
 // independent elements at once; -ffp-contract=off keeps every product and sum
 // two roundings, never a fused multiply-add), and the same library functions
-// are called. tests/test_cpu_ops.cpp holds every variant this CPU can run to
-// the baseline, bit for bit.
+// are called (the graph-attention softmax's expf: the library's in the
+// baseline, an operation-for-operation copy of glibc's in the variants with
+// FMA, cpu_kernels_gat.hpp). tests/test_cpu_ops.cpp holds every variant this
+// CPU can run to the baseline, bit for bit, and tests/test_gat_ops.cpp
+// (GatKernels) the graph-attention kernels to plain loops.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +22,19 @@ struct AdamScalars {
   float beta1, beta2, one_minus_b1, one_minus_b2, eps, weight_decay;
   float step_size;  // lr / (1 - beta1^step), from double
   float bc2_sqrt;   // sqrt(1 - beta2^step), from double
+};
+
+// One graph-attention call (cpu_kernels_gat.hpp): bh = batch · heads
+// columns of scores and coefficients, ch channels per head, ld = bh · ch
+// columns of features; the edges as gcn::EdgeLists holds them.
+struct GatShape {
+  int heads;
+  int64_t bh, ch, ld;
+  const int32_t* in_ptr;    // (N + 1): the edges into node i are [in_ptr[i], in_ptr[i + 1])
+  const int32_t* in_src;    // (E) src(e)
+  const int32_t* edge_dst;  // (E) dst(e)
+  const int32_t* out_ptr;   // (N + 1)
+  const int32_t* out_edge;  // (E) edge ids grouped by source
 };
 
 struct CpuKernels {
@@ -72,6 +88,46 @@ struct CpuKernels {
   // else 0; elu'(x) = 1 where y > 0, else y · (1 - p) + 1.
   void (*elu_dropout_backward)(const float* dy, const float* y, float* dx, int64_t ld, int64_t cols, int64_t r0,
                                int64_t r1, bool drop, float p, float scale, uint64_t key);
+  // The rows [r0, r1) of a dropout mask's factors: m[r · ld + j] (j < cols)
+  // = scale where dropout_keep_keyed(key, r · cols + j, p), else 0 (the
+  // mask relu_dropout_forward multiplies by).
+  void (*dropout_factors)(float* m, int64_t ld, int64_t cols, int64_t r0, int64_t r1, float p, float scale,
+                          uint64_t key);
+  // out[e] = values[e] times the mask factor of its element, for the entries
+  // of the rows [r0, r1) of a CSR matrix (n_rows, n_cols): the element
+  // r · n_cols + col, or (transposed: the matrix is the transpose of the one
+  // dropped) col · n_rows + r.
+  void (*sparse_dropout)(const int32_t* indptr, const int32_t* indices, const float* values, int64_t n_rows,
+                         int64_t n_cols, bool transposed, float p, float scale, uint64_t key, float* out, int64_t r0,
+                         int64_t r1);
+  // Graph attention (cpu_kernels_gat.hpp has the formulas and summation
+  // orders). mask: the attention dropout's factors (E, bh) from
+  // dropout_factors, or null (no dropout); a node range [i0, i1) each.
+  // s_src, s_dst (N, bh) of the nodes [i0, i1).
+  void (*gat_scores)(const GatShape& g, const float* xw, const float* att_src, const float* att_dst, float* s_src,
+                     float* s_dst, int64_t i0, int64_t i1);
+  // alpha (E, bh) of the edges into the nodes [i0, i1).
+  void (*gat_softmax)(const GatShape& g, const float* s_src, const float* s_dst, float* alpha, int64_t i0,
+                      int64_t i1);
+  // out rows [i0, i1) = Σ over the in-edges of (alpha · mask) · xw[src] (+ bias).
+  void (*gat_aggregate)(const GatShape& g, const float* alpha, const float* mask, const float* xw, const float* bias,
+                        float* out, int64_t i0, int64_t i1);
+  // d_alpha of the edges into, and ds_dst of, the target nodes [i0, i1);
+  // dots: (E, bh) scratch.
+  void (*gat_backward_targets)(const GatShape& g, const float* dout, const float* xw, const float* s_src,
+                               const float* s_dst, const float* alpha, const float* mask, float* dots,
+                               float* d_alpha, float* ds_dst, int64_t i0, int64_t i1);
+  // ds_src and dxw of the source nodes [j0, j1).
+  void (*gat_backward_sources)(const GatShape& g, const float* dout, const float* att_src, const float* att_dst,
+                               const float* alpha, const float* mask, const float* d_alpha, const float* ds_dst,
+                               float* ds_src, float* dxw, int64_t j0, int64_t j1);
+  // d_att (ld) = Σ over the nodes [0, n_nodes) of ds[j, kh] · xw[j, kh, c],
+  // in node order, in double; acc: ld doubles of scratch.
+  void (*gat_attention_grad)(const GatShape& g, int64_t n_nodes, const float* ds, const float* xw, float* d_att,
+                             double* acc);
+  // y = the exp gat_softmax computes (std::exp's bits with glibc), element
+  // by element.
+  void (*softmax_exp)(const float* x, float* y, int64_t n);
 };
 
 // A CSR matrix's rows by number of entries, longest first (ties by index).

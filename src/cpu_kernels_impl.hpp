@@ -7,6 +7,8 @@
 // inline function with external linkage compiled for AVX-512 in one file
 // could be the copy the linker keeps for all of them, and then run on a CPU
 // without AVX-512. So no call leaves this file except to libc/libm.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <climits>
@@ -15,6 +17,7 @@
 #endif
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "cpu_kernels.hpp"
 
@@ -22,6 +25,7 @@ namespace {
 #include "gcn/rng.hpp"  // NOLINT: inside the anonymous namespace on purpose (see above)
 
 using ::gcn::cpu::AdamScalars;
+using ::gcn::cpu::GatShape;
 
 typedef double d8 __attribute__((vector_size(64)));
 
@@ -432,10 +436,15 @@ void adam_block(float* params, const float* grads, float* m, float* v, int64_t c
   }
 }
 
+// Graph attention and the sparse input dropout.
+#include "cpu_kernels_gat.hpp"  // NOLINT: inside the anonymous namespace on purpose (see above)
+
 }  // namespace
 
 #define GCN_CPU_KERNEL_TABLE(name_string)                                                                   \
   {                                                                                                          \
     name_string, &spmm, &gemm_nn, &gemm_tn, &relu_dropout_forward, &relu_dropout_backward, &column_sum, &adam, \
-        &adam_block, &spmm_strided, &elu_dropout_forward, &elu_dropout_backward                              \
+        &adam_block, &spmm_strided, &elu_dropout_forward, &elu_dropout_backward, &dropout_factors,            \
+        &sparse_dropout, &gat_scores, &gat_softmax, &gat_aggregate, &gat_backward_targets,                   \
+        &gat_backward_sources, &gat_attention_grad, &softmax_exp_floats                                      \
   }

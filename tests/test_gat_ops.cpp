@@ -55,6 +55,13 @@ using test::same_bits;
 using test::Tolerance;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+// The NaN x86 makes of an invalid operation (inf - inf, 0 · inf): negative.
+const float kInvalidNaN = [] {
+  const uint32_t bits = 0xFFC00000u;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}();
 
 template <class F>
 std::string error_of(F&& f) {
@@ -741,6 +748,347 @@ TEST(EluKernels, EveryVariantIsThePlainFormula) {
       EXPECT_TRUE(same_bits(y, expected, ld)) << k->isa << " drop " << drop;
       EXPECT_TRUE(same_bits(dx, dx_expected, ld)) << k->isa << " drop " << drop;
     }
+  }
+}
+
+// ---- the kernels of graph attention and of the masks, variant by variant --------
+
+// The GAT kernels' formulas written out as plain loops (cpu_kernels_gat.hpp's
+// summation orders, std::exp): every CPU kernel variant must compute these
+// bits, whatever its vectors.
+namespace plain {
+
+float leaky_relu(float u) { return u > 0.0f ? u : 0.2f * u; }
+float max_ignoring_nan(float a, float b) {
+  if (a != a) return b;
+  if (b != b) return a;
+  return a > b ? a : b;
+}
+
+void scores(const cpu::GatShape& d, int64_t n, const std::vector<float>& xw, const std::vector<float>& as,
+            const std::vector<float>& ad, std::vector<float>& s_src, std::vector<float>& s_dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t kh = 0; kh < d.bh; ++kh) {
+      float ss = 0.0f, sd = 0.0f;
+      for (int64_t c = 0; c < d.ch; ++c) {
+        ss += as[kh * d.ch + c] * xw[i * d.ld + kh * d.ch + c];
+        sd += ad[kh * d.ch + c] * xw[i * d.ld + kh * d.ch + c];
+      }
+      s_src[i * d.bh + kh] = ss;
+      s_dst[i * d.bh + kh] = sd;
+    }
+  }
+}
+
+void softmax(const cpu::GatShape& d, int64_t n, const std::vector<float>& s_src, const std::vector<float>& s_dst,
+             std::vector<float>& alpha) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t kh = 0; kh < d.bh; ++kh) {
+      const int64_t e0 = d.in_ptr[i], e1 = d.in_ptr[i + 1];
+      auto z = [&](int64_t e) { return leaky_relu(s_src[d.in_src[e] * d.bh + kh] + s_dst[i * d.bh + kh]); };
+      float mx = -INFINITY, sum = 0.0f;
+      for (int64_t e = e0; e < e1; ++e) mx = max_ignoring_nan(mx, z(e));
+      for (int64_t e = e0; e < e1; ++e) {
+        alpha[e * d.bh + kh] = std::exp(z(e) - mx);
+        sum += alpha[e * d.bh + kh];
+      }
+      for (int64_t e = e0; e < e1; ++e) alpha[e * d.bh + kh] = alpha[e * d.bh + kh] / sum;
+    }
+  }
+}
+
+// alpha · mask (mask empty: none).
+float dropped(const cpu::GatShape& d, const std::vector<float>& alpha, const std::vector<float>& mask, int64_t e,
+              int64_t kh) {
+  return mask.empty() ? alpha[e * d.bh + kh] : alpha[e * d.bh + kh] * mask[e * d.bh + kh];
+}
+
+void aggregate(const cpu::GatShape& d, int64_t n, const std::vector<float>& alpha, const std::vector<float>& mask,
+               const std::vector<float>& xw, const float* bias, std::vector<float>& out) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t q = 0; q < d.ld; ++q) {
+      float o = 0.0f;
+      for (int64_t e = d.in_ptr[i]; e < d.in_ptr[i + 1]; ++e) {
+        o += dropped(d, alpha, mask, e, q / d.ch) * xw[d.in_src[e] * d.ld + q];
+      }
+      out[i * d.ld + q] = bias != nullptr ? o + bias[q] : o;
+    }
+  }
+}
+
+void backward_targets(const cpu::GatShape& d, int64_t n, const std::vector<float>& dout,
+                      const std::vector<float>& xw, const std::vector<float>& s_src,
+                      const std::vector<float>& s_dst, const std::vector<float>& alpha,
+                      const std::vector<float>& mask, std::vector<float>& d_alpha, std::vector<float>& ds_dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t kh = 0; kh < d.bh; ++kh) {
+      const int64_t e0 = d.in_ptr[i], e1 = d.in_ptr[i + 1];
+      auto dalpha = [&](int64_t e) {
+        float dot = 0.0f;
+        for (int64_t c = 0; c < d.ch; ++c) {
+          dot += dout[i * d.ld + kh * d.ch + c] * xw[d.in_src[e] * d.ld + kh * d.ch + c];
+        }
+        return mask.empty() ? dot : dot * mask[e * d.bh + kh];
+      };
+      float t = 0.0f, ds = 0.0f;
+      for (int64_t e = e0; e < e1; ++e) t += alpha[e * d.bh + kh] * dalpha(e);
+      for (int64_t e = e0; e < e1; ++e) {
+        const float u = s_src[d.in_src[e] * d.bh + kh] + s_dst[i * d.bh + kh];
+        const float du = (alpha[e * d.bh + kh] * (dalpha(e) - t)) * (u > 0.0f ? 1.0f : 0.2f);
+        d_alpha[e * d.bh + kh] = du;
+        ds += du;
+      }
+      ds_dst[i * d.bh + kh] = ds;
+    }
+  }
+}
+
+void backward_sources(const cpu::GatShape& d, int64_t n, const std::vector<float>& dout,
+                      const std::vector<float>& as, const std::vector<float>& ad, const std::vector<float>& alpha,
+                      const std::vector<float>& mask, const std::vector<float>& d_alpha,
+                      const std::vector<float>& ds_dst, std::vector<float>& ds_src, std::vector<float>& dxw) {
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t kh = 0; kh < d.bh; ++kh) {
+      float ds = 0.0f;
+      for (int64_t q = d.out_ptr[j]; q < d.out_ptr[j + 1]; ++q) ds += d_alpha[d.out_edge[q] * d.bh + kh];
+      ds_src[j * d.bh + kh] = ds;
+    }
+    for (int64_t q = 0; q < d.ld; ++q) {
+      const int64_t kh = q / d.ch;
+      float dx = 0.0f;
+      for (int64_t o = d.out_ptr[j]; o < d.out_ptr[j + 1]; ++o) {
+        const int64_t e = d.out_edge[o];
+        dx += dropped(d, alpha, mask, e, kh) * dout[d.edge_dst[e] * d.ld + q];
+      }
+      dxw[j * d.ld + q] = (dx + ds_src[j * d.bh + kh] * as[q]) + ds_dst[j * d.bh + kh] * ad[q];
+    }
+  }
+}
+
+std::vector<float> attention_grad(const cpu::GatShape& d, int64_t n, const std::vector<float>& ds,
+                                  const std::vector<float>& xw) {
+  std::vector<float> out(static_cast<std::size_t>(d.ld));
+  for (int64_t q = 0; q < d.ld; ++q) {
+    double acc = 0.0;
+    for (int64_t j = 0; j < n; ++j) acc += static_cast<double>(ds[j * d.bh + q / d.ch]) * static_cast<double>(xw[j * d.ld + q]);
+    out[q] = static_cast<float>(acc);
+  }
+  return out;
+}
+
+}  // namespace plain
+
+cpu::GatShape shape_of(const AttentionEdgeLists& g, int heads, int batch, int64_t ch) {
+  const int64_t bh = int64_t{batch} * heads;
+  return {heads, bh, ch, bh * ch, g.in_ptr.data(), g.in_src.data(), g.edge_dst.data(), g.out_ptr.data(),
+          g.out_edge.data()};
+}
+
+// The softmax's exp (each variant's copy of glibc's expf, or the library's)
+// is std::exp, bit for bit: on a spread of every float (each sign and
+// exponent), and where its paths change (|x| = 88, the under- and overflow
+// bounds, subnormal results, infinities, NaN).
+TEST(GatKernels, SoftmaxExpIsTheLibrarys) {
+  std::vector<float> x;
+  for (uint64_t bits = 0; bits <= 0xFFFFFFFFull; bits += 65521) {
+    float v;
+    const auto b = static_cast<uint32_t>(bits);
+    std::memcpy(&v, &b, sizeof v);
+    x.push_back(v);
+  }
+  for (const float edge : {88.0f, 88.72283f, 88.7229f, 89.0f, 103.0f, 103.28f, 103.3f, 103.97f, 104.0f, 87.99999f}) {
+    for (const float v : {edge, -edge, std::nextafter(edge, 0.0f), -std::nextafter(edge, 0.0f),
+                          std::nextafter(edge, 200.0f), -std::nextafter(edge, 200.0f)}) {
+      x.push_back(v);
+    }
+  }
+  for (float v = -104.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);  // the softmax's arguments
+  for (const float v : {0.0f, -0.0f, 1e-30f, -1e-30f, std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity(), kNaN, -kNaN, std::numeric_limits<float>::denorm_min(),
+                        -std::numeric_limits<float>::max()}) {
+    x.push_back(v);
+  }
+  std::vector<float> expected(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) expected[i] = std::exp(x[i]);
+  for (const cpu::CpuKernels* k : cpu::available_cpu_kernels()) {
+    std::vector<float> y(x.size(), -7.0f);
+    k->softmax_exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    EXPECT_TRUE(same_bits(y, expected)) << k->isa;
+  }
+}
+
+// Every variant's GAT kernels against the plain loops, bit for bit, on
+// shapes that take each path (one head; 8 heads; bh not dividing 16 and
+// above 16; ch = 1, above 64, and rows of several 64-column groups), with
+// scores far apart (exp's special path), infinities (and so NaN) and signed
+// zeros among the inputs, each kernel over the nodes in two ranges. (Every
+// NaN here comes from an invalid operation, so all have the same bits: of
+// two NaN operands x86 returns the first, and a compiler may swap the
+// operands of a sum or a product, so inputs with NaNs of their own would
+// test the compiler.)
+TEST(GatKernels, EveryVariantIsThePlainLoops) {
+  struct Shape {
+    int heads, batch;
+    int64_t ch;
+  };
+  const Shape shapes[] = {{1, 1, 7}, {8, 1, 8}, {3, 3, 5}, {8, 3, 8}, {2, 1, 70}, {16, 2, 1}, {4, 5, 3}, {5, 1, 13}};
+  const HostGraph hg = random_graph(61, 4, 300, 21);
+  const AttentionEdgeLists g = lists_of(hg);
+  const int64_t n = g.n_nodes, n_edges = g.n_edges(), split = n / 3;
+  uint32_t seed = 400;
+  for (const Shape& sh : shapes) {
+    const cpu::GatShape d = shape_of(g, sh.heads, sh.batch, sh.ch);
+    GatInputs in = gat_inputs(hg.n_nodes, sh.heads, sh.batch, sh.ch, seed += 10);
+    for (std::size_t q = 0; q < in.xw.size(); q += 37) in.xw[q] *= 300.0f;
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    in.xw[static_cast<std::size_t>(3 * d.ld + 1)] = -kInf;
+    in.xw[static_cast<std::size_t>(7 * d.ld)] = kInf;
+    in.xw[static_cast<std::size_t>(9 * d.ld)] = 0.0f;
+    in.xw[static_cast<std::size_t>(9 * d.ld + d.ld - 1)] = -0.0f;
+    in.dout[static_cast<std::size_t>(11 * d.ld)] = kInf;
+    const std::string what = "heads " + std::to_string(sh.heads) + " batch " + std::to_string(sh.batch) + " ch " +
+                             std::to_string(sh.ch);
+    auto floats = [](int64_t count) { return std::vector<float>(static_cast<std::size_t>(count), -7.0f); };
+
+    // The reference, step by step, and the attention dropout's factors.
+    std::vector<float> s_src = floats(n * d.bh), s_dst = floats(n * d.bh), alpha = floats(n_edges * d.bh);
+    plain::scores(d, n, in.xw, in.att_src, in.att_dst, s_src, s_dst);
+    plain::softmax(d, n, s_src, s_dst, alpha);
+    std::vector<float> mask = floats(n_edges * d.bh);
+    const float p = 0.4f, scale = 1.0f / (1.0f - p);
+    for (int k = 0; k < sh.batch; ++k) {
+      const uint64_t key = stream_key(site_seed(90 + k, 7), 3);
+      for (int64_t e = 0; e < n_edges; ++e) {
+        for (int h = 0; h < sh.heads; ++h) {
+          mask[e * d.bh + k * sh.heads + h] =
+              dropout_keep_keyed(key, static_cast<uint64_t>(e * sh.heads + h), p) ? scale : 0.0f;
+        }
+      }
+    }
+    std::vector<float> out = floats(n * d.ld), out_plain = floats(n * d.ld);
+    plain::aggregate(d, n, alpha, mask, in.xw, in.bias.data(), out);
+    plain::aggregate(d, n, alpha, {}, in.xw, nullptr, out_plain);
+    std::vector<float> d_alpha = floats(n_edges * d.bh), ds_dst = floats(n * d.bh);
+    plain::backward_targets(d, n, in.dout, in.xw, s_src, s_dst, alpha, mask, d_alpha, ds_dst);
+    std::vector<float> ds_src = floats(n * d.bh), dxw = floats(n * d.ld);
+    plain::backward_sources(d, n, in.dout, in.att_src, in.att_dst, alpha, mask, d_alpha, ds_dst, ds_src, dxw);
+    const std::vector<float> d_att_src = plain::attention_grad(d, n, ds_src, in.xw);
+    const std::vector<float> d_att_dst = plain::attention_grad(d, n, ds_dst, in.xw);
+    // exp underflowed somewhere (its special path), and infinities made NaNs.
+    ASSERT_GT(std::count_if(alpha.begin(), alpha.end(), [](float a) { return a == 0.0f; }), 0) << what;
+    ASSERT_GT(std::count_if(alpha.begin(), alpha.end(), [](float a) { return std::isnan(a); }), 0) << what;
+    ASSERT_GT(std::count_if(dxw.begin(), dxw.end(), [](float a) { return std::isnan(a); }), 0) << what;
+
+    for (const cpu::CpuKernels* k : cpu::available_cpu_kernels()) {
+      const std::string where = what + " " + k->isa;
+      // Each kernel from the reference's inputs, over [0, split) and [split, n).
+      auto ranges = [&](auto&& fn) {
+        fn(int64_t{0}, split);
+        fn(split, n);
+      };
+      std::vector<float> got_ss = floats(n * d.bh), got_sd = floats(n * d.bh);
+      ranges([&](int64_t i0, int64_t i1) {
+        k->gat_scores(d, in.xw.data(), in.att_src.data(), in.att_dst.data(), got_ss.data(), got_sd.data(), i0, i1);
+      });
+      EXPECT_TRUE(same_bits(got_ss, s_src)) << "s_src " << where;
+      EXPECT_TRUE(same_bits(got_sd, s_dst)) << "s_dst " << where;
+      std::vector<float> got_alpha = floats(n_edges * d.bh);
+      ranges([&](int64_t i0, int64_t i1) {
+        k->gat_softmax(d, s_src.data(), s_dst.data(), got_alpha.data(), i0, i1);
+      });
+      EXPECT_TRUE(same_bits(got_alpha, alpha)) << "alpha " << where;
+      // Scores that are NaN (x86's NaN of an invalid operation, as all the
+      // others here), infinite (so NaN sums, nodes whose scores are all NaN)
+      // or signed zeros (ties of +0 and -0 for the maximum).
+      std::vector<float> special_src = s_src, special_dst = s_dst;
+      for (std::size_t q = 0; q < special_src.size(); q += 5) special_src[q] = (q / 5) % 2 != 0 ? kInf : -kInf;
+      for (std::size_t q = 3; q < special_src.size(); q += 11) special_src[q] = kInvalidNaN;
+      for (std::size_t q = 0; q < special_dst.size(); q += 7) special_dst[q] = kInf;
+      for (std::size_t q = 2; q < special_src.size(); q += 3) special_src[q] = (q % 2 != 0 ? -1.0f : 1.0f) * 0.0f;
+      for (std::size_t q = 1; q < special_dst.size(); q += 4) special_dst[q] = -0.0f;
+      std::vector<float> special_alpha = floats(n_edges * d.bh), got_special = floats(n_edges * d.bh);
+      plain::softmax(d, n, special_src, special_dst, special_alpha);
+      ranges([&](int64_t i0, int64_t i1) {
+        k->gat_softmax(d, special_src.data(), special_dst.data(), got_special.data(), i0, i1);
+      });
+      EXPECT_TRUE(same_bits(got_special, special_alpha)) << "alpha of special scores " << where;
+      std::vector<float> got_out = floats(n * d.ld), got_out_plain = floats(n * d.ld);
+      ranges([&](int64_t i0, int64_t i1) {
+        k->gat_aggregate(d, alpha.data(), mask.data(), in.xw.data(), in.bias.data(), got_out.data(), i0, i1);
+        k->gat_aggregate(d, alpha.data(), nullptr, in.xw.data(), nullptr, got_out_plain.data(), i0, i1);
+      });
+      EXPECT_TRUE(same_bits(got_out, out)) << "out " << where;
+      EXPECT_TRUE(same_bits(got_out_plain, out_plain)) << "out without dropout or bias " << where;
+      std::vector<float> dots = floats(n_edges * d.bh), got_da = floats(n_edges * d.bh), got_dsd = floats(n * d.bh);
+      ranges([&](int64_t i0, int64_t i1) {
+        k->gat_backward_targets(d, in.dout.data(), in.xw.data(), s_src.data(), s_dst.data(), alpha.data(),
+                                mask.data(), dots.data(), got_da.data(), got_dsd.data(), i0, i1);
+      });
+      EXPECT_TRUE(same_bits(got_da, d_alpha)) << "d_alpha " << where;
+      EXPECT_TRUE(same_bits(got_dsd, ds_dst)) << "ds_dst " << where;
+      std::vector<float> got_dss = floats(n * d.bh), got_dxw = floats(n * d.ld);
+      ranges([&](int64_t j0, int64_t j1) {
+        k->gat_backward_sources(d, in.dout.data(), in.att_src.data(), in.att_dst.data(), alpha.data(), mask.data(),
+                                d_alpha.data(), ds_dst.data(), got_dss.data(), got_dxw.data(), j0, j1);
+      });
+      EXPECT_TRUE(same_bits(got_dss, ds_src)) << "ds_src " << where;
+      EXPECT_TRUE(same_bits(got_dxw, dxw)) << "dxw " << where;
+      std::vector<float> got_das = floats(d.ld), got_dad = floats(d.ld);
+      std::vector<double> acc(static_cast<std::size_t>(d.ld));
+      k->gat_attention_grad(d, n, ds_src.data(), in.xw.data(), got_das.data(), acc.data());
+      k->gat_attention_grad(d, n, ds_dst.data(), in.xw.data(), got_dad.data(), acc.data());
+      EXPECT_TRUE(same_bits(got_das, d_att_src)) << "d_att_src " << where;
+      EXPECT_TRUE(same_bits(got_dad, d_att_dst)) << "d_att_dst " << where;
+      // The factors, model by model at the batch's stride, over two ranges of edges.
+      std::vector<float> got_mask = floats(n_edges * d.bh);
+      for (int kk = 0; kk < sh.batch; ++kk) {
+        const uint64_t key = stream_key(site_seed(90 + kk, 7), 3);
+        for (const auto& [e0, e1] : {std::pair<int64_t, int64_t>{0, 5}, {5, n_edges}}) {
+          k->dropout_factors(got_mask.data() + kk * sh.heads, d.bh, sh.heads, e0, e1, p, scale, key);
+        }
+      }
+      EXPECT_TRUE(same_bits(got_mask, mask)) << "mask " << where;
+    }
+  }
+}
+
+// Every variant's sparse dropout and flat mask factors against the formulas:
+// element r · cols + c of X (or c · rows + r, read through Xᵀ's entry (r, c)).
+TEST(GatKernels, EveryVariantDropsTheMasksElements) {
+  const CsrMatrix x = random_csr(45, 131, 0.09, 7, 31);
+  const CsrMatrix xt = x.transposed();
+  const uint64_t key = stream_key(site_seed(5, 1), 12);
+  const float p = 0.6f, scale = 1.0f / (1.0f - p);
+  for (const bool transposed : {false, true}) {
+    const CsrMatrix& m = transposed ? xt : x;
+    std::vector<float> expected(m.values.size());
+    for (int32_t r = 0; r < m.n_rows; ++r) {
+      for (int32_t e = m.indptr[r]; e < m.indptr[r + 1]; ++e) {
+        const uint64_t element = transposed ? static_cast<uint64_t>(m.indices[e]) * m.n_rows + r
+                                            : static_cast<uint64_t>(r) * m.n_cols + m.indices[e];
+        expected[e] = m.values[e] * (dropout_keep_keyed(key, element, p) ? scale : 0.0f);
+      }
+    }
+    for (const cpu::CpuKernels* k : cpu::available_cpu_kernels()) {
+      std::vector<float> got(m.values.size(), -7.0f);
+      k->sparse_dropout(m.indptr.data(), m.indices.data(), m.values.data(), m.n_rows, m.n_cols, transposed, p, scale,
+                        key, got.data(), 0, 11);
+      k->sparse_dropout(m.indptr.data(), m.indices.data(), m.values.data(), m.n_rows, m.n_cols, transposed, p, scale,
+                        key, got.data(), 11, m.n_rows);
+      EXPECT_TRUE(same_bits(got, expected)) << k->isa << (transposed ? " transposed" : "");
+    }
+  }
+  // Contiguous rows (ld == cols): one range of indices.
+  const int64_t rows = 23, cols = 3;
+  std::vector<float> expected(rows * cols);
+  for (int64_t q = 0; q < rows * cols; ++q) {
+    expected[q] = dropout_keep_keyed(key, static_cast<uint64_t>(q), p) ? scale : 0.0f;
+  }
+  for (const cpu::CpuKernels* k : cpu::available_cpu_kernels()) {
+    std::vector<float> got(expected.size(), -7.0f);
+    k->dropout_factors(got.data(), cols, cols, 0, 4, p, scale, key);
+    k->dropout_factors(got.data(), cols, cols, 4, rows, p, scale, key);
+    EXPECT_TRUE(same_bits(got, expected)) << k->isa;
   }
 }
 
