@@ -52,7 +52,10 @@ inline float max_ignoring_nan(float a, float b) {
 // variants run on), so that it inlines and vectorises: the bits of
 // std::exp with glibc 2.27 or later, on every float (all 2^32 checked;
 // TEST(GatKernels, SoftmaxExpIsTheLibrarys) checks it where the tests run).
-// Without FMA (the baseline) the library's expf itself.
+// Without FMA (the baseline) the library's expf itself. The algorithm and
+// its constants come from Arm's optimized-routines (math/expf.c, by
+// Szabolcs Nagy; MIT OR Apache-2.0 WITH LLVM-exception), which glibc
+// adopted as its expf in 2.27.
 #if defined(__FMA__)
 namespace glibc_expf {
 // 2^(i/32) as bits, less i << 47 (glibc's __exp2f_data.tab).
