@@ -16,6 +16,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -134,8 +135,47 @@ std::string describe_model(const gcn::GcnShape& s, const std::string& dropout) {
 }
 
 // The options that define a training run, as stored in checkpoints.
-nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset) {
+// The options that make the dataset what it is (the split, the edges, the
+// features), stored with the config in checkpoints so that --resume rebuilds
+// the same graph.
+nlohmann::json data_options_json(const Options& o) {
+  return {{"split", o.split},         {"train_per_class", o.train_per_class}, {"num_val", o.num_val},
+          {"num_test", o.num_test},   {"split_seed", o.split_seed},           {"to_undirected", o.to_undirected},
+          {"no_normalize_features", o.no_normalize}};
+}
+
+// --resume: the checkpoint's data options apply; one given again on the
+// command line must agree.
+void data_options_from_checkpoint(const nlohmann::json& stored, Options& o, const CLI::App& app,
+                                  const std::string& path) {
+  if (!stored.is_object()) return;  // a checkpoint from before they were stored
+  auto take = [&](const char* option, const char* key, auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    if (!stored.contains(key)) return;
+    const T value = stored.at(key).get<T>();
+    if (app.count(option) > 0 && field != value) {
+      throw gcn::UsageError(fmt::format("--resume: {} {} differs from the checkpoint's {} (leave it out to continue "
+                                        "the checkpoint's run)",
+                                        option, field, value));
+    }
+    field = value;
+  };
+  try {
+    take("--split", "split", o.split);
+    take("--train-per-class", "train_per_class", o.train_per_class);
+    take("--num-val", "num_val", o.num_val);
+    take("--num-test", "num_test", o.num_test);
+    take("--split-seed", "split_seed", o.split_seed);
+    take("--to-undirected", "to_undirected", o.to_undirected);
+    take("--no-normalize-features", "no_normalize_features", o.no_normalize);
+  } catch (const nlohmann::json::exception& e) {
+    throw gcn::DataError(fmt::format("{}: metadata config: {}", path, e.what()));
+  }
+}
+
+nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset, const nlohmann::json& data) {
   return {{"dataset", dataset},
+          {"data", data},
           {"epochs", c.epochs},
           {"lr", gcn::json_number(c.lr)},
           {"weight_decay", gcn::json_number(c.weight_decay)},
@@ -608,6 +648,10 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
       const nlohmann::json c = nlohmann::json::parse(stored->second, nullptr, false);
       if (c.is_object() && c.contains("dataset") && c["dataset"].is_string()) dataset = c["dataset"].get<std::string>();
     }
+    if (stored != resume_file->metadata.end()) {
+      const nlohmann::json c = nlohmann::json::parse(stored->second, nullptr, false);
+      if (c.is_object() && c.contains("data")) data_options_from_checkpoint(c["data"], opt, app, opt.resume_path);
+    }
   }
 
   if (!opt.write_config.empty()) {
@@ -760,7 +804,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
         path, gcn::model_to_safetensors(shape, result.params,
                                         {{"format", "pt"},
                                          {"producer", fmt::format("gcn-train {}", kVersion)},
-                                         {"config", config_json(cfg, dataset).dump()},
+                                         {"config", config_json(cfg, dataset, data_options_json(opt)).dump()},
                                          {"dataset", dataset_json(data).dump()},
                                          {"epoch", std::to_string(sel.epoch)},
                                          {"metrics", nlohmann::json{{"train_acc", sel.train_acc},
@@ -883,7 +927,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
                                    gcn::train_state_to_safetensors(shape, state,
                                                                    {{"format", "gcn-train training state"},
                                                                     {"producer", fmt::format("gcn-train {}", kVersion)},
-                                                                    {"config", config_json(cfg, dataset).dump()},
+                                                                    {"config", config_json(cfg, dataset, data_options_json(opt)).dump()},
                                                                     {"dataset", dataset_json(data).dump()}}));
             spdlog::info("{}checkpoint after epoch {} -> {}", prefix, state.epoch, opt.checkpoint_path);
           };

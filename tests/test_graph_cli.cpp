@@ -165,6 +165,24 @@ TEST_F(GraphCli, RandomSplitHasPyGsCounts) {
   EXPECT_EQ(j["dataset"]["num_test"], 542);
 }
 
+// --resume rebuilds the checkpoint's graph: its split options (and
+// --to-undirected) come from the checkpoint, so a resumed random-split run
+// ends as the uninterrupted one; a conflicting flag is a usage error.
+TEST_F(GraphCli, ResumeKeepsTheCheckpointsSplit) {
+  GCN_REQUIRE_DATA();
+  const std::string split = "--dataset cora --split random --split-seed 3 --train-per-class 10 --to-undirected";
+  const nlohmann::json whole = report(split + " --epochs 12");
+  const fs::path state = dir_ / "state.safetensors";
+  report(split + " --epochs 6 --checkpoint '" + state.string() + "'");
+  const nlohmann::json resumed = report("--resume '" + state.string() + "' --epochs 12");
+  EXPECT_EQ(resumed["dataset"], whole["dataset"]);
+  EXPECT_EQ(resumed["history"], whole["history"]);
+  const CliRun r = run("--resume '" + state.string() + "' --epochs 12 --split planetoid --device cpu");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("--split planetoid differs from the checkpoint's random"), std::string::npos) << r.err;
+}
+
 TEST_F(GraphCli, SplitAndExportFlagErrorsAreUsageErrors) {
   const fs::path file = write_small("small.safetensors", true);
   for (const std::string& args :
