@@ -15,215 +15,26 @@
 
 #include "gcn/error.hpp"
 #include "gcn/report.hpp"
+#include "gcn/safetensors.hpp"
 
 namespace gcn {
 namespace {
 
 using nlohmann::json;
 
-// The reference implementation refuses larger headers too; a real one is a few KB.
-constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;
-
-// The other dtypes of the format, so that a valid file we cannot read gets a
-// precise message rather than "unknown dtype".
-const std::set<std::string>& known_dtypes() {
-  static const std::set<std::string> dtypes = {
-      "BOOL",    "U8",      "I8",       "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4",
-      "F6_E2M3", "F6_E3M2", "I16",      "U16",     "F16",     "BF16",    "I32",
-      "U32",     "F32",     "F64",      "I64",     "U64",     "C64"};
-  return dtypes;
-}
-
 std::string shape_str(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));
 }
 
-uint64_t load_le_u64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-void append_le_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-float load_le_f32(const char* p) {
-  uint32_t bits = 0;
-  for (int i = 3; i >= 0; --i) bits = (bits << 8) | static_cast<unsigned char>(p[i]);
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-void append_le_f32(std::string& out, float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  for (int i = 0; i < 4; ++i) out += static_cast<char>((bits >> (8 * i)) & 0xff);
-}
-
-[[noreturn]] void throw_header_too_long(const std::string& name, uint64_t header_bytes,
-                                        uint64_t rest) {
-  throw DataError(fmt::format(
-      "{}: not a safetensors file or truncated: header length {} exceeds the {} bytes that "
-      "follow it",
-      name, header_bytes, rest));
-}
-
-// A tensor entry of the header, checked but not yet read.
-struct Entry {
-  std::string name;
-  std::vector<int64_t> shape;
-  uint64_t n_elements = 0;
-  uint64_t begin = 0, end = 0;
-};
-
-// nlohmann keeps the last of duplicate keys silently; the format forbids them.
-json parse_header_json(std::string_view text, const std::string& name) {
-  std::vector<std::set<std::string>> open_objects;
-  const json::parser_callback_t check_duplicates = [&](int, json::parse_event_t event,
-                                                       json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      open_objects.pop_back();
-    } else if (event == json::parse_event_t::key) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second) {
-        throw DataError(
-            fmt::format("{}: duplicate key \"{}\" in the safetensors header", name, key));
-      }
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), check_duplicates);
-  } catch (const json::exception& e) {
-    throw DataError(fmt::format("{}: invalid JSON in the safetensors header: {}", name, e.what()));
+// Checkpoints hold float32 only: another dtype of the format is named with
+// the fix.
+void require_f32(const std::string& name, const std::string& where, const std::string& dtype) {
+  if (dtype == "F32") return;
+  if (is_safetensors_dtype(dtype)) {
+    throw DataError(fmt::format("{}: {}: dtype {} not supported; save float32 (in PyTorch: tensor.float())", name,
+                                where, dtype));
   }
-}
-
-uint64_t unsigned_field(const json& v, const std::string& what, const std::string& name) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer()) {
-    throw DataError(fmt::format("{}: {} is negative ({})", name, what, v.dump()));
-  }
-  throw DataError(fmt::format("{}: {} is not an unsigned integer ({})", name, what, v.dump()));
-}
-
-Entry parse_entry(const std::string& key, const json& v, uint64_t buffer_bytes,
-                  const std::string& name) {
-  const std::string where = fmt::format("tensor \"{}\"", key);
-  if (!v.is_object()) {
-    throw DataError(fmt::format("{}: {}: entry is not a JSON object", name, where));
-  }
-  for (const auto& [field, _] : v.items()) {
-    if (field != "dtype" && field != "shape" && field != "data_offsets") {
-      throw DataError(fmt::format("{}: {}: unknown field \"{}\"", name, where, field));
-    }
-  }
-  for (const char* field : {"dtype", "shape", "data_offsets"}) {
-    if (!v.contains(field)) {
-      throw DataError(fmt::format("{}: {}: missing \"{}\"", name, where, field));
-    }
-  }
-  const json& dtype = v.at("dtype");
-  if (!dtype.is_string()) {
-    throw DataError(fmt::format("{}: {}: dtype is not a string", name, where));
-  }
-  const auto& dt = dtype.get_ref<const std::string&>();
-  if (dt != "F32") {
-    if (known_dtypes().count(dt)) {
-      throw DataError(fmt::format(
-          "{}: {}: dtype {} not supported; save float32 (in PyTorch: tensor.float())", name, where,
-          dt));
-    }
-    throw DataError(fmt::format("{}: {}: unknown dtype \"{}\"", name, where, dt));
-  }
-
-  Entry e;
-  e.name = key;
-  const json& shape = v.at("shape");
-  if (!shape.is_array()) {
-    throw DataError(fmt::format("{}: {}: shape is not an array", name, where));
-  }
-  e.n_elements = 1;
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    const uint64_t dim = unsigned_field(shape[i], where + fmt::format(": shape[{}]", i), name);
-    if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-        (dim != 0 && e.n_elements > std::numeric_limits<uint64_t>::max() / 4 / dim)) {
-      throw DataError(fmt::format("{}: {}: shape {} is too large", name, where, shape.dump()));
-    }
-    e.n_elements *= dim;
-    e.shape.push_back(static_cast<int64_t>(dim));
-  }
-
-  const json& offsets = v.at("data_offsets");
-  if (!offsets.is_array() || offsets.size() != 2) {
-    throw DataError(
-        fmt::format("{}: {}: data_offsets is not an array [begin, end]", name, where));
-  }
-  e.begin = unsigned_field(offsets[0], where + ": data_offsets[0]", name);
-  e.end = unsigned_field(offsets[1], where + ": data_offsets[1]", name);
-  if (e.begin > e.end) {
-    throw DataError(fmt::format("{}: {}: data_offsets [{}, {}] end before they begin", name,
-                                where, e.begin, e.end));
-  }
-  if (e.end > buffer_bytes) {
-    throw DataError(fmt::format(
-        "{}: {}: data_offsets [{}, {}] run past the end of the data ({} bytes); truncated file?",
-        name, where, e.begin, e.end, buffer_bytes));
-  }
-  // n_elements * 4 cannot overflow (checked above).
-  if (e.end - e.begin != e.n_elements * 4) {
-    throw DataError(fmt::format(
-        "{}: {}: data_offsets [{}, {}] hold {} bytes, but shape {} of F32 needs {}", name, where,
-        e.begin, e.end, e.end - e.begin, shape_str(e.shape), e.n_elements * 4));
-  }
-  return e;
-}
-
-std::map<std::string, std::string> parse_metadata(const json& v, const std::string& name) {
-  if (!v.is_object()) {
-    throw DataError(fmt::format("{}: __metadata__ is not a JSON object", name));
-  }
-  std::map<std::string, std::string> metadata;
-  for (const auto& [key, value] : v.items()) {
-    if (!value.is_string()) {
-      throw DataError(fmt::format(
-          "{}: __metadata__ value of \"{}\" is not a string ({}); safetensors metadata holds "
-          "strings only",
-          name, key, value.dump()));
-    }
-    metadata[key] = value.get<std::string>();
-  }
-  return metadata;
-}
-
-// Offsets must tile [0, buffer_bytes) exactly, as the reference reader demands.
-void check_tiling(std::vector<Entry>& entries, uint64_t buffer_bytes, const std::string& name) {
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
-  });
-  uint64_t pos = 0;
-  const Entry* previous = nullptr;
-  for (const Entry& e : entries) {
-    if (e.begin != pos) {
-      const std::string before =
-          previous ? fmt::format("the previous tensor \"{}\" ends at {}", previous->name, pos)
-                   : std::string("the data begins at 0");
-      throw DataError(fmt::format("{}: tensor \"{}\" begins at byte {} but {} ({})", name, e.name,
-                                  e.begin, before, e.begin < pos ? "overlap" : "gap"));
-    }
-    pos = e.end;
-    previous = &e;
-  }
-  if (pos != buffer_bytes) {
-    throw DataError(fmt::format(
-        "{}: {} bytes after the last tensor's data (the data buffer is {} bytes, tensors cover "
-        "{})",
-        name, buffer_bytes - pos, buffer_bytes, pos));
-  }
+  throw DataError(fmt::format("{}: {}: unknown dtype \"{}\"", name, where, dtype));
 }
 
 void check_model_shape(const GcnShape& s) {
@@ -245,136 +56,44 @@ const Tensor32* SafetensorsFile::find(const std::string& name) const {
 }
 
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& name) {
-  if (bytes.size() < 8) {
-    throw DataError(fmt::format(
-        "{}: not a safetensors file: {} bytes, shorter than the 8-byte header length", name,
-        bytes.size()));
-  }
-  const uint64_t header_bytes = load_le_u64(bytes.data());
-  const uint64_t rest = bytes.size() - 8;
-  if (header_bytes > rest) throw_header_too_long(name, header_bytes, rest);
-  if (header_bytes > kMaxHeaderBytes) {
-    throw DataError(fmt::format("{}: safetensors header of {} bytes is larger than the {} allowed",
-                                name, header_bytes, kMaxHeaderBytes));
-  }
-  const std::string_view header_text = bytes.substr(8, header_bytes);
-  if (header_text.empty() || header_text.front() != '{') {
-    throw DataError(fmt::format(
-        "{}: safetensors header is not a JSON object (it must begin with '{{')", name));
-  }
-  // nlohmann stops at a NUL as at the end of input; valid JSON never holds one.
-  if (const auto nul = header_text.find('\0'); nul != std::string_view::npos) {
-    throw DataError(fmt::format(
-        "{}: invalid JSON in the safetensors header: NUL byte at offset {} (padding must be "
-        "spaces)",
-        name, nul));
-  }
-  const json header = parse_header_json(header_text, name);
-  if (!header.is_object()) {
-    throw DataError(fmt::format("{}: safetensors header is not a JSON object", name));
-  }
-
-  const uint64_t buffer_bytes = rest - header_bytes;
+  const SafetensorsView view = parse_safetensors_view(bytes, name, require_f32);
   SafetensorsFile file;
-  std::vector<Entry> entries;
-  for (const auto& [key, value] : header.items()) {
-    if (key == "__metadata__") {
-      file.metadata = parse_metadata(value, name);
-    } else {
-      entries.push_back(parse_entry(key, value, buffer_bytes, name));
-    }
-  }
-  check_tiling(entries, buffer_bytes, name);
-
-  // Every size is now known to lie within the file: safe to allocate.
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.name < b.name; });
-  const char* data = bytes.data() + 8 + header_bytes;
-  file.tensors.reserve(entries.size());
-  for (const Entry& e : entries) {
+  file.metadata = view.metadata;
+  file.tensors.reserve(view.tensors.size());
+  for (const TensorView& v : view.tensors) {  // in name order
     Tensor32 t;
-    t.name = e.name;
-    t.shape = e.shape;
-    t.data.resize(e.n_elements);
-    const char* p = data + e.begin;
-    for (uint64_t i = 0; i < e.n_elements; ++i) t.data[i] = load_le_f32(p + 4 * i);
+    t.name = v.name;
+    t.shape = v.shape;
+    t.data.resize(static_cast<std::size_t>(v.numel));
+    for (int64_t i = 0; i < v.numel; ++i) t.data[static_cast<std::size_t>(i)] = v.f32(i);
     file.tensors.push_back(std::move(t));
   }
   return file;
 }
 
 SafetensorsFile read_safetensors(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) {
-    throw DataError(fmt::format("{}: cannot open: {}", name, std::strerror(errno)));
-  }
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw DataError(fmt::format("{}: cannot determine the file size", name));
-  // Check the header length before reading everything, so that a large file of
-  // another kind is rejected without being loaded.
-  char length[8];
-  in.seekg(0);
-  if (size >= 8 && in.read(length, 8) &&
-      load_le_u64(length) > static_cast<uint64_t>(size) - 8) {
-    throw_header_too_long(name, load_le_u64(length), static_cast<uint64_t>(size) - 8);
-  }
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.seekg(0);
-  if (!in.read(bytes.data(), size)) {
-    throw DataError(fmt::format("{}: read error", name));
-  }
-  return parse_safetensors(bytes, name);
+  return parse_safetensors(read_file_bytes(path), path.string());
 }
 
 std::string serialize_safetensors(const SafetensorsFile& file) {
-  std::vector<const Tensor32*> sorted;
-  for (const Tensor32& t : file.tensors) sorted.push_back(&t);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Tensor32* a, const Tensor32* b) { return a->name < b->name; });
-
-  // ordered_json: __metadata__ first and dtype/shape/data_offsets in the
-  // reference implementation's order, so that our files match its bytes.
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
-  uint64_t offset = 0;
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    const Tensor32& t = *sorted[i];
-    if (t.name.empty() || t.name == "__metadata__") {
-      throw Error(fmt::format("safetensors: invalid tensor name \"{}\"", t.name));
-    }
-    if (i > 0 && sorted[i - 1]->name == t.name) {
-      throw Error(fmt::format("safetensors: duplicate tensor name \"{}\"", t.name));
-    }
+  std::vector<TensorBytes> tensors;
+  tensors.reserve(file.tensors.size());
+  for (const Tensor32& t : file.tensors) {
     uint64_t n = 1;
     for (int64_t d : t.shape) {
       if (d < 0) throw Error(fmt::format("safetensors: \"{}\" has a negative dimension", t.name));
       n *= static_cast<uint64_t>(d);
     }
     if (n != t.data.size()) {
-      throw Error(fmt::format("safetensors: \"{}\" has shape {} but {} values", t.name,
-                              shape_str(t.shape), t.data.size()));
+      throw Error(fmt::format("safetensors: \"{}\" has shape {} but {} values", t.name, shape_str(t.shape),
+                              t.data.size()));
     }
-    const uint64_t end = offset + 4 * n;
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
-    offset = end;
+    TensorBytes b{t.name, Dtype::kF32, t.shape, {}};
+    b.data.reserve(4 * t.data.size());
+    for (float f : t.data) append_le(b.data, f);
+    tensors.push_back(std::move(b));
   }
-  std::string text;
-  try {
-    text = header.dump();  // strict: throws on invalid UTF-8 in names or metadata
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("safetensors: cannot encode the header: {}", e.what()));
-  }
-  text.append((8 - text.size() % 8) % 8, ' ');
-
-  std::string out;
-  out.reserve(8 + text.size() + offset);
-  append_le_u64(out, text.size());
-  out += text;
-  for (const Tensor32* t : sorted) {
-    for (float f : t->data) append_le_f32(out, f);
-  }
-  return out;
+  return serialize_typed_safetensors(file.metadata, tensors);
 }
 
 void write_safetensors(const std::filesystem::path& path, const SafetensorsFile& file) {

@@ -83,7 +83,8 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
-Entry parse_entry(const std::string& key, const json& v, uint64_t buffer_bytes, const std::string& name) {
+Entry parse_entry(const std::string& key, const json& v, uint64_t buffer_bytes, const std::string& name,
+                  DtypeCheck check) {
   const std::string where = fmt::format("tensor \"{}\"", key);
   if (!v.is_object()) throw DataError(fmt::format("{}: {}: entry is not a JSON object", name, where));
   for (const auto& [field, _] : v.items()) {
@@ -99,6 +100,7 @@ Entry parse_entry(const std::string& key, const json& v, uint64_t buffer_bytes, 
   Entry e;
   e.view.name = key;
   const auto& dt = dtype.get_ref<const std::string&>();
+  if (check != nullptr) check(name, where, dt);
   if (!parse_dtype(dt, e.view.dtype)) {
     if (other_dtypes().count(dt) != 0) {
       throw DataError(fmt::format("{}: {}: dtype {} is not read here (BOOL, U8, I32, I64 and F32 are)", name,
@@ -201,6 +203,11 @@ const char* dtype_name(Dtype dtype) {
   return "?";
 }
 
+bool is_safetensors_dtype(const std::string& dtype) {
+  Dtype ignored;
+  return parse_dtype(dtype, ignored) || other_dtypes().count(dtype) != 0;
+}
+
 const TensorView* SafetensorsView::find(const std::string& name) const {
   for (const TensorView& t : tensors) {
     if (t.name == name) return &t;
@@ -208,7 +215,7 @@ const TensorView* SafetensorsView::find(const std::string& name) const {
   return nullptr;
 }
 
-SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string& name) {
+SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string& name, DtypeCheck check) {
   if (bytes.size() < 8) {
     throw DataError(fmt::format("{}: not a safetensors file: {} bytes, shorter than the 8-byte header length",
                                 name, bytes.size()));
@@ -239,7 +246,7 @@ SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string
     if (key == "__metadata__") {
       file.metadata = parse_metadata(value, name);
     } else {
-      entries.push_back(parse_entry(key, value, buffer_bytes, name));
+      entries.push_back(parse_entry(key, value, buffer_bytes, name, check));
     }
   }
   check_tiling(entries, buffer_bytes, name);
@@ -284,7 +291,7 @@ std::string serialize_typed_safetensors(const std::map<std::string, std::string>
   std::vector<const TensorBytes*> order;
   std::set<std::string> names;
   for (const TensorBytes& t : tensors) {
-    if (t.name == "__metadata__" || !names.insert(t.name).second) {
+    if (t.name.empty() || t.name == "__metadata__" || !names.insert(t.name).second) {
       throw Error(fmt::format("safetensors: tensor name \"{}\" repeated or reserved", t.name));
     }
     uint64_t numel = 1;
@@ -302,9 +309,9 @@ std::string serialize_typed_safetensors(const std::map<std::string, std::string>
     return std::make_pair(-static_cast<int>(dtype_size(a->dtype)), a->name) <
            std::make_pair(-static_cast<int>(dtype_size(b->dtype)), b->name);
   });
-  // nlohmann's ordered_json would keep insertion order; a plain object sorts
-  // the keys, which the format allows.
-  json header = json::object();
+  // ordered_json: __metadata__ first, the tensors and their fields in the
+  // reference implementation's order, so that files match its bytes.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const TensorBytes* t : order) {
@@ -313,7 +320,12 @@ std::string serialize_typed_safetensors(const std::map<std::string, std::string>
                        {"data_offsets", {offset, offset + t->data.size()}}};
     offset += t->data.size();
   }
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();  // strict: throws on invalid UTF-8 in names or metadata
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("safetensors: cannot encode the header: {}", e.what()));
+  }
   text.append((8 - text.size() % 8) % 8, ' ');
   std::string out;
   out.reserve(8 + text.size() + offset);

@@ -1,15 +1,12 @@
-// Typed safetensors: the strict reader of gcn/checkpoint.hpp for the dtypes a
-// graph file holds (BOOL, U8, I32, I64, F32), as views into the file's bytes,
-// and a writer for them.
+// The strict safetensors reader and writer, typed: the dtypes gcn-train
+// reads (BOOL, U8, I32, I64, F32) as views into the file's bytes. Graph
+// files use it directly; checkpoints (gcn/checkpoint.hpp) through it, F32
+// only.
 //
-// The checks are those of parse_safetensors (checkpoint.hpp): the header
-// length and every offset are checked against the buffer before anything is
-// read; the offsets must tile the data buffer exactly; duplicate JSON keys,
-// unknown entry fields and non-string metadata are refused. Every error is a
-// DataError "<name>: <problem>" on one line.
-//
-// checkpoint.cpp keeps its own F32-only reader (its messages are part of the
-// checkpoint tests); both follow the same format rules.
+// The header length and every offset are checked against the buffer before
+// anything is read; the offsets must tile the data buffer exactly;
+// duplicate JSON keys, unknown entry fields and non-string metadata are
+// refused. Every error is a DataError "<name>: <problem>" on one line.
 #pragma once
 
 #include <cstdint>
@@ -81,9 +78,16 @@ struct SafetensorsView {
   const TensorView* find(const std::string& name) const;  // null when absent
 };
 
+// Whether `dtype` is one of the format's dtypes (read here or not).
+bool is_safetensors_dtype(const std::string& dtype);
+
+// Called with each entry's dtype before the rest of the entry is checked;
+// throws to refuse it. `where` is "tensor \"<key>\"".
+using DtypeCheck = void (*)(const std::string& name, const std::string& where, const std::string& dtype);
+
 // Parses `bytes` (the whole file). A tensor of another dtype of the format is
-// refused naming it; `name` prefixes every error.
-SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string& name);
+// refused naming it (or as `check` says); `name` prefixes every error.
+SafetensorsView parse_safetensors_view(std::string_view bytes, const std::string& name, DtypeCheck check = nullptr);
 
 // The whole file, read into memory after checking that its header length fits
 // the file and that the file fits in the machine's physical memory.
@@ -97,11 +101,12 @@ struct TensorBytes {
   std::string data;
 };
 
-// The file's bytes: a compact JSON header (metadata first, then the tensors
-// by name) padded with spaces to a multiple of 8, and the data ordered by
-// element size (largest first), then by name, so that every tensor starts at
-// an offset aligned to its element size (the reference writer's order).
-// gcn::Error on a shape that does not match the data or a repeated name.
+// The file's bytes as the reference writer lays them out: the data ordered
+// by element size (largest first), then by name, so that every tensor starts
+// at an offset aligned to its element size; a compact JSON header (metadata
+// first, then the tensors in data order) padded with spaces to a multiple of
+// 8. gcn::Error on a shape that does not match the data, a repeated name or
+// a name or value that is not UTF-8.
 std::string serialize_typed_safetensors(const std::map<std::string, std::string>& metadata,
                                         const std::vector<TensorBytes>& tensors);
 
