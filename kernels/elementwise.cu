@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "check.hpp"
+#include "column_chunks.hpp"
 #include "elementwise.hpp"
 #include "gcn/error.hpp"
 #include "gcn/rng.hpp"
@@ -31,7 +32,6 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 1 << 16;  // grid-stride beyond this
-constexpr int64_t kMaxChunks = 1024;     // row chunks of the column sums: the last block sums at most this many
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + kBlock - 1) / kBlock, kMaxBlocks)); }
 
@@ -196,27 +196,9 @@ static __global__ void act_dropout_backward_sums_kernel(const float* dy, const f
       acc += g;
     }
   }
-  tile[tid] = acc;
-  __syncthreads();  // every row lane's sum is in the tile
-  if (ty == 0 && col < cols) {
-    double sum = tile[tx];
-    for (int k = 1; k < static_cast<int>(blockDim.y); ++k) sum += tile[k * blockDim.x + tx];
-    partial[static_cast<int64_t>(blockIdx.y) * cols + col] = sum;
-    __threadfence();  // the partial is visible before this block's ticket
-  }
-  __syncthreads();  // all of the block's partials are written (and fenced) before its ticket
-  if (tid == 0) {
-    const unsigned blocks = gridDim.x * gridDim.y;
-    last = atomicAdd(counter, 1u) + 1u == blocks;
-  }
-  __syncthreads();  // every thread sees whether this block is the last
-  if (!last) return;
-  __threadfence();
-  const int64_t chunks = gridDim.y;
+  if (!column_chunks::last_block_after_partials(acc, col, cols, tile, &last, partial, counter)) return;
   for (int64_t c = tid; c < cols; c += static_cast<int64_t>(blockDim.x) * blockDim.y) {
-    double sum = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) sum += static_cast<const volatile double*>(partial)[k * cols + c];
-    col_sums[c] = static_cast<float>(sum);
+    col_sums[c] = static_cast<float>(column_chunks::column_total(partial, c, cols));
   }
   if (tid == 0) *counter = 0u;  // ready for the next launch
 }
@@ -255,7 +237,7 @@ int column_tile(int64_t cols) {
   return tx;
 }
 
-int64_t chunk_rows_for(int64_t rows) { return std::max<int64_t>(64, (rows + kMaxChunks - 1) / kMaxChunks); }
+using column_chunks::chunk_rows_for;
 
 }  // namespace
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include "check.hpp"
+#include "column_chunks.hpp"
 #include "gat.hpp"
 #include "gcn/rng.hpp"
 
@@ -35,7 +36,6 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int64_t kMaxBlocks = 1 << 16;  // grid-stride beyond this
-constexpr int64_t kMaxChunks = 1024;     // row chunks of the parameter gradients
 constexpr int kTileCols = 32;            // the parameter gradients' block: 32 columns x 8 row lanes
 constexpr int kTileRows = kBlock / kTileCols;
 constexpr float kNegativeSlope = 0.2f;
@@ -258,36 +258,19 @@ static __global__ void gat_attention_grad_kernel(int64_t n_nodes, int64_t bh, in
     for (int64_t r = begin + ty; r < end; r += blockDim.y)
       acc += static_cast<double>(ds[r * bh + kh]) * static_cast<double>(xw[r * ld + q]);
   }
-  tile[tid] = acc;
-  __syncthreads();  // every row lane's sum is in the tile
-  if (ty == 0 && col < cols) {
-    double sum = tile[tx];
-    for (int k = 1; k < static_cast<int>(blockDim.y); ++k) sum += tile[k * blockDim.x + tx];
-    partial[static_cast<int64_t>(blockIdx.y) * cols + col] = sum;
-    __threadfence();  // the partial is visible before this block's ticket
-  }
-  __syncthreads();  // all of the block's partials are written (and fenced) before its ticket
-  if (tid == 0) {
-    const unsigned blocks = gridDim.x * gridDim.y;
-    last = atomicAdd(counter, 1u) + 1u == blocks;
-  }
-  __syncthreads();  // every thread sees whether this block is the last
-  if (!last) return;
-  __threadfence();
-  const int64_t chunks = gridDim.y;
+  if (!column_chunks::last_block_after_partials(acc, col, cols, tile, &last, partial, counter)) return;
   for (int64_t c = tid; c < cols; c += static_cast<int64_t>(blockDim.x) * blockDim.y) {
-    double sum = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) sum += static_cast<const volatile double*>(partial)[k * cols + c];
+    const auto sum = static_cast<float>(column_chunks::column_total(partial, c, cols));
     if (c < ld) {
-      d_att_src[c] = static_cast<float>(sum);
+      d_att_src[c] = sum;
     } else {
-      d_att_dst[c - ld] = static_cast<float>(sum);
+      d_att_dst[c - ld] = sum;
     }
   }
   if (tid == 0) *counter = 0u;  // ready for the next launch
 }
 
-int64_t chunk_rows_for(int64_t rows) { return std::max<int64_t>(64, (rows + kMaxChunks - 1) / kMaxChunks); }
+using column_chunks::chunk_rows_for;
 
 // The scale of kept coefficients, as the CPU rounds it; p >= 1 keeps nothing.
 float keep_scale(float p) { return p > 0.0f && p < 1.0f ? 1.0f / (1.0f - p) : 1.0f; }
