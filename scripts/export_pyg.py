@@ -44,45 +44,12 @@ OTHER_DATASETS = {
 }
 
 
-class FormatError(Exception):
-    pass
+FormatError = pyg_common.FormatError
 
 
 # --- safetensors, plain Python --------------------------------------------------------
 
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: {name: (dtype, shape, data bytes)}. Writes atomically, the data ordered by
-    element size (largest first) then name, so every tensor is aligned to its element size."""
-    order = sorted(tensors, key=lambda n: (-DTYPES[tensors[n][0]][0], n))
-    header, offset = {}, 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
-    for name in order:
-        dtype, shape, data = tensors[name]
-        numel = 1
-        for d in shape:
-            numel *= d
-        if numel * DTYPES[dtype][0] != len(data):
-            raise FormatError(f"{name}: shape {list(shape)} of {dtype} needs {numel * DTYPES[dtype][0]} bytes, "
-                              f"got {len(data)}")
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for name in order:
-                f.write(tensors[name][2])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+write_safetensors = pyg_common.write_safetensors  # {name: (dtype, shape, data bytes)}
 
 
 def read_safetensors(path):

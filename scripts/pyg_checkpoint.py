@@ -28,45 +28,23 @@ PROG = "pyg_checkpoint.py"
 MAX_HEADER = 100 << 20  # as the reference implementation
 
 
-class FormatError(Exception):
-    pass
+FormatError = pyg_common.FormatError
 
 
 # --- Built-in safetensors (F32 only) -------------------------------------------------
 
 def builtin_save(tensors, path, metadata=None):
-    """Writes as the reference implementation does: tensors in name order, compact JSON
-    with __metadata__ first, header padded with spaces to a multiple of 8 bytes."""
+    """Writes as the reference implementation does (pyg_common.write_safetensors): float32
+    only, tensors in name order."""
     import torch
 
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(metadata[k]) for k in sorted(metadata)}
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
+    out = {}
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
         if t.dtype != torch.float32:
             raise FormatError(f"{name}: dtype {t.dtype} not supported; save float32")
-        blob = t.numpy().astype("<f4", copy=False).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(text)))
-            f.write(text)
-            for blob in blobs:
-                f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        out[name] = ("F32", tuple(t.shape), t.numpy().astype("<f4", copy=False).tobytes())
+    pyg_common.write_safetensors(path, out, metadata)
 
 
 def _no_duplicates(pairs):

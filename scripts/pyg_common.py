@@ -8,9 +8,11 @@ torch_geometric are imported lazily so that --help works without them.
 """
 import importlib
 import importlib.util
+import json
 import os
 import shlex
 import shutil
+import struct
 import sys
 import tempfile
 
@@ -22,6 +24,51 @@ PYG_INSTALL_DEBIAN = "apt-get install -y python3-torch"
 PYG_MODULES = ("torch", "torch_geometric")
 
 NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
+
+# Bytes per element of the safetensors dtypes the scripts write.
+SAFETENSORS_SIZES = {"BOOL": 1, "U8": 1, "I32": 4, "I64": 8, "F32": 4}
+
+
+class FormatError(ValueError):
+    """A safetensors file (or tensors to write) that breaks the format."""
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: {name: (dtype, shape, little-endian data bytes)}. Writes atomically (a
+    temporary file, fsync, rename) as the reference implementation lays a file out: the data
+    ordered by element size (largest first) then name, so every tensor is aligned to its
+    element size; a compact UTF-8 JSON header, __metadata__ first, then the tensors in data
+    order, padded with spaces to a multiple of 8 bytes."""
+    order = sorted(tensors, key=lambda n: (-SAFETENSORS_SIZES[tensors[n][0]], n))
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(metadata[k]) for k in sorted(metadata)}
+    for name in order:
+        dtype, shape, data = tensors[name]
+        numel = 1
+        for d in shape:
+            numel *= d
+        if numel * SAFETENSORS_SIZES[dtype] != len(data):
+            raise FormatError(f"{name}: shape {list(shape)} of {dtype} needs {numel * SAFETENSORS_SIZES[dtype]} "
+                              f"bytes, got {len(data)}")
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text)
+            for name in order:
+                f.write(tensors[name][2])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 EXTS = ["x", "y", "tx", "ty", "allx", "ally", "graph", "test.index"]
 
 
