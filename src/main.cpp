@@ -744,18 +744,14 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
                                             opt.init_path, in_file.describe(), wanted.describe(), flag));
         }
       }
-      for (gcn::TrainConfig* c : {&config}) {
-        c->hidden = in_file.hidden;
-        c->layers = in_file.layers;
-        c->hiddens = in_file.hiddens;
-        c->heads = in_file.heads;
-      }
-      for (gcn::TrainConfig& c : configs) {
+      auto take_file_architecture = [&](gcn::TrainConfig& c) {
         c.hidden = in_file.hidden;
         c.layers = in_file.layers;
         c.hiddens = in_file.hiddens;
         c.heads = in_file.heads;
-      }
+      };
+      take_file_architecture(config);
+      for (gcn::TrainConfig& c : configs) take_file_architecture(c);
     }
     init_params = gcn::model_from_safetensors(file, config.shape(data.n_features, data.n_classes), opt.init_path);
     spdlog::info("initial weights from {}", opt.init_path);

@@ -137,7 +137,6 @@ class InputProduct {
     }
   }
   bool sparse() const { return sparse_; }
-  bool depends_on_pass() const { return dropout_ > 0.0f; }
   // Whether the products run with prepared = true (the sparse ones).
   bool prepared() const { return sparse_; }
   void set_restricted_features_t(const SparseMatrix* xt) { features_t_ = xt; }
