@@ -918,7 +918,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
           options.checkpoint_every = opt.checkpoint_every;
           options.checkpoint_at_end = opt.checkpoint_every == 0;
           options.on_checkpoint = [&](const gcn::TrainState& state) {
-            const gcn::GcnShape shape{data.n_features, cfg.hidden, data.n_classes};
+            const gcn::GcnShape shape = cfg.shape(data.n_features, data.n_classes);
             gcn::write_safetensors(opt.checkpoint_path,
                                    gcn::train_state_to_safetensors(shape, state,
                                                                    {{"format", "gcn-train training state"},
