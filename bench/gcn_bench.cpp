@@ -31,16 +31,16 @@
 
 #include <fmt/format.h>
 
-#include "gcn/backend.hpp"
-#include "gcn/buffer.hpp"
-#include "gcn/dataset.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/backend/backend.hpp"
+#include "gcn/backend/buffer.hpp"
+#include "gcn/data/dataset.hpp"
+#include "gcn/backend/devices.hpp"
 #include "gcn/error.hpp"
-#include "gcn/graph.hpp"
-#include "gcn/model.hpp"
+#include "gcn/data/graph.hpp"
+#include "gcn/nn/model.hpp"
 #include "gcn/rng.hpp"
-#include "gcn/step_state.hpp"
-#include "gcn/synthetic.hpp"
+#include "gcn/backend/step_state.hpp"
+#include "gcn/data/synthetic.hpp"
 
 namespace {
 

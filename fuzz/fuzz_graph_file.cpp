@@ -8,7 +8,7 @@
 #include <string>
 
 #include "fuzz_targets.hpp"
-#include "gcn/report.hpp"
+#include "gcn/file_io.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
@@ -20,10 +20,3 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   return 0;
 }
-
-// report.cpp is not linked (it pulls in the trainer's names): graph_file.cpp
-// refers to write_file_atomic only in write_graph_file, which no reader
-// calls. Reaching it is a harness bug, so it aborts.
-namespace gcn {
-void write_file_atomic(const std::filesystem::path&, const std::string&) { std::abort(); }
-}  // namespace gcn

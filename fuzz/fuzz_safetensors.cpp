@@ -5,7 +5,7 @@
 #include <exception>
 
 #include "fuzz_targets.hpp"
-#include "gcn/trainer.hpp"
+#include "gcn/train/trainer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
@@ -17,11 +17,3 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   return 0;
 }
-
-// trainer.cpp is not linked (it pulls in the backends): report.cpp, linked for
-// write_file_atomic, names these only for the JSON report, which no
-// checkpoint reader writes. Reaching one is a harness bug, so it aborts.
-namespace gcn {
-const char* loss_name(LossKind) { std::abort(); }
-const char* selection_name(Selection) { std::abort(); }
-}  // namespace gcn

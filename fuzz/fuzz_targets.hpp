@@ -16,12 +16,12 @@
 #include <utility>
 #include <vector>
 
-#include "gcn/checkpoint.hpp"
+#include "gcn/train/checkpoint.hpp"
 #include "gcn/error.hpp"
-#include "gcn/graph_file.hpp"
-#include "gcn/pickle.hpp"
-#include "gcn/planetoid.hpp"
-#include "gcn/split.hpp"
+#include "gcn/data/graph_file.hpp"
+#include "gcn/data/pickle.hpp"
+#include "gcn/data/planetoid.hpp"
+#include "gcn/data/split.hpp"
 
 namespace gcn::fuzz {
 

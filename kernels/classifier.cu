@@ -36,7 +36,7 @@
 
 #include "check.hpp"
 #include "classifier.hpp"
-#include "gcn/dataset.hpp"
+#include "gcn/data/dataset.hpp"
 #include "gcn/error.hpp"
 
 namespace gcn::kernels {

@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "batch.hpp"
-#include "gcn/step_state.hpp"
+#include "gcn/backend/step_state.hpp"
 
 namespace gcn::kernels {
 

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "gcn/step_state.hpp"
+#include "gcn/backend/step_state.hpp"
 #include "batch.hpp"
 
 namespace gcn::kernels {

@@ -6,7 +6,7 @@
 // over its out-edges through EdgeLists::out_edge, so there are no
 // floating-point atomics and each run gives the same bits. Float arithmetic
 // uses __fmul_rn / __fadd_rn (never contracted into a fused multiply-add) in
-// the CPU backend's order (src/cpu_kernels_gat.hpp), so the two differ only
+// the CPU backend's order (src/backend/cpu/cpu_kernels_gat.hpp), so the two differ only
 // where expf / expm1f differ from the host's.
 //
 // Thread mapping: the per-node kernels take one (node, model·head) pair per

@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-#include "gcn/step_state.hpp"
+#include "gcn/backend/step_state.hpp"
 
 namespace gcn::kernels {
 

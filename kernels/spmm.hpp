@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "gcn/step_state.hpp"
+#include "gcn/backend/step_state.hpp"
 
 namespace gcn::kernels {
 

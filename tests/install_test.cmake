@@ -6,7 +6,7 @@
 #
 # Checks: <prefix>/bin/gcn-train (and gcn-bench when built) are installed and
 # run (--version, --help); a CUDA build installs its module where gcn-train's
-# loader looks (<prefix>/lib/gcn-train/, see src/cuda_loader.cpp) and nothing
+# loader looks (<prefix>/lib/gcn-train/, see src/backend/cuda/cuda_loader.cpp) and nothing
 # else; install_manifest.txt lists exactly the installed files. The build
 # tree's own install_manifest.txt (what `cmake --install` last wrote, which
 # docs/install.md uses to uninstall) is put back afterwards.

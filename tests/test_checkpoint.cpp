@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "gcn/checkpoint.hpp"
+#include "gcn/train/checkpoint.hpp"
 #include "gcn/error.hpp"
 #include "test_util.hpp"
 

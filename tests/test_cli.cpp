@@ -17,7 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "gcn/devices.hpp"
+#include "gcn/backend/devices.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -652,9 +652,9 @@ TEST_F(Cli, QuietPrintsOnlyTheSummary) {
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "gcn/backend.hpp"
-#include "gcn/buffer.hpp"
-#include "gcn/csr.hpp"
+#include "gcn/backend/backend.hpp"
+#include "gcn/backend/buffer.hpp"
+#include "gcn/data/csr.hpp"
 #include "gcn/error.hpp"
 
 namespace {

@@ -18,14 +18,14 @@
 #include <vector>
 
 #include "cpu_kernels.hpp"
-#include "gcn/backend.hpp"
-#include "gcn/buffer.hpp"
-#include "gcn/dataset.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/backend/backend.hpp"
+#include "gcn/backend/buffer.hpp"
+#include "gcn/data/dataset.hpp"
+#include "gcn/backend/devices.hpp"
 #include "gcn/error.hpp"
-#include "gcn/graph.hpp"
+#include "gcn/data/graph.hpp"
 #include "gcn/rng.hpp"
-#include "gcn/step_state.hpp"
+#include "gcn/backend/step_state.hpp"
 #include "test_compare.hpp"
 #include "test_random.hpp"
 #include "test_step.hpp"
@@ -708,7 +708,7 @@ TEST_F(CpuOps, CopyIfImproved) {
             "copy_if_improved: no step state");
 }
 
-// Every check is in the shared front end (src/backend.cpp): these messages
+// Every check is in the shared front end (src/backend/backend.cpp): these messages
 // are the CUDA backend's too (test_cuda_ops compares them).
 TEST_F(CpuOps, ArgumentChecksNameTheOpAndTheProblem) {
   std::vector<float> x(12, 1.0f), y(12), g(12);

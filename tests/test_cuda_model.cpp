@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "gcn/device_graph.hpp"
-#include "gcn/devices.hpp"
-#include "gcn/model.hpp"
-#include "gcn/planetoid.hpp"
-#include "gcn/trainer.hpp"
+#include "gcn/nn/device_graph.hpp"
+#include "gcn/backend/devices.hpp"
+#include "gcn/nn/model.hpp"
+#include "gcn/data/planetoid.hpp"
+#include "gcn/train/trainer.hpp"
 #include "test_compare.hpp"
 #include "test_step.hpp"
 #include "test_util.hpp"

@@ -28,14 +28,14 @@
 #include <utility>
 #include <vector>
 
-#include "gcn/backend.hpp"
-#include "gcn/buffer.hpp"
-#include "gcn/csr.hpp"
-#include "gcn/dataset.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/backend/backend.hpp"
+#include "gcn/backend/buffer.hpp"
+#include "gcn/data/csr.hpp"
+#include "gcn/data/dataset.hpp"
+#include "gcn/backend/devices.hpp"
 #include "gcn/error.hpp"
 #include "gcn/rng.hpp"
-#include "gcn/step_state.hpp"
+#include "gcn/backend/step_state.hpp"
 #include "test_compare.hpp"
 #include "test_random.hpp"
 #include "test_step.hpp"
@@ -1066,7 +1066,7 @@ TEST_F(CudaOps, BackendsAgreeOnEdgeCases) {
   }
 }
 
-// The argument checks live in the shared front end (src/backend.cpp): the
+// The argument checks live in the shared front end (src/backend/backend.cpp): the
 // same bad call gets the same message from both backends, and changes nothing.
 TEST_F(CudaOps, ArgumentChecksGiveTheSameMessageOnBothBackends) {
   struct BadCall {

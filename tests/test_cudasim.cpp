@@ -18,12 +18,12 @@
 #include <thread>
 #include <vector>
 
-#include "gcn/backend.hpp"
-#include "gcn/buffer.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/backend/backend.hpp"
+#include "gcn/backend/buffer.hpp"
+#include "gcn/backend/devices.hpp"
 #include "gcn/error.hpp"
-#include "gcn/synthetic.hpp"
-#include "gcn/trainer.hpp"
+#include "gcn/data/synthetic.hpp"
+#include "gcn/train/trainer.hpp"
 #include "test_compare.hpp"
 #include "test_random.hpp"
 #include "test_step.hpp"

@@ -16,8 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gcn/checkpoint.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/train/checkpoint.hpp"
+#include "gcn/backend/devices.hpp"
 #include "support/process.hpp"
 #include "test_util.hpp"
 

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gcn/safetensors.hpp"
+#include "gcn/data/safetensors.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "gcn/error.hpp"
-#include "gcn/graph.hpp"
-#include "gcn/graph_file.hpp"
-#include "gcn/safetensors.hpp"
-#include "gcn/split.hpp"
+#include "gcn/data/graph.hpp"
+#include "gcn/data/graph_file.hpp"
+#include "gcn/data/safetensors.hpp"
+#include "gcn/data/split.hpp"
 
 namespace gcn {
 namespace {

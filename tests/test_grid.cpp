@@ -4,7 +4,7 @@
 #include <string>
 
 #include "gcn/error.hpp"
-#include "gcn/grid.hpp"
+#include "gcn/train/grid.hpp"
 
 namespace gcn {
 namespace {

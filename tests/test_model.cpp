@@ -10,14 +10,14 @@
 #include <random>
 #include <vector>
 
-#include "gcn/checkpoint.hpp"
-#include "gcn/device_graph.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/train/checkpoint.hpp"
+#include "gcn/nn/device_graph.hpp"
+#include "gcn/backend/devices.hpp"
 #include "gcn/error.hpp"
-#include "gcn/model.hpp"
-#include "gcn/planetoid.hpp"
-#include "gcn/report.hpp"
-#include "gcn/trainer.hpp"
+#include "gcn/nn/model.hpp"
+#include "gcn/data/planetoid.hpp"
+#include "gcn/train/report.hpp"
+#include "gcn/train/trainer.hpp"
 #include "test_models.hpp"
 #include "test_step.hpp"
 #include "test_util.hpp"

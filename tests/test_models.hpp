@@ -11,8 +11,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "gcn/dataset.hpp"
-#include "gcn/trainer.hpp"
+#include "gcn/data/dataset.hpp"
+#include "gcn/train/trainer.hpp"
 
 namespace gcn {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "gcn/error.hpp"
-#include "gcn/pickle.hpp"
+#include "gcn/data/pickle.hpp"
 #include "test_util.hpp"
 
 namespace gcn::pickle {

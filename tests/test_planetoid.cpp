@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "gcn/csr.hpp"
-#include "gcn/dataset.hpp"
+#include "gcn/data/csr.hpp"
+#include "gcn/data/dataset.hpp"
 #include "gcn/error.hpp"
-#include "gcn/planetoid.hpp"
+#include "gcn/data/planetoid.hpp"
 #include "test_util.hpp"
 
 namespace gcn {

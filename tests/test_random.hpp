@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "gcn/csr.hpp"
+#include "gcn/data/csr.hpp"
 
 namespace gcn::test {
 

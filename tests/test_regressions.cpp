@@ -23,7 +23,7 @@
 
 #include "../fuzz/fuzz_targets.hpp"
 #include "gcn/error.hpp"
-#include "gcn/planetoid.hpp"
+#include "gcn/data/planetoid.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <vector>
 
-#include "gcn/backend.hpp"
-#include "gcn/buffer.hpp"
-#include "gcn/step_state.hpp"
+#include "gcn/backend/backend.hpp"
+#include "gcn/backend/buffer.hpp"
+#include "gcn/backend/step_state.hpp"
 
 namespace gcn::test {
 

@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "gcn/dataset.hpp"
-#include "gcn/devices.hpp"
+#include "gcn/data/dataset.hpp"
+#include "gcn/backend/devices.hpp"
 #include "gcn/error.hpp"
-#include "gcn/synthetic.hpp"
-#include "gcn/trainer.hpp"
+#include "gcn/data/synthetic.hpp"
+#include "gcn/train/trainer.hpp"
 
 namespace gcn {
 namespace {

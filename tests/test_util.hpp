@@ -23,7 +23,7 @@
 #include <string_view>
 
 #include "gcn/error.hpp"
-#include "gcn/planetoid.hpp"
+#include "gcn/data/planetoid.hpp"
 
 namespace gcn::test {
 

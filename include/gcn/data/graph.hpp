@@ -1,0 +1,41 @@
+// Graph preprocessing shared by every backend.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gcn/data/csr.hpp"
+
+namespace gcn {
+
+// PyG's gcn_norm(add_self_loops=True, flow="source_to_target") as a CSR matrix
+// Â = D^-1/2 (A + I) D^-1/2 whose row i holds the messages into node i:
+// Â[i][j] = deg(j)^-1/2 · deg(i)^-1/2 for every edge j -> i (edge_src = j,
+// edge_dst = i), plus one self loop of weight 1 per node
+// (add_remaining_self_loops: existing self loops collapse into that one).
+// deg(i) counts the edges into i, self loop included. Duplicate edges count
+// as often as they appear, as in PyG; within a row they are merged into one
+// entry with the summed weight.
+CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src,
+                   const std::vector<int32_t>& edge_dst);
+
+// The edges of a GATConv layer on the host (Backend's EdgeLists): PyG's
+// remove_self_loops then add_self_loops, i.e. the edges j -> i (edge_src = j,
+// edge_dst = i) with j != i as given (a duplicate stays a duplicate), plus
+// one self loop i -> i per node. Edge order: by target, the edges into each
+// node sorted by source (stable: duplicates keep their given order), the
+// self loop among them at its source i. Throws gcn::DataError for a node
+// outside [0, n_nodes) or more edges than int32 indices reach.
+struct AttentionEdgeLists {
+  int32_t n_nodes = 0;
+  std::vector<int32_t> in_ptr;    // (N + 1) the edges into node i: [in_ptr[i], in_ptr[i + 1])
+  std::vector<int32_t> in_src;    // (E) the source of each edge, edge order
+  std::vector<int32_t> edge_dst;  // (E) the target of each edge
+  std::vector<int32_t> out_ptr;   // (N + 1) the edges out of node j: out_edge[out_ptr[j] .. out_ptr[j + 1])
+  std::vector<int32_t> out_edge;  // (E) edge ids grouped by source, ascending within a source
+  int64_t n_edges() const { return static_cast<int64_t>(in_src.size()); }
+};
+AttentionEdgeLists attention_edge_lists(int32_t n_nodes, const std::vector<int32_t>& edge_src,
+                                        const std::vector<int32_t>& edge_dst);
+
+}  // namespace gcn

@@ -1,0 +1,116 @@
+#include "gcn/data/graph.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "gcn/error.hpp"
+
+namespace gcn {
+
+CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src,
+                   const std::vector<int32_t>& edge_dst) {
+  if (edge_src.size() != edge_dst.size()) {
+    throw DataError(fmt::format("gcn_norm: {} sources but {} targets", edge_src.size(), edge_dst.size()));
+  }
+  const std::size_t n_edges = edge_src.size();
+  std::vector<double> deg(static_cast<std::size_t>(n_nodes), 1.0);  // the self loop
+  std::vector<int32_t> count(static_cast<std::size_t>(n_nodes) + 1, 0);
+  for (std::size_t e = 0; e < n_edges; ++e) {
+    const int32_t s = edge_src[e], d = edge_dst[e];
+    if (s < 0 || s >= n_nodes || d < 0 || d >= n_nodes) {
+      throw DataError(fmt::format("gcn_norm: edge {} ({} -> {}) outside [0, {})", e, s, d, n_nodes));
+    }
+    if (s == d) continue;
+    deg[d] += 1.0;
+    ++count[d + 1];
+  }
+  std::vector<double> inv_sqrt(deg.size());
+  for (std::size_t i = 0; i < deg.size(); ++i) inv_sqrt[i] = 1.0 / std::sqrt(deg[i]);
+
+  // Bucket the edges by target (plus the self loop), then sort each row by source.
+  std::vector<int64_t> start(static_cast<std::size_t>(n_nodes) + 1, 0);
+  for (int32_t i = 0; i < n_nodes; ++i) start[i + 1] = start[i] + count[i + 1] + 1;
+  std::vector<int32_t> src(static_cast<std::size_t>(start[n_nodes]));
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  for (int32_t i = 0; i < n_nodes; ++i) src[fill[i]++] = i;
+  for (std::size_t e = 0; e < n_edges; ++e) {
+    if (edge_src[e] != edge_dst[e]) src[fill[edge_dst[e]]++] = edge_src[e];
+  }
+
+  CsrMatrix a;
+  a.n_rows = a.n_cols = n_nodes;
+  a.indptr.assign(static_cast<std::size_t>(n_nodes) + 1, 0);
+  a.indices.reserve(src.size());
+  a.values.reserve(src.size());
+  for (int32_t i = 0; i < n_nodes; ++i) {
+    std::sort(src.begin() + start[i], src.begin() + start[i + 1]);
+    for (int64_t k = start[i]; k < start[i + 1]; ++k) {
+      const int32_t j = src[k];
+      const auto w = static_cast<float>(inv_sqrt[j] * inv_sqrt[i]);
+      if (!a.indices.empty() && static_cast<int64_t>(a.indices.size()) > a.indptr[i] && a.indices.back() == j) {
+        a.values.back() += w;  // a duplicate edge
+      } else {
+        a.indices.push_back(j);
+        a.values.push_back(w);
+      }
+    }
+    a.indptr[i + 1] = static_cast<int32_t>(a.indices.size());
+  }
+  return a;
+}
+
+AttentionEdgeLists attention_edge_lists(int32_t n_nodes, const std::vector<int32_t>& edge_src,
+                                        const std::vector<int32_t>& edge_dst) {
+  if (edge_src.size() != edge_dst.size()) {
+    throw DataError(
+        fmt::format("attention_edge_lists: {} sources but {} targets", edge_src.size(), edge_dst.size()));
+  }
+  if (n_nodes < 0) throw DataError(fmt::format("attention_edge_lists: {} nodes", n_nodes));
+  const auto n = static_cast<std::size_t>(n_nodes);
+  // Edges into each node: its self loop plus the others.
+  std::vector<int64_t> count(n + 1, 0);
+  for (std::size_t e = 0; e < edge_src.size(); ++e) {
+    const int32_t s = edge_src[e], d = edge_dst[e];
+    if (s < 0 || s >= n_nodes || d < 0 || d >= n_nodes) {
+      throw DataError(fmt::format("attention_edge_lists: edge {} ({} -> {}) outside [0, {})", e, s, d, n_nodes));
+    }
+    if (s != d) ++count[static_cast<std::size_t>(d) + 1];
+  }
+  int64_t total = 0;
+  for (std::size_t i = 0; i < n; ++i) total += count[i + 1] + 1;
+  if (total > INT32_MAX) {
+    throw DataError(fmt::format("attention_edge_lists: {} edges with self loops (at most {})", total, INT32_MAX));
+  }
+
+  AttentionEdgeLists out;
+  out.n_nodes = n_nodes;
+  out.in_ptr.assign(n + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) out.in_ptr[i + 1] = out.in_ptr[i] + static_cast<int32_t>(count[i + 1] + 1);
+  out.in_src.assign(static_cast<std::size_t>(total), 0);
+  out.edge_dst.assign(static_cast<std::size_t>(total), 0);
+  std::vector<int32_t> fill(out.in_ptr.begin(), out.in_ptr.end() - 1);
+  for (int32_t i = 0; i < n_nodes; ++i) out.in_src[static_cast<std::size_t>(fill[i]++)] = i;
+  for (std::size_t e = 0; e < edge_src.size(); ++e) {
+    if (edge_src[e] != edge_dst[e]) out.in_src[static_cast<std::size_t>(fill[edge_dst[e]]++)] = edge_src[e];
+  }
+  for (int32_t i = 0; i < n_nodes; ++i) {
+    std::stable_sort(out.in_src.begin() + out.in_ptr[i], out.in_src.begin() + out.in_ptr[i + 1]);
+    std::fill(out.edge_dst.begin() + out.in_ptr[i], out.edge_dst.begin() + out.in_ptr[i + 1], i);
+  }
+
+  // The same edges by source: a counting sort of the edge ids, ascending.
+  out.out_ptr.assign(n + 1, 0);
+  for (const int32_t s : out.in_src) ++out.out_ptr[static_cast<std::size_t>(s) + 1];
+  for (std::size_t j = 0; j < n; ++j) out.out_ptr[j + 1] += out.out_ptr[j];
+  out.out_edge.assign(static_cast<std::size_t>(total), 0);
+  std::vector<int32_t> next(out.out_ptr.begin(), out.out_ptr.end() - 1);
+  for (int32_t e = 0; e < static_cast<int32_t>(total); ++e) {
+    out.out_edge[static_cast<std::size_t>(next[out.in_src[static_cast<std::size_t>(e)]]++)] = e;
+  }
+  return out;
+}
+
+}  // namespace gcn
