@@ -82,7 +82,7 @@ inline void test_index_target(std::string_view bytes) {
 inline void safetensors_target(std::string_view bytes) {
   const SafetensorsFile file = parse_safetensors(bytes, "fuzz.safetensors");
   try {
-    const GcnShape shape = shape_from_safetensors(file, "fuzz.safetensors");
+    const ModelShape shape = shape_from_safetensors(file, "fuzz.safetensors");
     try {
       (void)model_from_safetensors(file, shape, "fuzz.safetensors");
     } catch (const Error&) {

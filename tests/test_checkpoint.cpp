@@ -66,7 +66,7 @@ void expect_bit_equal(const std::vector<float>& a, const std::vector<float>& b) 
 }
 
 // A flat parameter array whose every value is distinct (its index, offset).
-std::vector<float> iota_params(const GcnShape& shape, float offset = 0.0f) {
+std::vector<float> iota_params(const ModelShape& shape, float offset = 0.0f) {
   std::vector<float> flat(static_cast<std::size_t>(ParamLayout(shape).total));
   for (std::size_t i = 0; i < flat.size(); ++i) flat[i] = static_cast<float>(i) + offset;
   return flat;
@@ -425,7 +425,7 @@ TEST(SafetensorsMalformed, EveryPrefixAndByteFlipIsHandled) {
 // --- The model in PyG's layout ---------------------------------------------------
 
 TEST(CheckpointModel, WeightsAreTransposedToPygLayout) {
-  const GcnShape shape{3, 2, 4};  // F, H, C
+  const ModelShape shape{3, 2, 4};  // F, H, C
   const ParamLayout layout(shape);
   const std::vector<float> flat = iota_params(shape);
   const SafetensorsFile file = model_to_safetensors(shape, flat, {{"epoch", "5"}});
@@ -443,12 +443,12 @@ TEST(CheckpointModel, WeightsAreTransposedToPygLayout) {
   EXPECT_THAT(b2->shape, ElementsAre(4));
   for (int f = 0; f < 3; ++f) {
     for (int h = 0; h < 2; ++h) {
-      EXPECT_EQ(w1->data[h * 3 + f], flat[layout.w1 + f * 2 + h]) << "f=" << f << " h=" << h;
+      EXPECT_EQ(w1->data[h * 3 + f], flat[layout.find("conv1.lin.weight")->offset + f * 2 + h]) << "f=" << f << " h=" << h;
     }
   }
   for (int h = 0; h < 2; ++h) {
     for (int c = 0; c < 4; ++c) {
-      EXPECT_EQ(w2->data[c * 2 + h], flat[layout.w2 + h * 4 + c]) << "h=" << h << " c=" << c;
+      EXPECT_EQ(w2->data[c * 2 + h], flat[layout.find("conv2.lin.weight")->offset + h * 4 + c]) << "h=" << h << " c=" << c;
     }
   }
   // Spelled out: W1 (F=3, H=2) is [[0,1],[2,3],[4,5]]; PyG's weight is its transpose.
@@ -462,7 +462,7 @@ TEST(CheckpointModel, WeightsAreTransposedToPygLayout) {
 
 TEST(CheckpointModel, ResumeStateRoundTripsWithPrefixes) {
   test::TempDir dir;
-  const GcnShape shape{7, 5, 3};
+  const ModelShape shape{7, 5, 3};
   const std::vector<float> params = iota_params(shape, 0.5f);
   const std::vector<float> m = iota_params(shape, 1000.0f);
   const std::vector<float> v = iota_params(shape, 2000.0f);
@@ -482,7 +482,7 @@ TEST(CheckpointModel, ResumeStateRoundTripsWithPrefixes) {
   expect_bit_equal(model_from_safetensors(back, shape, path.string()), params);
   expect_bit_equal(get_flat(back, kAdamExpAvgPrefix, shape, path.string()), m);
   expect_bit_equal(get_flat(back, kAdamExpAvgSqPrefix, shape, path.string()), v);
-  const GcnShape inferred = shape_from_safetensors(back, path.string());
+  const ModelShape inferred = shape_from_safetensors(back, path.string());
   EXPECT_EQ(inferred.n_features, 7);
   EXPECT_EQ(inferred.hidden, 5);
   EXPECT_EQ(inferred.n_classes, 3);
@@ -543,7 +543,7 @@ TEST(CheckpointModel, ExtraTensorIsRejected) {
 
 TEST(CheckpointModel, ShapeFromFile) {
   const SafetensorsFile file = model_to_safetensors({1433, 32, 7}, iota_params({1433, 32, 7}));
-  const GcnShape s = shape_from_safetensors(file, kName);
+  const ModelShape s = shape_from_safetensors(file, kName);
   EXPECT_EQ(s.n_features, 1433);
   EXPECT_EQ(s.hidden, 32);
   EXPECT_EQ(s.n_classes, 7);

@@ -49,10 +49,10 @@ struct EpochOutput {
 };
 
 EpochOutput one_epoch(Backend& be, const Dataset& d, float dropout) {
-  const GcnShape shape{d.n_features, 16, d.n_classes};
+  const ModelShape shape{d.n_features, 16, d.n_classes};
   const DeviceGraph graph(be, d);
   GcnModel model(graph, shape, dropout);
-  model.set_params(glorot_init(shape, 123));
+  model.set_params(init_params(shape, 123));
   model.set_step(test::step_at(0, 77));  // epoch 1: dropout stream 1 of seed 77
   model.train_forward_backward();
   EpochOutput out;
@@ -77,7 +77,7 @@ TEST_F(CudaModel, OneEpochMatchesTheCpu) {
     // The GPU's Adam step itself: the CPU's Adam on the GPU's gradients from
     // the same starting weights lands on the same weights.
     const AdamConfig adam;
-    const std::vector<float> p0 = glorot_init(GcnShape{cora().n_features, 16, cora().n_classes}, 123);
+    const std::vector<float> p0 = init_params(ModelShape{cora().n_features, 16, cora().n_classes}, 123);
     Buffer<float> params(*cpu_, p0), grads(*cpu_, g.grads), m(*cpu_, p0.size()), v(*cpu_, p0.size());
     m.zero();  // Adam's moments start at zero; a fresh buffer holds whatever the heap had
     v.zero();

@@ -53,15 +53,17 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
   const float dropout = GetParam();
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
-  const GcnShape shape{5, 4, 3};
+  const ModelShape shape{5, 4, 3};
   const DeviceGraph graph(*be, d);
   GcnModel model(graph, shape, dropout);
-  std::vector<float> p = glorot_init(shape, 11);
+  std::vector<float> p = init_params(shape, 11);
   const ParamLayout layout(shape);
   std::mt19937 gen(5);
   std::uniform_real_distribution<float> u(-0.3f, 0.3f);
-  for (int64_t i = layout.b1; i < layout.w2; ++i) p[i] = u(gen);  // non-zero biases
-  for (int64_t i = layout.b2; i < layout.total; ++i) p[i] = u(gen);
+  for (const char* bias : {"conv1.bias", "conv2.bias"}) {  // non-zero biases
+    const ParamTensor& b = *layout.find(bias);
+    for (int64_t i = b.offset; i < b.offset + b.size(); ++i) p[i] = u(gen);
+  }
 
   auto loss_at = [&](const std::vector<float>& params) {
     model.set_params(params);
@@ -91,8 +93,8 @@ TEST(Model, RejectsMismatchedShapes) {
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
   const DeviceGraph graph(*be, d);
-  EXPECT_THROW(GcnModel(graph, GcnShape{6, 4, 3}, 0.5f), UsageError);
-  EXPECT_THROW(GcnModel(graph, GcnShape{5, 4, 3}, 1.0f), UsageError);
+  EXPECT_THROW(GcnModel(graph, ModelShape{6, 4, 3}, 0.5f), UsageError);
+  EXPECT_THROW(GcnModel(graph, ModelShape{5, 4, 3}, 1.0f), UsageError);
 }
 
 // The training pass multiplies only by the parts of Â, Âᵀ and Xᵀ that reach
@@ -109,9 +111,9 @@ TEST(Model, RestrictedTrainingProductsChangeNoBit) {
        }()}) {
     const DeviceGraph graph(*be, d);
     for (float dropout : {0.0f, 0.5f}) {
-      GcnModel restricted(graph, GcnShape{5, 4, 3}, dropout, /*restrict_training=*/true);
-      GcnModel full(graph, GcnShape{5, 4, 3}, dropout, /*restrict_training=*/false);
-      std::vector<float> p = glorot_init(GcnShape{5, 4, 3}, 21);
+      GcnModel restricted(graph, ModelShape{5, 4, 3}, dropout, /*restrict_training=*/true);
+      GcnModel full(graph, ModelShape{5, 4, 3}, dropout, /*restrict_training=*/false);
+      std::vector<float> p = init_params(ModelShape{5, 4, 3}, 21);
       for (float& b : p) b += 0.01f;  // non-zero biases too
       for (GcnModel* m : {&restricted, &full}) {
         m->set_params(p);
@@ -137,7 +139,7 @@ TEST(Model, PlansNamedTensorsAndReusesTheFirstLayer) {
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
   const DeviceGraph graph(*be, d);
-  const GcnModel model(graph, GcnShape{5, 4, 3}, 0.5f);
+  const GcnModel model(graph, ModelShape{5, 4, 3}, 0.5f);
   EXPECT_EQ(model.describe(), "GCNConv(5, 4) -> ReLU -> dropout(0.5) -> GCNConv(4, 3)");
   const Workspace& ws = model.workspace();
   // conv1's output is one tensor for both passes; the later layers have one per pass.
@@ -150,31 +152,33 @@ TEST(Model, PlansNamedTensorsAndReusesTheFirstLayer) {
   EXPECT_LT(ws.find("conv1.out.train"), 0);
   EXPECT_EQ(ws.mat(ws.find("conv1.out")).rows, 7);
   EXPECT_EQ(ws.mat(ws.find("conv1.out")).cols, 4);
-  EXPECT_EQ(ws.mat(ws.find("params")).rows, ParamLayout(GcnShape{5, 4, 3}).total);
+  EXPECT_EQ(ws.mat(ws.find("params")).rows, ParamLayout(ModelShape{5, 4, 3}).total);
   // Without dropout nothing depends on the pass: the whole forward is shared.
-  const GcnModel no_dropout(graph, GcnShape{5, 4, 3}, 0.0f);
+  const GcnModel no_dropout(graph, ModelShape{5, 4, 3}, 0.0f);
   EXPECT_EQ(no_dropout.describe(), "GCNConv(5, 4) -> ReLU -> GCNConv(4, 3)");
   EXPECT_GE(no_dropout.workspace().find("conv2.out"), 0);
   EXPECT_LT(no_dropout.workspace().find("conv2.out.train"), 0);
 }
 
 TEST(Model, GlorotInitBoundsAndDeterminism) {
-  const GcnShape shape{1433, 16, 7};
+  const ModelShape shape{1433, 16, 7};
   const ParamLayout layout(shape);
-  const std::vector<float> a = glorot_init(shape, 1), b = glorot_init(shape, 1), c = glorot_init(shape, 2);
+  const std::vector<float> a = init_params(shape, 1), b = init_params(shape, 1), c = init_params(shape, 2);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   const float bound1 = std::sqrt(6.0f / (1433 + 16)), bound2 = std::sqrt(6.0f / (16 + 7));
+  const int64_t w1 = layout.find("conv1.lin.weight")->offset, b1 = layout.find("conv1.bias")->offset;
+  const int64_t w2 = layout.find("conv2.lin.weight")->offset, b2 = layout.find("conv2.bias")->offset;
   double sum_sq = 0.0;
-  for (int64_t i = layout.w1; i < layout.b1; ++i) {
+  for (int64_t i = w1; i < b1; ++i) {
     ASSERT_LE(std::abs(a[i]), bound1);
     sum_sq += static_cast<double>(a[i]) * a[i];
   }
   // Var of U(-b, b) is b^2 / 3.
-  EXPECT_NEAR(sum_sq / (layout.b1 - layout.w1), bound1 * bound1 / 3.0, 0.02 * bound1 * bound1);
-  for (int64_t i = layout.w2; i < layout.b2; ++i) ASSERT_LE(std::abs(a[i]), bound2);
-  for (int64_t i = layout.b1; i < layout.w2; ++i) ASSERT_EQ(a[i], 0.0f);
-  for (int64_t i = layout.b2; i < layout.total; ++i) ASSERT_EQ(a[i], 0.0f);
+  EXPECT_NEAR(sum_sq / (b1 - w1), bound1 * bound1 / 3.0, 0.02 * bound1 * bound1);
+  for (int64_t i = w2; i < b2; ++i) ASSERT_LE(std::abs(a[i]), bound2);
+  for (int64_t i = b1; i < w2; ++i) ASSERT_EQ(a[i], 0.0f);
+  for (int64_t i = b2; i < layout.total; ++i) ASSERT_EQ(a[i], 0.0f);
 }
 
 TEST(Trainer, TinyDatasetLearnsAndIsDeterministic) {
@@ -262,7 +266,7 @@ TEST(Trainer, PatienceStopsAfterKEpochsWithoutImprovement) {
 TEST(Trainer, ResumeFromACheckpointReachesTheUninterruptedResult) {
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
-  const GcnShape shape{5, 8, 3};
+  const ModelShape shape{5, 8, 3};
   for (Selection select : {Selection::kLast, Selection::kBestVal}) {
     TrainConfig cfg;
     cfg.epochs = 30;
@@ -300,7 +304,7 @@ TEST(Trainer, InitParamsAreTheStartingPoint) {
   TrainConfig cfg;
   cfg.epochs = 3;
   cfg.hidden = 8;
-  const std::vector<float> init = glorot_init(GcnShape{5, 8, 3}, 777);
+  const std::vector<float> init = init_params(ModelShape{5, 8, 3}, 777);
   TrainOptions with_init;
   with_init.init_params = &init;
   const TrainResult a = train_gcn(*be, d, cfg, with_init);
@@ -316,7 +320,7 @@ TEST(Trainer, InitParamsAreTheStartingPoint) {
   cfg.dropout = 0.0f;  // the trainer's dropout seed is its own; compare without dropout
   const TrainResult c0 = train_gcn(*be, d, cfg, one);
   const DeviceGraph graph(*be, d);
-  GcnModel m0(graph, GcnShape{5, 8, 3}, 0.0f);
+  GcnModel m0(graph, ModelShape{5, 8, 3}, 0.0f);
   m0.set_params(init);
   m0.set_step(test::step_at(0));
   m0.train_forward_backward();

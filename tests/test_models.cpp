@@ -16,6 +16,7 @@
 #include "gcn/error.hpp"
 #include "gcn/nn/model.hpp"
 #include "gcn/nn/params.hpp"
+#include "gcn/nn/registry.hpp"
 #include "gcn/data/planetoid.hpp"
 #include "gcn/rng.hpp"
 #include "gcn/train/trainer.hpp"
@@ -26,59 +27,82 @@
 namespace gcn {
 namespace {
 
+// One architecture of a registered model type: its depth and widths, and
+// hyperparameters other than the type's defaults (every dropout of the
+// type at 0 unless a test sets it).
 struct Arch {
   const char* name;
-  ModelKind kind;
+  const char* type;
   int layers;
   std::vector<int32_t> hiddens;
   int hidden;
-  int heads;
+  HyperValues hyper;
 };
 
-GcnShape shape_of(const Arch& a, int32_t f = 5, int32_t c = 3) {
-  GcnShape s{f, a.hidden, c};
-  s.kind = a.kind;
+// The rates among a type's hyperparameters (they are set per test).
+bool is_rate(const HyperParam& p) { return p.kind == HyperParam::Kind::kFloat && p.max_exclusive && p.max == 1.0; }
+
+ModelShape shape_of(const Arch& a, int32_t f = 5, int32_t c = 3) {
+  ModelShape s = ModelShape::of(a.type, f, a.hidden, c);
   s.layers = a.layers;
   s.hiddens = a.hiddens;
-  s.heads = a.heads;
+  for (const HyperParam& p : s.type->hyper_params()) {
+    if (is_rate(p)) s.hyper[p.name] = 0.0;
+  }
+  for (const auto& [name, value] : a.hyper) s.hyper[name] = value;
   return s;
 }
 
+// The shape with every dropout of the type (its rate hyperparameters) at p.
+ModelShape with_rates(ModelShape s, float p) {
+  for (const HyperParam& h : s.type->hyper_params()) {
+    if (is_rate(h)) s.hyper[h.name] = static_cast<double>(p);
+  }
+  return s;
+}
+
+// Every registered model, at two depths at least.
 const std::vector<Arch>& archs() {
   static const std::vector<Arch> all = {
-      {"gcn3", ModelKind::kGcn, 3, {4, 3}, 4, 1},  {"sage2", ModelKind::kSage, 2, {}, 4, 1},
-      {"sage3", ModelKind::kSage, 3, {4, 3}, 4, 1}, {"gat2", ModelKind::kGat, 2, {}, 3, 2},
-      {"gat3", ModelKind::kGat, 3, {}, 2, 3},       {"gcn1", ModelKind::kGcn, 1, {}, 16, 1},
+      {"gcn3", "gcn", 3, {4, 3}, 4, {}},  {"sage2", "sage", 2, {}, 4, {}},
+      {"sage3", "sage", 3, {4, 3}, 4, {}}, {"gat2", "gat", 2, {}, 3, {{"heads", 2}}},
+      {"gat3", "gat", 3, {}, 2, {{"heads", 3}}}, {"gcn1", "gcn", 1, {}, 16, {}},
   };
   return all;
+}
+
+TEST(ModelParams, EveryRegisteredModelIsInTheTable) {
+  for (const ModelType* t : model_types()) {
+    const auto in_table = [&](const Arch& a) { return std::string(a.type) == t->name(); };
+    EXPECT_TRUE(std::any_of(archs().begin(), archs().end(), in_table))
+        << t->name() << " is registered but not in archs(): add it, with a deeper variant";
+  }
 }
 
 // ---- the parameters -----------------------------------------------------------
 
 TEST(ModelParams, PyGNamesAndShapes) {
-  GcnShape sage{5, 4, 3};
-  sage.kind = ModelKind::kSage;
+  ModelShape sage = ModelShape::of("sage", 5, 4, 3);
   const ParamLayout ls(sage);
   std::vector<std::string> names;
   std::vector<std::vector<int64_t>> shapes;
   for (const ParamTensor& t : ls.tensors) {
     names.push_back(t.name);
-    shapes.push_back(t.file_shape());
+    shapes.push_back(t.file_shape);
   }
   EXPECT_EQ(names, (std::vector<std::string>{"conv1.lin_l.weight", "conv1.lin_l.bias", "conv1.lin_r.weight",
                                              "conv2.lin_l.weight", "conv2.lin_l.bias", "conv2.lin_r.weight"}));
   EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{4, 5}, {4}, {4, 5}, {3, 4}, {3}, {3, 4}}));
   EXPECT_EQ(ls.total, 20 + 4 + 20 + 12 + 3 + 12);
 
-  GcnShape gat{5, 4, 3};
-  gat.kind = ModelKind::kGat;
-  gat.heads = 2;
+  ModelShape gat = ModelShape::of("gat", 5, 4, 3);
+  gat.hyper["heads"] = 2;
   const ParamLayout lg(gat);
   names.clear();
   shapes.clear();
   for (const ParamTensor& t : lg.tensors) {
     names.push_back(t.name);
-    shapes.push_back(t.file_shape());
+    shapes.push_back(t.file_shape);
   }
   EXPECT_EQ(names, (std::vector<std::string>{"conv1.lin.weight", "conv1.att_src", "conv1.att_dst", "conv1.bias",
                                              "conv2.lin.weight", "conv2.att_src", "conv2.att_dst", "conv2.bias"}));
@@ -86,19 +110,18 @@ TEST(ModelParams, PyGNamesAndShapes) {
   EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{
                         {8, 5}, {1, 2, 4}, {1, 2, 4}, {8}, {3, 8}, {1, 1, 3}, {1, 1, 3}, {3}}));
   EXPECT_EQ(lg.total, 40 + 8 + 8 + 8 + 24 + 3 + 3 + 3);
-  EXPECT_EQ(lg.w1, -1);  // the tutorial GCN's offsets only for it
 
-  GcnShape deep{5, 16, 3};
+  ModelShape deep{5, 16, 3};
   deep.layers = 4;
   deep.hiddens = {8, 6, 4};
   const ParamLayout ld(deep);
   ASSERT_EQ(ld.tensors.size(), 8u);
   EXPECT_EQ(ld.tensors[6].name, "conv4.lin.weight");
-  EXPECT_EQ(ld.tensors[6].file_shape(), (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(ld.tensors[6].file_shape, (std::vector<int64_t>{3, 4}));
   EXPECT_EQ(deep.describe(), "gcn 5-8-6-4-3");
   EXPECT_EQ(gat.describe(), "gat 5-2x4-3");
 
-  GcnShape bad = deep;
+  ModelShape bad = deep;
   bad.hiddens = {8, 6};
   EXPECT_THROW(bad.validate(), UsageError);
   bad = deep;
@@ -111,17 +134,18 @@ TEST(ModelParams, PyGNamesAndShapes) {
 // its bias uniform in ±1/sqrt(in); other biases zero.
 TEST(ModelParams, InitialisationFollowsPyG) {
   for (const Arch& a : archs()) {
-    const GcnShape s = shape_of(a, 40, 7);
+    const ModelShape s = shape_of(a, 40, 7);
     const ParamLayout layout(s);
     const std::vector<float> p = init_params(s, 5), again = init_params(s, 5), other = init_params(s, 6);
     EXPECT_EQ(p, again) << a.name;
     EXPECT_NE(p, other) << a.name;
     for (const ParamTensor& t : layout.tensors) {
       double bound = 0.0;
-      const std::vector<int64_t> fs = t.file_shape();
-      if (t.name.find("bias") != std::string::npos && a.kind != ModelKind::kSage) {
+      const std::vector<int64_t> fs = t.file_shape;
+      const bool sage = std::string(a.type) == "sage";
+      if (t.name.find("bias") != std::string::npos && !sage) {
         bound = 0.0;
-      } else if (a.kind == ModelKind::kSage) {
+      } else if (sage) {
         bound = 1.0 / std::sqrt(static_cast<double>(s.in_cols(t.layer)));
       } else {
         bound = std::sqrt(6.0 / static_cast<double>(fs[fs.size() - 2] + fs.back()));
@@ -134,23 +158,24 @@ TEST(ModelParams, InitialisationFollowsPyG) {
     }
   }
   // The tutorial GCN keeps its exact draws (streams 0x57317 and 0x57327).
-  const GcnShape gcn{6, 4, 3};
+  const ModelShape gcn{6, 4, 3};
   const ParamLayout layout(gcn);
   const std::vector<float> p = init_params(gcn, 9);
   const auto w1 = static_cast<float>(std::sqrt(6.0 / (6 + 4))), w2 = static_cast<float>(std::sqrt(6.0 / (4 + 3)));
-  for (int64_t i = 0; i < 24; ++i) EXPECT_EQ(p[layout.w1 + i], (2.0f * uniform01(9, 0x57317, i) - 1.0f) * w1);
-  for (int64_t i = 0; i < 12; ++i) EXPECT_EQ(p[layout.w2 + i], (2.0f * uniform01(9, 0x57327, i) - 1.0f) * w2);
+  const int64_t o1 = layout.find("conv1.lin.weight")->offset, o2 = layout.find("conv2.lin.weight")->offset;
+  for (int64_t i = 0; i < 24; ++i) EXPECT_EQ(p[o1 + i], (2.0f * uniform01(9, 0x57317, i) - 1.0f) * w1);
+  for (int64_t i = 0; i < 12; ++i) EXPECT_EQ(p[o2 + i], (2.0f * uniform01(9, 0x57327, i) - 1.0f) * w2);
 }
 
 TEST(ModelParams, CheckpointsRoundTripEveryArchitecture) {
   for (const Arch& a : archs()) {
-    const GcnShape s = shape_of(a, 6, 4);
+    const ModelShape s = shape_of(a, 6, 4);
     const ParamLayout layout(s);
     std::vector<float> flat(static_cast<std::size_t>(layout.total));
     for (std::size_t i = 0; i < flat.size(); ++i) flat[i] = 0.5f + static_cast<float>(i);
     const SafetensorsFile file = parse_safetensors(serialize_safetensors(model_to_safetensors(s, flat)), a.name);
-    const GcnShape back = shape_from_safetensors(file, a.name);
-    EXPECT_TRUE(back.same_architecture(s)) << a.name << ": " << back.describe() << " vs " << s.describe();
+    const ModelShape back = shape_from_safetensors(file, a.name);
+    EXPECT_TRUE(back.same_parameters(s)) << a.name << ": " << back.describe() << " vs " << s.describe();
     EXPECT_EQ(model_from_safetensors(file, back, a.name), flat) << a.name;
     // A weight is PyG's [out, in]: element (o, i) is ours (i, o).
     const ParamTensor& w = layout.tensors.front();
@@ -159,10 +184,10 @@ TEST(ModelParams, CheckpointsRoundTripEveryArchitecture) {
     EXPECT_EQ(t->data[1 * w.rows + 2], flat[w.offset + 2 * w.cols + 1]) << a.name;
   }
   // A file of one kind for a model of another: named, one line.
-  GcnShape gat = shape_of(archs()[3]);
+  ModelShape gat = shape_of(archs()[3]);
   const SafetensorsFile f = model_to_safetensors(gat, init_params(gat, 1));
   try {
-    model_from_safetensors(f, GcnShape{5, 4, 3}, "x.safetensors");
+    model_from_safetensors(f, ModelShape{5, 4, 3}, "x.safetensors");
     FAIL() << "a GAT file read as a GCN";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("unexpected tensor \"conv1.att_"), std::string::npos) << e.what();
@@ -173,7 +198,7 @@ TEST(ModelParams, CheckpointsRoundTripEveryArchitecture) {
 
 struct GradCase {
   Arch arch;
-  float dropout, input_dropout, attention_dropout;
+  float dropout, input_dropout, type_dropouts;  // type_dropouts: each of the type's own rates (GAT's attention, ...)
 };
 
 class LayerGradients : public ::testing::TestWithParam<GradCase> {};
@@ -184,9 +209,8 @@ TEST_P(LayerGradients, MatchFiniteDifferences) {
   const GradCase& gc = GetParam();
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
-  GcnShape shape = shape_of(gc.arch);
+  ModelShape shape = with_rates(shape_of(gc.arch), gc.type_dropouts);
   shape.input_dropout = gc.input_dropout;
-  shape.attention_dropout = gc.attention_dropout;
   const DeviceGraph graph(*be, d);
   GcnModel model(graph, shape, gc.dropout);
   std::vector<float> p = init_params(shape, 11);
@@ -224,7 +248,7 @@ std::vector<GradCase> grad_cases() {
   std::vector<GradCase> out;
   for (const Arch& a : archs()) {
     out.push_back({a, 0.0f, 0.0f, 0.0f});
-    out.push_back({a, 0.4f, 0.3f, a.kind == ModelKind::kGat ? 0.35f : 0.0f});
+    out.push_back({a, 0.4f, 0.3f, 0.35f});
   }
   return out;
 }
@@ -244,9 +268,8 @@ TEST(ModelBatch, EveryArchitectureIsItsSingleRunsBitForBit) {
   const Dataset d = tiny_dataset();
   const DeviceGraph graph(*be, d);
   for (const Arch& a : archs()) {
-    GcnShape shape = shape_of(a);
+    ModelShape shape = with_rates(shape_of(a), 0.3f);
     shape.input_dropout = 0.2f;
-    shape.attention_dropout = a.kind == ModelKind::kGat ? 0.3f : 0.0f;
     std::vector<TrainConfig> configs;
     const float lrs[] = {0.01f, 0.05f, 0.2f, 0.01f};
     const float drops[] = {0.5f, 0.0f, 0.3f, 0.6f};
@@ -257,12 +280,11 @@ TEST(ModelBatch, EveryArchitectureIsItsSingleRunsBitForBit) {
       c.lr = lrs[k];
       c.dropout = drops[k];
       c.hidden = a.hidden;
-      c.model = a.kind;
+      c.model = shape.type;
       c.layers = a.layers;
       c.hiddens = a.hiddens;
-      c.heads = a.heads;
+      c.hyper = shape.hyper;
       c.input_dropout = shape.input_dropout;
-      c.attention_dropout = shape.attention_dropout;
       c.select = Selection::kBestVal;
       c.patience = 12;
       c.log_every = 5;
@@ -289,23 +311,24 @@ TEST(ModelTraining, SageAndGatLearnCora) {
   const Dataset cora = load_planetoid("cora", root);
   auto be = make_cpu_backend(0);
   const DeviceGraph graph(*be, cora);
-  for (ModelKind kind : {ModelKind::kSage, ModelKind::kGat}) {
+  for (const char* name : {"sage", "gat"}) {
+    // The model's defaults (its PyG example's recipe).
     TrainConfig c;
-    c.model = kind;
-    c.epochs = 200;
-    if (kind == ModelKind::kGat) {
-      c.hidden = 8;
-      c.heads = 8;
-      c.dropout = 0.6f;
-      c.input_dropout = 0.6f;
-      c.attention_dropout = 0.6f;
-      c.lr = 0.005f;
-    }
+    c.model = &find_model_type(name);
+    const Recipe r = c.model->defaults();
+    c.epochs = r.epochs;
+    c.hidden = r.hidden;
+    c.lr = r.lr;
+    c.weight_decay = r.weight_decay;
+    c.dropout = r.dropout;
+    c.input_dropout = r.input_dropout;
+    c.hyper = c.model->default_hyper();
+    for (const auto& [k, v] : r.hyper) c.hyper[k] = v;
     c.log_every = 50;
     Trainer t(graph, c.shape(cora.n_features, cora.n_classes), c.dropout);
-    const TrainResult r = t.train(c);
-    EXPECT_GT(r.final_stats().test_acc, 0.75) << model_kind_name(kind);
-    EXPECT_GT(r.final_stats().train_acc, 0.9) << model_kind_name(kind);
+    const TrainResult res = t.train(c);
+    EXPECT_GT(res.final_stats().test_acc, 0.75) << name;
+    EXPECT_GT(res.final_stats().train_acc, 0.9) << name;
   }
 }
 
@@ -327,15 +350,15 @@ TEST(CudaModels, EveryArchitectureMatchesTheCpu) {
   for (const Arch& a : archs()) {
     TrainConfig c;
     c.epochs = 10;
+    const ModelShape arch = with_rates(shape_of(a), 0.3f);
     c.hidden = a.hidden;
-    c.model = a.kind;
+    c.model = arch.type;
     c.layers = a.layers;
     c.hiddens = a.hiddens;
-    c.heads = a.heads;
+    c.hyper = arch.hyper;
     c.dropout = 0.4f;
     c.input_dropout = 0.2f;
-    c.attention_dropout = a.kind == ModelKind::kGat ? 0.3f : 0.0f;
-    const GcnShape s = c.shape(d.n_features, d.n_classes);
+    const ModelShape s = c.shape(d.n_features, d.n_classes);
     Trainer tc(gc, s, c.dropout), tg(gg, s, c.dropout);
     const TrainResult rc = tc.train(c), rg = tg.train(c), rg2 = tg.train(c);
     ASSERT_EQ(rc.history.size(), rg.history.size());

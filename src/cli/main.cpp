@@ -40,6 +40,7 @@
 #include "gcn/train/report.hpp"
 #include "gcn/data/synthetic.hpp"
 #include "gcn/nn/model.hpp"
+#include "gcn/nn/registry.hpp"
 #include "gcn/train/trainer.hpp"
 
 namespace {
@@ -74,8 +75,10 @@ struct Options {
   // The architecture (each model's defaults apply to what is not given).
   std::string model = "gcn";
   int layers = 2;
-  int heads = 8;
-  float input_dropout = 0.0f, attention_dropout = 0.6f;
+  float input_dropout = 0.0f;
+  // The models' own hyperparameters (--heads, --K, ...) as given, by name
+  // (the registry's HyperParam::name); "" when not given.
+  std::map<std::string, std::string> hyper_text;
   int batch = 0;            // models per batch; 0: as many as the memory budget allows
   double memory_budget_mb = 0;  // 0: half of the backend's available memory
   std::string table_path, save_dir;
@@ -113,26 +116,9 @@ void setup_logging(bool quiet, bool to_stderr) {
   spdlog::set_default_logger(logger);
 }
 
-gcn::ModelKind parse_model(const std::string& name) {
-  for (gcn::ModelKind k : {gcn::ModelKind::kGcn, gcn::ModelKind::kSage, gcn::ModelKind::kGat}) {
-    if (name == gcn::model_kind_name(k)) return k;
-  }
-  throw gcn::UsageError(fmt::format("--model {}: use gcn, sage or gat", name));
-}
-
 // "GATConv(1433, 8, heads=8, dropout=0.6) -> ELU -> dropout(0.6) -> GATConv(64, 7, dropout=0.6)"
-std::string describe_model(const gcn::GcnShape& s, const std::string& dropout) {
-  std::string out = s.input_dropout > 0.0f ? fmt::format("dropout({}) -> ", s.input_dropout) : "";
-  for (int k = 0; k < s.layers; ++k) {
-    out += fmt::format("{}({}, {}", gcn::model_layer_name(s.kind), s.in_cols(k), s.width(k));
-    if (s.layer_heads(k) > 1) out += fmt::format(", heads={}", s.layer_heads(k));
-    if (s.kind == gcn::ModelKind::kGat && s.attention_dropout > 0.0f) out += fmt::format(", dropout={}", s.attention_dropout);
-    out += ")";
-    if (k + 1 < s.layers) {
-      out += fmt::format(" -> {} -> dropout({}) -> ", s.kind == gcn::ModelKind::kGat ? "ELU" : "ReLU", dropout);
-    }
-  }
-  return out;
+std::string describe_model(const gcn::ModelShape& s, const std::string& dropout) {
+  return s.type->describe(s, dropout);
 }
 
 // The options that define a training run, as stored in checkpoints.
@@ -175,21 +161,17 @@ void data_options_from_checkpoint(const nlohmann::json& stored, Options& o, cons
 }
 
 nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset, const nlohmann::json& data) {
-  return {{"dataset", dataset},
+  nlohmann::json out = {{"dataset", dataset},
           {"data", data},
           {"epochs", c.epochs},
           {"lr", gcn::json_number(c.lr)},
           {"weight_decay", gcn::json_number(c.weight_decay)},
           {"hidden", c.hidden},
           {"dropout", gcn::json_number(c.dropout)},
-          {"model", gcn::model_kind_name(c.model)},
-          {"layers", c.layers},
-          {"hiddens", c.hiddens},
-          {"heads", c.heads},
-          {"input_dropout", gcn::json_number(c.input_dropout)},
-          {"attention_dropout", gcn::json_number(c.attention_dropout)},
           {"seed", c.seed},       {"loss", gcn::loss_name(c.loss)}, {"select", gcn::selection_name(c.select)},
           {"patience", c.patience}};
+  out.update(gcn::model_json(c));
+  return out;
 }
 
 nlohmann::json dataset_json(const gcn::Dataset& d) {
@@ -222,14 +204,27 @@ gcn::TrainConfig config_from_checkpoint(const gcn::SafetensorsFile& file, const 
     take("--dropout", out.dropout, c.at("dropout").get<float>());
     take("--seed", out.seed, c.at("seed").get<uint64_t>());
     // The architecture (checkpoints before --model hold the tutorial GCN).
-    std::string model = gcn::model_kind_name(out.model);
+    std::string model = out.model->name();
     take("--model", model, c.value("model", std::string("gcn")));
-    out.model = parse_model(model);
+    out.model = &gcn::find_model_type(model);
     take("--layers", out.layers, c.value("layers", 2));
     out.hiddens = c.value("hiddens", std::vector<int32_t>{});
-    take("--heads", out.heads, c.value("heads", 1));
     take("--input-dropout", out.input_dropout, c.value("input_dropout", 0.0f));
-    take("--attention-dropout", out.attention_dropout, c.value("attention_dropout", 0.0f));
+    for (const gcn::HyperParam& p : out.model->hyper_params()) {
+      double stored = p.default_value;
+      if (c.contains(p.key())) {
+        stored = p.kind == gcn::HyperParam::Kind::kBool ? (c.at(p.key()).get<bool>() ? 1.0 : 0.0)
+                 : p.kind == gcn::HyperParam::Kind::kFloat ? static_cast<double>(c.at(p.key()).get<float>())
+                                                           : c.at(p.key()).get<double>();
+      }
+      double& field = out.hyper[p.name];
+      if (app.count("--" + p.name) > 0 && field != stored) {
+        throw gcn::UsageError(fmt::format("--resume: --{} {} differs from the checkpoint's {} (leave it out to "
+                                          "continue the checkpoint's run)",
+                                          p.name, field, stored));
+      }
+      field = stored;
+    }
     take("--patience", out.patience, c.at("patience").get<int>());
     std::string loss = gcn::loss_name(out.loss), select = gcn::selection_name(out.select);
     take("--loss", loss, c.at("loss").get<std::string>());
@@ -295,8 +290,8 @@ void write_embeddings(const std::string& path, const gcn::Dataset& data, const g
   file.tensors.push_back({"embeddings", {data.n_nodes, cols}, values});
   file.metadata = {{"format", "gcn-train embeddings"},
                    {"producer", fmt::format("gcn-train {}", kVersion)},
-                   {"layer", fmt::format("conv{} -> {} (the last hidden layer, evaluation pass: no dropout)",
-                                         cfg.layers - 1, cfg.model == gcn::ModelKind::kGat ? "ELU" : "ReLU")},
+                   {"layer", fmt::format("the output of the last hidden layer ({} -> {}; evaluation pass: no dropout)",
+                                         cfg.layers - 1, cfg.model->activation())},
                    {"epoch", std::to_string(epoch)},
                    {"dataset", data.name},
                    {"seed", std::to_string(cfg.seed)}};
@@ -478,34 +473,82 @@ uint64_t parse_seed(const std::string& text, int runs) {
 // Each model brings the defaults of its PyG example (what is not given):
 // gat is examples/gat.py (hidden 8 x 8 heads, dropout 0.6 on the input,
 // between the layers and on the attention, lr 0.005); gcn and sage the
-// tutorial's recipe. The options' defaults change with them, so that
-// --write-config writes what the run used and --config repeats it.
-constexpr int kDefaultHeads = 8;
-constexpr float kDefaultAttentionDropout = 0.6f;
+// tutorial's recipe (the registry's ModelType::defaults). The options'
+// defaults change with them, so that --write-config writes what the run
+// used and --config repeats it.
 void resolve_model_defaults(Options& opt, CLI::App& app) {
-  if (parse_model(opt.model) != gcn::ModelKind::kGat) return;
-  auto set = [&](const char* flag, auto& field, auto value, const char* text) {
+  const gcn::ModelType& type = gcn::find_model_type(opt.model);
+  const gcn::Recipe r = type.defaults();
+  auto set = [&](const char* flag, auto& field, auto value, const std::string& text) {
     if (app.count(flag) > 0) return;
     field = value;
     app.get_option(flag)->default_str(text);
   };
-  set("--hidden", opt.hiddens, std::vector<int>{8}, "[8]");
-  set("--lr", opt.lrs, std::vector<float>{0.005f}, "[0.005]");
-  set("--dropout", opt.dropouts, std::vector<float>{0.6f}, "[0.6]");
-  set("--input-dropout", opt.input_dropout, 0.6f, "0.6");
+  set("--hidden", opt.hiddens, std::vector<int>{r.hidden}, fmt::format("[{}]", r.hidden));
+  set("--lr", opt.lrs, std::vector<float>{r.lr}, fmt::format("[{}]", r.lr));
+  set("--weight-decay", opt.weight_decays, std::vector<float>{r.weight_decay}, fmt::format("[{}]", r.weight_decay));
+  set("--dropout", opt.dropouts, std::vector<float>{r.dropout}, fmt::format("[{}]", r.dropout));
+  set("--input-dropout", opt.input_dropout, r.input_dropout, fmt::format("{}", r.input_dropout));
+  set("--layers", opt.layers, r.layers, fmt::format("{}", r.layers));
+  set("--epochs", opt.train.epochs, r.epochs, fmt::format("{}", r.epochs));
+  for (const gcn::HyperParam& p : type.hyper_params()) {
+    const std::string flag = "--" + p.name;
+    if (!opt.hyper_text[p.name].empty()) continue;
+    const auto it = r.hyper.find(p.name);
+    const double v = it != r.hyper.end() ? it->second : p.default_value;
+    const std::string text = p.kind == gcn::HyperParam::Kind::kBool    ? (v != 0.0 ? "true" : "false")
+                             : p.kind == gcn::HyperParam::Kind::kFloat ? fmt::format("{}", static_cast<float>(v))
+                                                                       : fmt::format("{}", static_cast<int64_t>(v));
+    opt.hyper_text[p.name] = text;
+    app.get_option(flag)->default_str(text);
+  }
+}
+
+// A hyperparameter's value from its text (the flag's, or the model's default).
+double parse_hyper(const gcn::HyperParam& p, const std::string& text) {
+  const std::string flag = "--" + p.name;
+  if (p.kind == gcn::HyperParam::Kind::kBool) {
+    for (const char* yes : {"true", "on", "yes", "1"}) {
+      if (text == yes) return 1.0;
+    }
+    for (const char* no : {"false", "off", "no", "0"}) {
+      if (text == no) return 0.0;
+    }
+    throw gcn::UsageError(fmt::format("{}: '{}' is not true or false", flag, text));
+  }
+  std::size_t used = 0;
+  double v = 0.0;
+  try {
+    v = p.kind == gcn::HyperParam::Kind::kFloat ? static_cast<double>(std::stof(text, &used)) : std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(v)) {
+    throw gcn::UsageError(fmt::format("{}: '{}' is not a number", flag, text));
+  }
+  if (p.kind == gcn::HyperParam::Kind::kInt && v != std::floor(v)) {
+    throw gcn::UsageError(fmt::format("{}: '{}' is not an integer", flag, text));
+  }
+  return v;
 }
 
 void apply_model_options(Options& opt, gcn::TrainConfig& config) {
-  config.model = parse_model(opt.model);
-  const bool gat = config.model == gcn::ModelKind::kGat;
-  if (!gat && opt.heads != kDefaultHeads) throw gcn::UsageError("--heads is for --model gat");
-  if (!gat && opt.attention_dropout != kDefaultAttentionDropout) {
-    throw gcn::UsageError("--attention-dropout is for --model gat");
+  config.model = &gcn::find_model_type(opt.model);
+  // A hyperparameter of another model is refused (naming the models that have it).
+  for (const gcn::HyperFlag& f : gcn::hyper_flags()) {
+    if (opt.hyper_text[f.param.name].empty() || config.model->find_hyper(f.param.name)) continue;
+    std::string models;
+    for (std::size_t i = 0; i < f.models.size(); ++i) {
+      models += (i == 0 ? "" : i + 1 == f.models.size() ? " or " : ", ") + std::string(f.models[i]->name());
+    }
+    throw gcn::UsageError(fmt::format("--{} is for --model {}", f.param.name, models));
+  }
+  config.hyper.clear();
+  for (const gcn::HyperParam& p : config.model->hyper_params()) {
+    config.hyper[p.name] = parse_hyper(p, opt.hyper_text[p.name]);
   }
   config.layers = opt.layers;
-  config.heads = gat ? opt.heads : 1;
   config.input_dropout = opt.input_dropout;
-  config.attention_dropout = gat ? opt.attention_dropout : 0.0f;
   // --hidden 64,32 with --layers 3: one width per hidden layer (not a grid).
   if (opt.layers > 2 && static_cast<int>(opt.hiddens.size()) == opt.layers - 1 && opt.hiddens.size() > 1) {
     config.hiddens.assign(opt.hiddens.begin(), opt.hiddens.end());
@@ -714,7 +757,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
     const gcn::SafetensorsFile& file = *resume_file;
     config = config_from_checkpoint(file, opt.resume_path, config, app, dataset);
     config.validate();
-    const gcn::GcnShape shape = config.shape(data.n_features, data.n_classes);
+    const gcn::ModelShape shape = config.shape(data.n_features, data.n_classes);
     resume_state = gcn::train_state_from_safetensors(file, shape, opt.resume_path);
     if (resume_state->epoch >= config.epochs) {
       throw gcn::UsageError(fmt::format("--resume: {} already finished its {}; give --epochs N above {} to train "
@@ -726,19 +769,23 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
     configs = {config};
   } else if (!opt.init_path.empty()) {
     const gcn::SafetensorsFile file = gcn::read_safetensors(opt.init_path);
-    const gcn::GcnShape in_file = gcn::shape_from_safetensors(file, opt.init_path);
+    const gcn::ModelShape in_file = gcn::shape_from_safetensors(file, opt.init_path);
     if (in_file.n_features != data.n_features || in_file.n_classes != data.n_classes) {
       throw gcn::DataError(fmt::format("--init {}: the model has {} features and {} classes; {} has {} and {}",
                                        opt.init_path, in_file.n_features, in_file.n_classes, data.name,
                                        data.n_features, data.n_classes));
     }
-    if (in_file.kind != config.model) {
+    if (in_file.type != config.model) {
       throw gcn::UsageError(fmt::format("--init {} holds a {} model: add --model {}", opt.init_path,
-                                        gcn::model_layer_name(in_file.kind), gcn::model_kind_name(in_file.kind)));
+                                        in_file.type->pyg_class(), in_file.type->name()));
     }
-    const gcn::GcnShape wanted = config.shape(data.n_features, data.n_classes);
-    if (!in_file.same_architecture(wanted)) {
-      for (const char* flag : {"--hidden", "--layers", "--heads"}) {
+    const gcn::ModelShape wanted = config.shape(data.n_features, data.n_classes);
+    if (!in_file.same_parameters(wanted)) {
+      std::vector<std::string> flags = {"--hidden", "--layers"};
+      for (const gcn::HyperParam& p : config.model->hyper_params()) {
+        if (p.architecture) flags.push_back("--" + p.name);
+      }
+      for (const std::string& flag : flags) {
         if (app.count(flag) > 0) {
           throw gcn::UsageError(fmt::format("--init {} holds {} but the options ask for {}; leave out {} to take the "
                                             "file's",
@@ -749,7 +796,9 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
         c.hidden = in_file.hidden;
         c.layers = in_file.layers;
         c.hiddens = in_file.hiddens;
-        c.heads = in_file.heads;
+        for (const gcn::HyperParam& p : c.model->hyper_params()) {
+          if (p.architecture) c.hyper[p.name] = in_file.hp(p.name);
+        }
       };
       take_file_architecture(config);
       for (gcn::TrainConfig& c : configs) take_file_architecture(c);
@@ -796,7 +845,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
   };
   auto save_model = [&](const std::string& path, const gcn::TrainConfig& cfg, const gcn::TrainResult& result) {
     const gcn::EpochStats& sel = result.selected();
-    const gcn::GcnShape shape = cfg.shape(data.n_features, data.n_classes);
+    const gcn::ModelShape shape = cfg.shape(data.n_features, data.n_classes);
     gcn::write_safetensors(
         path, gcn::model_to_safetensors(shape, result.params,
                                         {{"format", "pt"},
@@ -919,7 +968,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
           options.checkpoint_every = opt.checkpoint_every;
           options.checkpoint_at_end = opt.checkpoint_every == 0;
           options.on_checkpoint = [&](const gcn::TrainState& state) {
-            const gcn::GcnShape shape = cfg.shape(data.n_features, data.n_classes);
+            const gcn::ModelShape shape = cfg.shape(data.n_features, data.n_classes);
             gcn::write_safetensors(opt.checkpoint_path,
                                    gcn::train_state_to_safetensors(shape, state,
                                                                    {{"format", "gcn-train training state"},
@@ -980,7 +1029,7 @@ int run(Options opt, const CLI::App& app, Clock::time_point process_start) {
       const int n = static_cast<int>(models.size());
       const bool with_dropout =
           std::any_of(models.begin(), models.end(), [](const gcn::TrainConfig& c) { return c.dropout > 0.0f; });
-      const gcn::GcnShape shape = models.front().shape(data.n_features, data.n_classes);
+      const gcn::ModelShape shape = models.front().shape(data.n_features, data.n_classes);
       auto bytes = [&](int k) { return gcn::Trainer::planned_bytes(graph, shape, k, with_dropout); };
       // The default: on a GPU every model in one batch (the memory budget
       // permitting); on the CPU, batches that keep a worker's tensors in
@@ -1262,23 +1311,36 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", opt.weight_decays,
                  "L2 weight decay on all parameters (as torch.optim.Adam); a list trains each")
       ->delimiter(',');
-  app.add_option("--model", opt.model,
-                 "gcn (GCNConv, the tutorial's), sage (SAGEConv, mean) or gat (GATConv; defaults of PyG's "
-                 "examples/gat.py: --hidden 8 --heads 8 --dropout 0.6 --input-dropout 0.6 --lr 0.005)")
-      ->check(one_of({"gcn", "sage", "gat"}));
-  app.add_option("--layers", opt.layers, "Graph convolutions (2: the tutorial's); hidden layers = layers - 1");
+  {
+    std::string help = "The model (its PyG example's defaults apply to what is not given):";
+    std::vector<std::string> names;
+    for (const gcn::ModelType* t : gcn::model_types()) {
+      help += fmt::format(" {}: {};", t->name(), t->summary());
+      names.emplace_back(t->name());
+    }
+    help.back() = '.';
+    app.add_option("--model", opt.model, help + " gcn-train --models lists them as JSON")->check(one_of(names));
+  }
+  app.add_option("--layers", opt.layers, "The model's layers (graph convolutions; 2: the tutorial's); hidden layers = layers - 1");
   app.add_option("--hidden", opt.hiddens,
                  "Hidden channels (per head for gat); a list trains each (one batch per width), except with "
                  "--layers L > 2 and L - 1 values: one width per hidden layer (--layers 3 --hidden 64,32)")
       ->delimiter(',');
-  app.add_option("--heads", opt.heads, "Attention heads of each hidden GATConv (--model gat; the last layer has 1)");
   app.add_option("--dropout", opt.dropouts,
                  "Dropout probability after each hidden layer's activation, in [0, 1); a list trains each")
       ->delimiter(',');
   app.add_option("--input-dropout", opt.input_dropout,
                  "Dropout on the input features, in [0, 1) (default 0; 0.6 for gat)");
-  app.add_option("--attention-dropout", opt.attention_dropout,
-                 "GATConv's dropout on the attention coefficients, in [0, 1) (--model gat)");
+  // Each model's own hyperparameters (the registry's), one flag each.
+  for (const gcn::HyperFlag& f : gcn::hyper_flags()) {
+    std::string models;
+    for (std::size_t i = 0; i < f.models.size(); ++i) models += (i == 0 ? "" : ", ") + std::string(f.models[i]->name());
+    app.add_option("--" + f.param.name, opt.hyper_text[f.param.name],
+                   fmt::format("{} (--model {})", f.param.help, models))
+        ->type_name(f.param.kind == gcn::HyperParam::Kind::kInt     ? "INT"
+                    : f.param.kind == gcn::HyperParam::Kind::kFloat ? "FLOAT"
+                                                                    : "BOOL");
+  }
   app.add_option("--seed", opt.seed_text, "Seed for the initial weights and the dropout masks, in [0, 2^63)");
   app.add_option("--loss", opt.loss, "nll (log_softmax + nll_loss) or cross-entropy (on the logits); same fused op")
       ->check(one_of({"nll", "cross-entropy"}));
@@ -1341,6 +1403,11 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-nonfinite", opt.train.allow_nonfinite,
                "Keep training when the loss becomes NaN or infinite (default: stop with an error)");
   app.add_flag("-q,--quiet", opt.quiet, "Only warnings, errors and the summary lines");
+  bool list_models = false;
+  app.add_flag("--models", list_models,
+               "Print every model gcn-train trains (names, PyG classes, hyperparameters, defaults, benchmark/citation "
+               "recipes) as JSON and exit")
+      ->configurable(false);
 
   try {
     app.parse(argc, argv);
@@ -1354,6 +1421,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (list_models) {
+    std::fputs(gcn::registry_json().c_str(), stdout);
+    return 0;
+  }
   setup_logging(opt.quiet, opt.json_path == "-" || opt.predictions_path == "-" || opt.table_path == "-");
   install_interrupt_handlers();
   try {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gcn/error.hpp"
+#include "gcn/nn/registry.hpp"
 #include "gcn/file_io.hpp"
 #include "gcn/data/safetensors.hpp"
 
@@ -37,7 +38,7 @@ void require_f32(const std::string& name, const std::string& where, const std::s
   throw DataError(fmt::format("{}: {}: unknown dtype \"{}\"", name, where, dtype));
 }
 
-void check_model_shape(const GcnShape& s) {
+void check_model_shape(const ModelShape& s) {
   if (s.n_features <= 0 || s.n_classes <= 0 || s.layers < 1) {
     throw Error(fmt::format("checkpoint: invalid model shape {}", s.describe()));
   }
@@ -100,7 +101,7 @@ void write_safetensors(const std::filesystem::path& path, const SafetensorsFile&
   write_file_atomic(path, serialize_safetensors(file));
 }
 
-void add_flat(SafetensorsFile& file, const std::string& prefix, const GcnShape& shape,
+void add_flat(SafetensorsFile& file, const std::string& prefix, const ModelShape& shape,
               const std::vector<float>& flat) {
   check_model_shape(shape);
   const ParamLayout layout(shape);
@@ -112,31 +113,24 @@ void add_flat(SafetensorsFile& file, const std::string& prefix, const GcnShape& 
   for (const ParamTensor& p : layout.tensors) {
     Tensor32 t;
     t.name = prefix + p.name;
-    t.shape = p.file_shape();
+    t.shape = p.file_shape;
     if (file.find(t.name)) throw Error(fmt::format("checkpoint: tensor \"{}\" added twice", t.name));
     t.data.resize(static_cast<std::size_t>(p.size()));
-    if (p.kind == ParamTensor::Kind::kWeight) {
-      // Ours are [in, out]; PyG's lin.weight is [out, in].
-      for (int64_t i = 0; i < p.rows; ++i) {
-        for (int64_t o = 0; o < p.cols; ++o) t.data[o * p.rows + i] = flat[p.offset + i * p.cols + o];
-      }
-    } else {
-      std::copy(flat.begin() + p.offset, flat.begin() + p.offset + p.size(), t.data.begin());
-    }
+    p.to_file(flat.data() + p.offset, t.data.data());  // ours (in, out) to PyG's [out, in], ...
     added.push_back(std::move(t));
   }
   for (Tensor32& t : added) file.tensors.push_back(std::move(t));
 }
 
 std::vector<float> get_flat(const SafetensorsFile& file, const std::string& prefix,
-                            const GcnShape& shape, const std::string& path_for_errors) {
+                            const ModelShape& shape, const std::string& path_for_errors) {
   check_model_shape(shape);
   const ParamLayout layout(shape);
   std::vector<float> flat(static_cast<std::size_t>(layout.total));
   for (const ParamTensor& p : layout.tensors) {
     const std::string name = prefix + p.name;
     const Tensor32* t = file.find(name);
-    const std::vector<int64_t> want = p.file_shape();
+    const std::vector<int64_t>& want = p.file_shape;
     if (!t) {
       throw DataError(fmt::format("{}: tensor \"{}\" missing (expected shape {} for {})", path_for_errors, name,
                                   shape_str(want), shape.describe()));
@@ -145,18 +139,12 @@ std::vector<float> get_flat(const SafetensorsFile& file, const std::string& pref
       throw DataError(fmt::format("{}: tensor \"{}\" has shape {}, expected {} for {}", path_for_errors, name,
                                   shape_str(t->shape), shape_str(want), shape.describe()));
     }
-    if (p.kind == ParamTensor::Kind::kWeight) {
-      for (int64_t i = 0; i < p.rows; ++i) {
-        for (int64_t o = 0; o < p.cols; ++o) flat[p.offset + i * p.cols + o] = t->data[o * p.rows + i];
-      }
-    } else {
-      std::copy(t->data.begin(), t->data.end(), flat.begin() + p.offset);
-    }
+    p.from_file(t->data.data(), flat.data() + p.offset);
   }
   return flat;
 }
 
-SafetensorsFile model_to_safetensors(const GcnShape& shape, const std::vector<float>& flat_params,
+SafetensorsFile model_to_safetensors(const ModelShape& shape, const std::vector<float>& flat_params,
                                      std::map<std::string, std::string> metadata) {
   SafetensorsFile file;
   file.metadata = std::move(metadata);
@@ -164,7 +152,7 @@ SafetensorsFile model_to_safetensors(const GcnShape& shape, const std::vector<fl
   return file;
 }
 
-std::vector<float> model_from_safetensors(const SafetensorsFile& file, const GcnShape& expected,
+std::vector<float> model_from_safetensors(const SafetensorsFile& file, const ModelShape& expected,
                                           const std::string& path_for_errors) {
   const ParamLayout layout(expected);
   std::set<std::string> known;
@@ -184,69 +172,28 @@ std::vector<float> model_from_safetensors(const SafetensorsFile& file, const Gcn
   return get_flat(file, "", expected, path_for_errors);
 }
 
-GcnShape shape_from_safetensors(const SafetensorsFile& file, const std::string& path_for_errors) {
-  // The model kind from conv1's tensors, the depth from the convK present.
-  GcnShape shape;
-  if (file.find("conv1.lin_l.weight") != nullptr) {
-    shape.kind = ModelKind::kSage;
-  } else if (file.find("conv1.att_src") != nullptr) {
-    shape.kind = ModelKind::kGat;
-  } else if (file.find("conv1.lin.weight") != nullptr) {
-    shape.kind = ModelKind::kGcn;
-  } else {
-    throw DataError(fmt::format(
-        "{}: no conv1.lin.weight (GCN, GAT) or conv1.lin_l.weight (GraphSAGE); not a model checkpoint?",
-        path_for_errors));
+ModelShape shape_from_safetensors(const SafetensorsFile& file, const std::string& path_for_errors) {
+  TensorShapes shapes;
+  for (const Tensor32& t : file.tensors) shapes[t.name] = t.shape;
+  const ModelType* type = nullptr;
+  std::string known;
+  for (const ModelType* t : model_types()) {
+    if (type == nullptr && t->recognizes(shapes)) type = t;
+    known += fmt::format("{}{} ({})", known.empty() ? "" : ", ", t->name(), t->pyg_class());
   }
-  const std::string weight = shape.kind == ModelKind::kSage ? "lin_l.weight" : "lin.weight";
-  int layers = 0;
-  while (layers < 16 && file.find(fmt::format("conv{}.{}", layers + 1, weight)) != nullptr) ++layers;
-  const auto dims_ok = [](const Tensor32& x, std::size_t rank) {
-    if (x.shape.size() != rank) return false;
-    for (int64_t d : x.shape) {
-      if (d <= 0 || d > std::numeric_limits<int32_t>::max()) return false;
-    }
-    return true;
-  };
-  std::vector<int64_t> out_cols;
-  for (int k = 0; k < layers; ++k) {
-    const std::string name = fmt::format("conv{}.{}", k + 1, weight);
-    const Tensor32& w = *file.find(name);
-    if (!dims_ok(w, 2)) {
-      throw DataError(fmt::format("{}: {} {} must be a non-empty matrix", path_for_errors, name, shape_str(w.shape)));
-    }
-    if (k == 0) shape.n_features = static_cast<int32_t>(w.shape[1]);
-    out_cols.push_back(w.shape[0]);
+  if (type == nullptr) {
+    throw DataError(fmt::format("{}: not the state_dict of a model gcn-train knows ({}); not a model checkpoint?",
+                                path_for_errors, known));
   }
-  shape.layers = layers;
-  shape.n_classes = static_cast<int32_t>(out_cols.back());
-  if (shape.kind == ModelKind::kGat && layers > 1) {
-    const Tensor32* att = file.find("conv1.att_src");
-    if (att == nullptr || !dims_ok(*att, 3) || att->shape[0] != 1) {
-      throw DataError(fmt::format("{}: conv1.att_src must have shape [1, heads, channels]", path_for_errors));
-    }
-    shape.heads = static_cast<int32_t>(att->shape[1]);
-  }
-  shape.hiddens.clear();
-  for (int k = 0; k + 1 < layers; ++k) {
-    if (out_cols[k] % shape.heads != 0) {
-      throw DataError(fmt::format("{}: conv{} has {} outputs, not a multiple of its {} heads", path_for_errors, k + 1,
-                                  out_cols[k], shape.heads));
-    }
-    shape.hiddens.push_back(static_cast<int32_t>(out_cols[k] / shape.heads));
-  }
-  shape.hidden = shape.hiddens.empty() ? 16 : shape.hiddens.front();
-  if (std::all_of(shape.hiddens.begin(), shape.hiddens.end(), [&](int32_t h) { return h == shape.hidden; })) {
-    shape.hiddens.clear();
-  }
+  const ModelShape shape = type->shape_from_file(shapes, path_for_errors);
   // Every tensor of that architecture, with PyG's shapes.
   const ParamLayout layout(shape);
   for (const ParamTensor& p : layout.tensors) {
-    const Tensor32* t = file.find(p.name);
-    if (t == nullptr || t->shape != p.file_shape()) {
+    const auto t = shapes.find(p.name);
+    if (t == shapes.end() || t->second != p.file_shape) {
       throw DataError(fmt::format("{}: inconsistent model shapes: {} is {}, expected {} for {}", path_for_errors,
-                                  p.name, t == nullptr ? std::string("missing") : shape_str(t->shape),
-                                  shape_str(p.file_shape()), shape.describe()));
+                                  p.name, t == shapes.end() ? std::string("missing") : shape_str(t->second),
+                                  shape_str(p.file_shape), shape.describe()));
     }
   }
   return shape;
@@ -261,7 +208,7 @@ const std::string& get_metadata(const SafetensorsFile& file, const std::string& 
   return it->second;
 }
 
-SafetensorsFile train_state_to_safetensors(const GcnShape& shape, const TrainState& state,
+SafetensorsFile train_state_to_safetensors(const ModelShape& shape, const TrainState& state,
                                            std::map<std::string, std::string> metadata) {
   SafetensorsFile file = model_to_safetensors(shape, state.params, std::move(metadata));
   add_flat(file, kAdamExpAvgPrefix, shape, state.adam_m);
@@ -280,7 +227,7 @@ SafetensorsFile train_state_to_safetensors(const GcnShape& shape, const TrainSta
   return file;
 }
 
-TrainState train_state_from_safetensors(const SafetensorsFile& file, const GcnShape& shape,
+TrainState train_state_from_safetensors(const SafetensorsFile& file, const ModelShape& shape,
                                         const std::string& path_for_errors) {
   auto integer = [&](const char* key) {
     const std::string& text = get_metadata(file, key, path_for_errors);

@@ -19,6 +19,23 @@ namespace gcn {
 
 double json_number(float value) { return std::stod(fmt::format("{}", value)); }
 
+nlohmann::json model_json(const TrainConfig& c) {
+  nlohmann::json out = {{"model", c.model->name()},
+                        {"layers", c.layers},
+                        {"hiddens", c.hiddens},
+                        {"input_dropout", json_number(c.input_dropout)}};
+  for (const HyperParam& p : c.model->hyper_params()) {
+    const auto it = c.hyper.find(p.name);
+    if (it == c.hyper.end()) continue;
+    switch (p.kind) {
+      case HyperParam::Kind::kInt: out[p.key()] = static_cast<int64_t>(it->second); break;
+      case HyperParam::Kind::kBool: out[p.key()] = it->second != 0.0; break;
+      case HyperParam::Kind::kFloat: out[p.key()] = json_number(static_cast<float>(it->second)); break;
+    }
+  }
+  return out;
+}
+
 SeedSummary summarize(const std::vector<double>& values) {
   SeedSummary s;
   s.n = static_cast<int>(values.size());
@@ -196,7 +213,7 @@ nlohmann::json to_json(const RunReport& r) {
     for (float x : v) a.push_back(json_number(x));
     return a;
   };
-  return json{
+  json out = json{
       {"dataset",
        {{"name", d.name},
         {"num_nodes", d.n_nodes},
@@ -215,12 +232,6 @@ nlohmann::json to_json(const RunReport& r) {
         {"weight_decay", json_number(c.weight_decay)},
         {"hidden", c.hidden},
         {"dropout", json_number(c.dropout)},
-        {"model", model_kind_name(c.model)},
-        {"layers", c.layers},
-        {"hiddens", c.hiddens},
-        {"heads", c.heads},
-        {"input_dropout", json_number(c.input_dropout)},
-        {"attention_dropout", json_number(c.attention_dropout)},
         {"seed", r.seeds.front()},
         {"runs", r.results.size()},
         {"loss", loss_name(c.loss)},
@@ -263,6 +274,8 @@ nlohmann::json to_json(const RunReport& r) {
         {"val_acc", summary_json(val)},
         {"final_test_acc", summary_json(final_test)}}},
   };
+  out["config"].update(model_json(c));
+  return out;
 }
 
 double peak_host_memory_mb() {

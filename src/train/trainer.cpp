@@ -45,27 +45,20 @@ void TrainConfig::validate() const {
   for (int32_t h : hiddens) {
     if (h < 1 || h > 65536) throw UsageError(fmt::format("--hidden: {} is not in [1, 65536]", h));
   }
-  if (!(input_dropout >= 0.0f && input_dropout < 1.0f)) {
-    throw UsageError(fmt::format("--input-dropout: {} is not in [0, 1)", input_dropout));
-  }
-  if (!(attention_dropout >= 0.0f && attention_dropout < 1.0f)) {
-    throw UsageError(fmt::format("--attention-dropout: {} is not in [0, 1)", attention_dropout));
-  }
-  GcnShape s = shape(1, 1);
+  ModelShape s = shape(1, 1);
   s.validate();
 }
 
-GcnShape TrainConfig::shape(int32_t n_features, int32_t n_classes) const {
-  GcnShape s;
+ModelShape TrainConfig::shape(int32_t n_features, int32_t n_classes) const {
+  ModelShape s;
   s.n_features = n_features;
   s.hidden = hidden;
   s.n_classes = n_classes;
-  s.kind = model;
+  s.type = model;
   s.layers = layers;
   s.hiddens = hiddens;
-  s.heads = heads;
   s.input_dropout = input_dropout;
-  s.attention_dropout = attention_dropout;
+  s.hyper = hyper;
   return s;
 }
 
@@ -111,18 +104,18 @@ EpochStats stats_from(const EpochMetrics& m, int epoch, const DeviceGraph& g) {
 }  // namespace
 
 Trainer::Trainer(const DeviceGraph& graph, int hidden, float dropout)
-    : Trainer(graph, GcnShape{graph.n_features(), hidden, graph.n_classes()}, dropout) {}
+    : Trainer(graph, ModelShape{graph.n_features(), hidden, graph.n_classes()}, dropout) {}
 
 Trainer::Trainer(const DeviceGraph& graph, int hidden, int batch, bool with_dropout)
-    : Trainer(graph, GcnShape{graph.n_features(), hidden, graph.n_classes()}, batch, with_dropout) {}
+    : Trainer(graph, ModelShape{graph.n_features(), hidden, graph.n_classes()}, batch, with_dropout) {}
 
-Trainer::Trainer(const DeviceGraph& graph, const GcnShape& shape, float dropout)
+Trainer::Trainer(const DeviceGraph& graph, const ModelShape& shape, float dropout)
     : graph_(&graph), shape_(shape), dropout_(dropout), batch_(0) {
   model_ = std::make_unique<GcnModel>(graph, shape, dropout);
   host_ring_ = static_cast<EpochMetrics*>(graph.backend().allocate_host(sizeof(EpochMetrics) * GcnModel::kRingSlots));
 }
 
-Trainer::Trainer(const DeviceGraph& graph, const GcnShape& shape, int batch, bool with_dropout)
+Trainer::Trainer(const DeviceGraph& graph, const ModelShape& shape, int batch, bool with_dropout)
     : graph_(&graph), shape_(shape), dropout_(0.0f), batch_(batch), with_dropout_(with_dropout) {
   if (batch < 1) throw UsageError(fmt::format("--batch: {} is not a positive number", batch));
   host_ring_ = static_cast<EpochMetrics*>(
@@ -135,10 +128,10 @@ Trainer::~Trainer() {
 }
 
 std::size_t Trainer::planned_bytes(const DeviceGraph& graph, int hidden, int batch, bool with_dropout) {
-  return planned_bytes(graph, GcnShape{graph.n_features(), hidden, graph.n_classes()}, batch, with_dropout);
+  return planned_bytes(graph, ModelShape{graph.n_features(), hidden, graph.n_classes()}, batch, with_dropout);
 }
 
-std::size_t Trainer::planned_bytes(const DeviceGraph& graph, const GcnShape& shape, int batch, bool with_dropout) {
+std::size_t Trainer::planned_bytes(const DeviceGraph& graph, const ModelShape& shape, int batch, bool with_dropout) {
   const std::vector<ModelRates> rates(static_cast<std::size_t>(batch), ModelRates{0.01f, 0.0f, with_dropout ? 0.5f : 0.0f});
   const GcnModel plan(graph, shape, rates, /*restrict_training=*/true, /*allocate=*/false);
   return plan.workspace_bytes();
@@ -165,9 +158,8 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
   const int n_models = static_cast<int>(configs.size());
   for (const TrainConfig& c : configs) {
     c.validate();
-    const GcnShape wanted = c.shape(shape_.n_features, shape_.n_classes);
-    if (!wanted.same_architecture(shape_) || wanted.input_dropout != shape_.input_dropout ||
-        wanted.attention_dropout != shape_.attention_dropout) {
+    const ModelShape wanted = c.shape(shape_.n_features, shape_.n_classes);
+    if (wanted != shape_) {
       throw UsageError(fmt::format("this trainer's model is {}, not {}", shape_.describe(), wanted.describe()));
     }
     if (c.epochs != config.epochs || c.loss != config.loss || c.log_every != config.log_every ||
@@ -184,7 +176,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     }
   }
   Backend& backend = graph_->backend();
-  const GcnShape& shape = shape_;
+  const ModelShape& shape = shape_;
   std::vector<ModelRates> rates;
   for (const TrainConfig& c : configs) rates.push_back(ModelRates{c.lr, c.weight_decay, c.dropout});
   if (batch_ > 0) {
@@ -256,7 +248,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     model.set_model_params(std::vector<std::vector<float>>(static_cast<std::size_t>(n_models), *options.init_params));
   } else {
     std::vector<std::vector<float>> init;
-    for (const TrainConfig& c : configs) init.push_back(glorot_init(shape, mix64(c.seed ^ kInitDomain)));
+    for (const TrainConfig& c : configs) init.push_back(init_params(shape, mix64(c.seed ^ kInitDomain)));
     model.set_model_params(init);
   }
   model.set_steps(steps);
@@ -427,7 +419,7 @@ TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& 
   return trainer.train(config, options);
 }
 
-EpochStats evaluate_params(Backend& backend, const Dataset& data, const GcnShape& shape,
+EpochStats evaluate_params(Backend& backend, const Dataset& data, const ModelShape& shape,
                            const std::vector<float>& params, std::vector<float>* log_probs) {
   const DeviceGraph graph(backend, data);
   Trainer trainer(graph, shape, 0.0f);
@@ -436,7 +428,7 @@ EpochStats evaluate_params(Backend& backend, const Dataset& data, const GcnShape
 
 EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
                            std::vector<float>* log_probs) {
-  return evaluate_params(backend, data, GcnShape{data.n_features, hidden, data.n_classes}, params, log_probs);
+  return evaluate_params(backend, data, ModelShape{data.n_features, hidden, data.n_classes}, params, log_probs);
 }
 
 }  // namespace gcn

@@ -1,5 +1,6 @@
-// The model as a list of layers over a DeviceGraph, and the epoch as a
-// program of backend ops over one planned Workspace.
+// The model as a list of layers over a DeviceGraph (made by its type's
+// factory, gcn/nn/registry.hpp), and the epoch as a program of backend ops
+// over one planned Workspace.
 //
 // The tutorial's GCN is three layers and a head:
 //   conv1 = GCNConv(F, H)   out = Â · (X · W1) + b1        (X sparse)
@@ -28,71 +29,19 @@
 #include "gcn/backend/backend.hpp"
 #include "gcn/backend/buffer.hpp"
 #include "gcn/nn/device_graph.hpp"
+#include "gcn/nn/layer.hpp"
 #include "gcn/nn/params.hpp"
+#include "gcn/nn/registry.hpp"
 #include "gcn/backend/step_state.hpp"
 #include "gcn/nn/workspace.hpp"
 
 namespace gcn {
-
-enum class Pass { kTrain = 0, kEval = 1 };
-
-class Planner;
-class TrainingRows;
-
-// What a layer's ops run against: pointers that stay fixed from epoch to epoch.
-// batch models side by side: every tensor and parameter is column-blocked
-// (Backend's batch layout), steps has batch entries; a batch of 1 runs the
-// single-model ops.
-struct LayerContext {
-  Backend* backend = nullptr;
-  const DeviceGraph* graph = nullptr;
-  const Workspace* ws = nullptr;
-  const float* params = nullptr;
-  float* grads = nullptr;
-  const StepState* step = nullptr;
-  int batch = 1;
-};
 
 // One model's own rates in a batch.
 struct ModelRates {
   float lr = 0.01f;
   float weight_decay = 5e-4f;
   float dropout = 0.5f;
-};
-
-class Layer {
- public:
-  virtual ~Layer() = default;
-  // "GCNConv(1433, 16)", "ReLU -> dropout(0.5)".
-  virtual std::string describe() const = 0;
-  // Whether the forward differs between training and evaluation.
-  virtual bool depends_on_pass() const = 0;
-  virtual int64_t out_cols() const = 0;
-  // Whether backward() can also write the column sums of its input gradient
-  // (the previous layer's bias gradient) in the same pass.
-  virtual bool fuses_column_sums() const { return false; }
-  // The offset of the bias in the flat parameter array, or -1.
-  virtual int64_t bias_offset() const { return -1; }
-
-  // Declares the parameters (appended in order) and the tensors. in[pass] is
-  // the input of each pass (-1: the graph's sparse features X);
-  // shared_output: the outputs of both passes are one tensor (the reused
-  // prefix). Sets out[pass]. needs_input_grad: whether backward must produce
-  // the gradient with respect to the input (grad_in, declared by the model).
-  virtual void plan(Planner& planner, const Workspace::Id in[2], bool shared_output, Workspace::Id out[2]) = 0;
-  virtual void forward(const LayerContext& ctx, Pass pass) const = 0;
-  // Training pass: from grad_out (dL/d out) the parameter gradients into
-  // ctx.grads and, when grad_in >= 0, dL/d in; col_sums (when not null)
-  // receives the column sums of dL/d in. bias_grad_done: whoever produced
-  // grad_out also wrote this layer's bias gradient.
-  virtual void backward(const LayerContext& ctx, Workspace::Id grad_out, Workspace::Id grad_in, float* col_sums,
-                        bool bias_grad_done) const = 0;
-  // The training pass's restricted products (planned after plan(), from the
-  // last layer to the first). needed_out: the rows of this layer's output
-  // the loss reads (the last layer: the training rows), else null;
-  // grad_out_rows: the rows where dL/d out can be non-zero. Returns the rows
-  // where dL/d in can be non-zero.
-  virtual RowMask plan_training_rows(TrainingRows& rows, const RowMask* needed_out, const RowMask& grad_out_rows) = 0;
 };
 
 // The tutorial's model over a graph: layers, the workspace, the parameters
@@ -113,17 +62,17 @@ class GcnModel {
   // Â, Âᵀ and Xᵀ that reach the training rows (see model.cpp); false
   // multiplies by all of them (the same bits, for tests). One model: its
   // lr and weight decay come with each adam_step/epoch call.
-  GcnModel(const DeviceGraph& graph, const GcnShape& shape, float dropout, bool restrict_training = true);
+  GcnModel(const DeviceGraph& graph, const ModelShape& shape, float dropout, bool restrict_training = true);
   // A batch of rates.size() models (each with its own rates; the AdamConfig
   // given to adam_step/epoch then supplies only the betas and eps).
   // allocate = false only plans (workspace_bytes(), nothing else).
-  GcnModel(const DeviceGraph& graph, const GcnShape& shape, const std::vector<ModelRates>& rates,
+  GcnModel(const DeviceGraph& graph, const ModelShape& shape, const std::vector<ModelRates>& rates,
            bool restrict_training = true, bool allocate = true);
   ~GcnModel();
   GcnModel(const GcnModel&) = delete;
   GcnModel& operator=(const GcnModel&) = delete;
 
-  const GcnShape& shape() const { return shape_; }
+  const ModelShape& shape() const { return shape_; }
   const ParamLayout& layout() const { return layout_; }
   Backend& backend() const { return *backend_; }
   const Workspace& workspace() const { return ws_; }
@@ -199,7 +148,7 @@ class GcnModel {
 
   Backend* backend_;
   const DeviceGraph* graph_;
-  GcnShape shape_;
+  ModelShape shape_;
   ParamLayout layout_;  // one model's
   int batch_ = 1;
   std::vector<ModelRates> rates_;

@@ -1,100 +1,115 @@
-// A model's architecture and its parameters: the shape (GCN, GraphSAGE or
-// GAT, depth, widths, heads), where each parameter tensor sits in the flat
-// array, its PyG state_dict name and layout, and PyG's initialisation of it.
-// Shared by the model and the checkpoint files.
+// A model's architecture and its parameters: the shape (the model type from
+// the registry, depth, widths, the type's own hyperparameters), where each
+// parameter tensor sits in the flat array, its PyG state_dict name and
+// shape, how PyG's layout maps onto ours, and PyG's initialisation of it.
+// Shared by the model, the checkpoint files and the CLI.
 //
-// Per layer k (conv1, conv2, ...), in the flat array's order:
-//   GCNConv   convK.lin.weight (in, out)      convK.bias (out)
-//   SAGEConv  convK.lin_l.weight (in, out)    convK.lin_l.bias (out)
-//             convK.lin_r.weight (in, out)
-//   GATConv   convK.lin.weight (in, heads·ch) convK.att_src (1, heads·ch)
-//             convK.att_dst (1, heads·ch)     convK.bias (heads·ch, or ch
-//             for the last layer: one head, concat=False)
-// Weights are stored [in, out], PyG's transposed, so each layer is a plain
-// product; the checkpoint files hold PyG's [out, in] (and [1, heads, ch]
-// for the attention vectors).
+// Weights are stored the way our products use them ((in, out) for a
+// Linear's weight, PyG's transpose), so each layer is a plain product; the
+// files hold PyG's layouts. The tensors of each model type are declared in
+// its file under src/nn/layers/ (ModelType::declare_params).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace gcn {
 
-enum class ModelKind : int32_t { kGcn = 0, kSage = 1, kGat = 2 };
-// "gcn", "sage", "gat"
-const char* model_kind_name(ModelKind kind);
-// PyG's layer class: "GCNConv", "SAGEConv", "GATConv".
-const char* model_layer_name(ModelKind kind);
+class ModelType;
 
-// The architecture. GcnShape{F, H, C} is the tutorial GCN.
-struct GcnShape {
-  GcnShape() = default;
-  GcnShape(int32_t features, int32_t hidden_width, int32_t classes)
-      : n_features(features), hidden(hidden_width), n_classes(classes) {}
+// A model type's own hyperparameters by name ("heads", "K", "alpha", ...):
+// every one the type declares is set (ModelType::hyper_params).
+using HyperValues = std::map<std::string, double>;
 
+// The architecture. ModelShape{F, H, C} is the tutorial GCN.
+struct ModelShape {
+  ModelShape();  // the registry's default model (gcn), 2 layers of 16
+  ModelShape(int32_t features, int32_t hidden_width, int32_t classes);
+
+  const ModelType* type = nullptr;  // never null
   int32_t n_features = 0;
   int32_t hidden = 16;  // every hidden layer's width (channels per head) unless `hiddens` is given
   int32_t n_classes = 0;
-  ModelKind kind = ModelKind::kGcn;
-  int32_t layers = 2;            // graph convolutions, >= 1
+  int32_t layers = 2;            // the type's layers (graph convolutions, or Linears for appnp), >= 1
   std::vector<int32_t> hiddens;  // one width per hidden layer (layers - 1), or empty: `hidden` each
-  int32_t heads = 1;             // GAT: heads of each hidden layer (the last layer has one)
-  // Dropout that belongs to the layers (PyG's constructor arguments), one
-  // rate for every model of a batch: on the input features (every model),
-  // and GAT's on the attention coefficients.
+  // Dropout on the input features (every model of a batch; PyG's
+  // F.dropout(x) before the first layer).
   float input_dropout = 0.0f;
-  float attention_dropout = 0.0f;
+  HyperValues hyper;  // the type's hyperparameters
 
-  // Layer k's (0-based) channels per head, heads, and output columns.
+  // The type `name` (registry) with its declared hyperparameters at their defaults.
+  static ModelShape of(const std::string& type_name, int32_t features, int32_t hidden_width, int32_t classes);
+
+  // Layer k's (0-based) channels per head, its output columns (GAT's heads
+  // concatenated), and its input columns.
   int32_t width(int k) const;
-  int32_t layer_heads(int k) const;
-  int64_t out_cols(int k) const { return static_cast<int64_t>(width(k)) * layer_heads(k); }
+  int64_t out_cols(int k) const;
   int64_t in_cols(int k) const { return k == 0 ? n_features : out_cols(k - 1); }
-  // The same layers and widths (the dropouts aside).
-  bool same_architecture(const GcnShape& o) const;
-  // Throws UsageError when a dimension is out of range.
+  // A hyperparameter's value; Error when the type does not declare it.
+  double hp(const std::string& name) const;
+  int32_t hp_int(const std::string& name) const { return static_cast<int32_t>(hp(name)); }
+  bool hp_bool(const std::string& name) const { return hp(name) != 0.0; }
+  // The same parameter tensors (names and shapes): what a file can hold.
+  bool same_parameters(const ModelShape& o) const;
+  // Everything equal: the same epoch program.
+  bool operator==(const ModelShape& o) const;
+  bool operator!=(const ModelShape& o) const { return !(*this == o); }
+  // Throws UsageError when a dimension or a hyperparameter is out of range.
   void validate() const;
-  // "gcn 1433-16-7", "gat 1433-8x8-7".
+  // "gcn 1433-16-7", "gat 1433-8x8-7", "cheb 1433-16-7 K=3".
   std::string describe() const;
 };
 
 struct ParamTensor {
-  enum class Kind { kWeight, kVector, kAttention };
-  enum class Init { kZeros, kGlorot, kKaiming, kFanInUniform };
+  enum class Init {
+    kZeros,
+    kGlorot,         // uniform, bound sqrt(6 / (a + b)) over PyG's last two dimensions
+    kUniformFanIn,   // uniform, bound 1 / sqrt(fan_in): torch's and PyG's Linear (kaiming_uniform with
+                     // a = sqrt(5) for the weight, the same bound for the bias)
+  };
+  // How PyG's tensor (file_shape, row-major) maps onto ours (rows, cols).
+  enum class Layout {
+    kSame,        // the same elements in the same order (biases, attention vectors, vectors of any shape)
+    kTransposed,  // PyG [out, in] (a Linear's weight), ours (in, out)
+    kStacked,     // PyG [A, K, R, C] (or [K, R, C]: A = 1), ours (A·R, K·C): ours[a·R + r][k·C + c] = PyG[a][k][r][c]
+  };
   std::string name;  // PyG's state_dict name
-  Kind kind = Kind::kVector;
   Init init = Init::kZeros;
-  int64_t rows = 1, cols = 0;  // ours: a weight (in, out); a vector or attention (1, n)
-  int64_t offset = 0;          // in the flat array
-  int32_t heads = 1;           // an attention vector's [1, heads, cols / heads]
-  int32_t layer = 0;           // 0-based
-  // PyG's shape: [out, in], [n] or [1, heads, ch].
-  std::vector<int64_t> file_shape() const;
+  Layout layout = Layout::kSame;
+  int64_t rows = 1, cols = 0;        // ours
+  std::vector<int64_t> file_shape;   // PyG's
+  int64_t fan_in = 0;                // kUniformFanIn's fan-in
+  int64_t offset = 0;                // in the flat array
+  int32_t layer = 0;                 // 0-based, for the random stream
+  int32_t index_in_layer = 0;        // the tensor's place among its layer's, for the random stream
   int64_t size() const { return rows * cols; }
+  // One tensor's values from our order into PyG's, and back.
+  void to_file(const float* ours, float* file) const;
+  void from_file(const float* file, float* ours) const;
 };
 
 // Offsets of each parameter in the flat array.
 struct ParamLayout {
-  explicit ParamLayout(const GcnShape& s);
+  explicit ParamLayout(const ModelShape& s);
+  ParamLayout() = default;
   std::vector<ParamTensor> tensors;  // the flat array's order
-  // The tutorial GCN's four tensors (-1 for other models).
-  int64_t w1 = -1;  // (F, H)
-  int64_t b1 = -1;  // (H)
-  int64_t w2 = -1;  // (H, C)
-  int64_t b2 = -1;  // (C)
   int64_t total = 0;
   const ParamTensor* find(const std::string& name) const;  // null when absent
+  // Appends a tensor (the model types' declare_params): its offset, and its
+  // place in its layer for the random stream, follow from the order.
+  void add(std::string name, int32_t layer, ParamTensor::Init init, ParamTensor::Layout layout, int64_t rows,
+           int64_t cols, std::vector<int64_t> file_shape, int64_t fan_in = 0);
+  // The common cases: a Linear's weight (ours (in, out), PyG's [out, in]) and a vector (n).
+  void add_weight(const std::string& name, int32_t layer, ParamTensor::Init init, int64_t in, int64_t out);
+  void add_vector(const std::string& name, int32_t layer, ParamTensor::Init init, int64_t n, int64_t fan_in = 0);
 };
 
-// PyG 2.8's initialisation of each tensor, deterministic from the seed on
-// every platform: GCNConv and GATConv weights and attention vectors glorot
-// (uniform, bound sqrt(6 / (fan_in + fan_out)) over PyG's last two
-// dimensions), SAGEConv's Linear weights kaiming-uniform with a = sqrt(5)
-// (bound 1 / sqrt(in)) and its bias uniform in ±1 / sqrt(in), other biases
-// zero.
-std::vector<float> init_params(const GcnShape& shape, uint64_t seed);
-// The tutorial's name for it.
-inline std::vector<float> glorot_init(const GcnShape& shape, uint64_t seed) { return init_params(shape, seed); }
+// PyG 2.8's initialisation of each tensor (ParamTensor::Init),
+// deterministic from the seed on every platform: each tensor draws from its
+// own stream (its layer and its place in the layer), so the tutorial GCN
+// keeps its draws.
+std::vector<float> init_params(const ModelShape& shape, uint64_t seed);
 
 }  // namespace gcn

@@ -61,31 +61,31 @@ void write_safetensors(const std::filesystem::path& path, const SafetensorsFile&
 
 // Appends the four model tensors "<prefix>conv1.lin.weight", ... built from a
 // flat ParamLayout array (params, or Adam's moments).
-void add_flat(SafetensorsFile& file, const std::string& prefix, const GcnShape& shape,
+void add_flat(SafetensorsFile& file, const std::string& prefix, const ModelShape& shape,
               const std::vector<float>& flat);
 // The inverse: a flat ParamLayout array from "<prefix>conv1.lin.weight", ...
 // DataError naming the tensor when one is missing or has the wrong shape.
 std::vector<float> get_flat(const SafetensorsFile& file, const std::string& prefix,
-                            const GcnShape& shape, const std::string& path_for_errors);
+                            const ModelShape& shape, const std::string& path_for_errors);
 
 // The model's parameters as PyG's state_dict.
-SafetensorsFile model_to_safetensors(const GcnShape& shape, const std::vector<float>& flat_params,
+SafetensorsFile model_to_safetensors(const ModelShape& shape, const std::vector<float>& flat_params,
                                      std::map<std::string, std::string> metadata = {});
 // The parameters (ParamLayout order) for a model of shape `expected`. Accepts
 // the optimizer tensors of a resume checkpoint; any other tensor is an error.
-std::vector<float> model_from_safetensors(const SafetensorsFile& file, const GcnShape& expected,
+std::vector<float> model_from_safetensors(const SafetensorsFile& file, const ModelShape& expected,
                                           const std::string& path_for_errors);
 // (F, H, C) from the model tensors' shapes; DataError when missing or inconsistent.
-GcnShape shape_from_safetensors(const SafetensorsFile& file, const std::string& path_for_errors);
+ModelShape shape_from_safetensors(const SafetensorsFile& file, const std::string& path_for_errors);
 
 // A training-state checkpoint (--checkpoint-every / --resume): the model
 // tensors under PyG's names, Adam's moments (optimizer.exp_avg.*,
 // optimizer.exp_avg_sq.*), the best epoch's parameters (best.*, with
 // --select best-val), and in the metadata "epoch", "best_epoch" and "history"
 // (a JSON array of the epochs so far) beside the caller's own keys.
-SafetensorsFile train_state_to_safetensors(const GcnShape& shape, const TrainState& state,
+SafetensorsFile train_state_to_safetensors(const ModelShape& shape, const TrainState& state,
                                            std::map<std::string, std::string> metadata);
-TrainState train_state_from_safetensors(const SafetensorsFile& file, const GcnShape& shape,
+TrainState train_state_from_safetensors(const SafetensorsFile& file, const ModelShape& shape,
                                         const std::string& path_for_errors);
 
 // A metadata value; DataError "<path>: metadata key '<key>' missing" when absent.

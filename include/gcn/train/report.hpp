@@ -15,6 +15,11 @@ namespace gcn {
 // A float option as JSON shows it: the shortest decimal that reads back as the
 // same float (0.01f -> 0.01, not 0.009999999776482582).
 double json_number(float value);
+// The model of a configuration: its type, depth, widths, input dropout and
+// the type's hyperparameters by config key ({"model": "gat", "layers": 2,
+// "hiddens": [], "input_dropout": 0.6, "heads": 8, "attention_dropout": 0.6}):
+// one description for the report, the checkpoints and the saved models.
+nlohmann::json model_json(const TrainConfig& c);
 
 // Mean, sample standard deviation and a 95% confidence interval of the mean
 // (Student's t with n - 1 degrees of freedom); std and the interval are 0

@@ -21,6 +21,7 @@
 #include "gcn/data/dataset.hpp"
 #include "gcn/nn/device_graph.hpp"
 #include "gcn/nn/params.hpp"
+#include "gcn/nn/registry.hpp"
 
 namespace gcn {
 
@@ -42,15 +43,15 @@ struct TrainConfig {
   float weight_decay = 5e-4f;
   int hidden = 16;
   float dropout = 0.5f;
-  // The architecture beyond the hidden width (GcnShape): the layer type,
-  // depth, per-layer widths (empty: `hidden` each), GAT's heads, and the
-  // dropouts on the input features and on the attention coefficients.
-  ModelKind model = ModelKind::kGcn;
+  // The architecture beyond the hidden width (ModelShape): the model type
+  // (the registry's), the depth, per-layer widths (empty: `hidden` each), the
+  // dropout on the input features, and the type's own hyperparameters
+  // (every one it declares: GAT's heads and attention dropout, ...).
+  const ModelType* model = &find_model_type("gcn");
   int layers = 2;
   std::vector<int32_t> hiddens;
-  int heads = 1;
   float input_dropout = 0.0f;
-  float attention_dropout = 0.0f;
+  HyperValues hyper;
   uint64_t seed = 0;
   LossKind loss = LossKind::kNll;
   int log_every = 1;
@@ -67,7 +68,7 @@ struct TrainConfig {
 
   void validate() const;  // UsageError naming the bad option
   // The model this configuration trains on a graph of these dimensions.
-  GcnShape shape(int32_t n_features, int32_t n_classes) const;
+  ModelShape shape(int32_t n_features, int32_t n_classes) const;
 };
 
 struct EpochStats {
@@ -141,10 +142,10 @@ class GcnModel;
 // trained alone on the CPU.
 class Trainer {
  public:
-  Trainer(const DeviceGraph& graph, const GcnShape& shape, float dropout);
+  Trainer(const DeviceGraph& graph, const ModelShape& shape, float dropout);
   // A batch of `batch` models; with_dropout: whether any model will drop
   // (a model without dropout trains the same either way).
-  Trainer(const DeviceGraph& graph, const GcnShape& shape, int batch, bool with_dropout);
+  Trainer(const DeviceGraph& graph, const ModelShape& shape, int batch, bool with_dropout);
   // The tutorial GCN of this hidden width.
   Trainer(const DeviceGraph& graph, int hidden, float dropout);
   Trainer(const DeviceGraph& graph, int hidden, int batch, bool with_dropout);
@@ -160,7 +161,7 @@ class Trainer {
   std::vector<TrainResult> train_batch(const std::vector<TrainConfig>& configs, const TrainOptions& options = {});
   // The backend memory a batch trainer of `batch` models takes (its
   // workspace; the graph not included), planned without allocating.
-  static std::size_t planned_bytes(const DeviceGraph& graph, const GcnShape& shape, int batch, bool with_dropout);
+  static std::size_t planned_bytes(const DeviceGraph& graph, const ModelShape& shape, int batch, bool with_dropout);
   static std::size_t planned_bytes(const DeviceGraph& graph, int hidden, int batch, bool with_dropout);
   // See evaluate_params.
   EpochStats evaluate(const std::vector<float>& params, std::vector<float>* log_probs = nullptr);
@@ -170,7 +171,7 @@ class Trainer {
   std::vector<TrainResult> run(const std::vector<TrainConfig>& configs, const TrainOptions& options);
 
   const DeviceGraph* graph_;
-  GcnShape shape_;
+  ModelShape shape_;
   float dropout_;   // one model's (batch_ == 1 trainers)
   int batch_ = 1;   // 0: a single-model trainer
   bool with_dropout_ = true;
@@ -189,7 +190,7 @@ TrainResult train_gcn(Backend& backend, const Dataset& data, const TrainConfig& 
 // epoch 0, loss = the training loss without dropout, and the validation loss
 // and accuracies exactly as a training epoch's evaluation computes them.
 // log_probs (N, C), when given, receives the log-probabilities.
-EpochStats evaluate_params(Backend& backend, const Dataset& data, const GcnShape& shape,
+EpochStats evaluate_params(Backend& backend, const Dataset& data, const ModelShape& shape,
                            const std::vector<float>& params, std::vector<float>* log_probs = nullptr);
 EpochStats evaluate_params(Backend& backend, const Dataset& data, int hidden, const std::vector<float>& params,
                            std::vector<float>* log_probs = nullptr);
