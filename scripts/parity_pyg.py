@@ -32,9 +32,13 @@ def pyg_losses(kind, dataset, data, args):
 
     torch.manual_seed(args.seed)
     r = pyg_common.recipe(kind)
+    for key in pyg_common.rate_hyper(kind):  # every dropout 0
+        r[key] = 0.0
+    if args.layers is not None:
+        r["layers"] = args.layers
+    hyper = {h["key"]: r[h["key"]] for h in pyg_common.REGISTRY[kind]["hyper"]}
     model = pyg_common.make_model(kind, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
-                                  layers=args.layers, heads=r["heads"], dropout=0.0, input_dropout=0.0,
-                                  attention_dropout=0.0)
+                                  layers=r["layers"], dropout=0.0, input_dropout=0.0, **hyper)
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     opt = torch.optim.Adam(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
     losses = []
@@ -52,12 +56,13 @@ def pyg_losses(kind, dataset, data, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gcn-train", default=os.path.join(ROOT, "build", "src", "gcn-train"))
-    ap.add_argument("--models", default="gcn,sage,gat")
+    ap.add_argument("--models", default=",".join(pyg_common.REGISTRY),
+                    help="comma-separated (default: every model gcn-train has)")
     ap.add_argument("--dataset", default="cora", choices=sorted(pyg_common.NAMES))
     ap.add_argument("--data-root", default=os.environ.get("GCN_DATA_ROOT") or os.path.join(ROOT, "datasets"))
     ap.add_argument("--device", default="cpu", help="gcn-train's device (PyG runs on the CPU)")
     ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--layers", type=int, help="the models' depth (default: each model's own)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=1e-4, help="largest relative difference allowed")
     ap.add_argument("--json", help="also write every loss here")
@@ -81,12 +86,11 @@ def main():
         path = os.path.join(tmp, f"{kind}.safetensors")
         pyg_checkpoint.builtin_save(init, path, {"format": "pt"})
         report = os.path.join(tmp, f"{kind}.json")
+        hyper = {h["key"]: r[h["key"]] for h in pyg_common.REGISTRY[kind]["hyper"] if not h["architecture"]}
         cmd = [args.gcn_train, "--dataset", args.dataset, "--device", args.device, "--model", kind,
-               "--layers", str(args.layers), "--init", path, "--epochs", str(args.epochs), "--dropout", "0",
+               "--init", path, "--epochs", str(args.epochs), "--dropout", "0",
                "--input-dropout", "0", "--lr", str(r["lr"]), "--weight-decay", str(r["weight_decay"]),
-               "--quiet", "--json", report]
-        if kind == "gat":
-            cmd += ["--attention-dropout", "0"]
+               "--quiet", "--json", report] + pyg_common.hyper_flags(kind, hyper)
         env = dict(os.environ, GCN_DATA_ROOT=args.data_root)
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode != 0:
@@ -99,7 +103,7 @@ def main():
         worst = max(rel)
         worst_all = max(worst_all, worst)
         out[kind] = {"pyg": ref, "gcn_train": ours, "max_rel": worst}
-        print(f"| {kind} | {args.layers} | {args.epochs} | {worst:.2e} | {ref[0]:.6f} | {ref[-1]:.6f} |", flush=True)
+        print(f"| {kind} | {r['layers']} | {args.epochs} | {worst:.2e} | {ref[0]:.6f} | {ref[-1]:.6f} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

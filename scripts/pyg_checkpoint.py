@@ -153,8 +153,8 @@ def cmd_export(args, impl):
     torch.manual_seed(args.seed)
     r = pyg_common.recipe(args.model, hidden=args.hidden, heads=args.heads)
     model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
-                                  layers=args.layers, heads=r["heads"], dropout=r["dropout"],
-                                  input_dropout=r["input_dropout"], attention_dropout=r["attention_dropout"])
+                                  layers=args.layers, heads=r.get("heads", 1), dropout=r["dropout"],
+                                  input_dropout=r["input_dropout"], attention_dropout=r.get("attention_dropout", 0.0))
     model = model.to(torch.device(args.device))
     final = pyg_common.train_tutorial(model, data, epochs=args.epochs, lr=r["lr"], weight_decay=r["weight_decay"])
     metadata = {

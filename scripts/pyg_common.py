@@ -142,16 +142,39 @@ def load_planetoid(root, name, device="cpu", prog="pyg"):
     return dataset, data
 
 
-# Each model's recipe: PyG's GCN tutorial for gcn (and sage, with SAGEConv in place of
-# GCNConv), PyG 2.8's examples/gat.py for gat. gcn-train --model uses the same defaults.
-RECIPES = {
-    "gcn": dict(hidden=16, heads=1, dropout=0.5, input_dropout=0.0, attention_dropout=0.0, lr=0.01,
-                weight_decay=5e-4),
-    "sage": dict(hidden=16, heads=1, dropout=0.5, input_dropout=0.0, attention_dropout=0.0, lr=0.01,
-                 weight_decay=5e-4),
-    "gat": dict(hidden=8, heads=8, dropout=0.6, input_dropout=0.6, attention_dropout=0.6, lr=0.005,
-                weight_decay=5e-4),
-}
+# The models gcn-train trains, as its registry describes them (gcn-train --models writes
+# this file; tests/test_scripts.py checks that it is up to date): names, PyG classes, their
+# own hyperparameters, the defaults of their PyG example, and benchmark/citation's recipes.
+MODELS_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.json")
+
+
+def _load_registry():
+    with open(MODELS_JSON) as f:
+        return {m["name"]: m for m in json.load(f)["models"]}
+
+
+REGISTRY = _load_registry()
+
+
+def _recipe_dict(model, r):
+    """A registry recipe as make_model's and Adam's keyword arguments: hidden, dropout,
+    input_dropout, lr, weight_decay, layers, epochs, early_stopping, and each hyperparameter
+    by its config key (heads, attention_dropout, K, ...), the model's defaults for those the
+    recipe leaves out."""
+    out = {k: r[k] for k in ("hidden", "dropout", "input_dropout", "lr", "weight_decay", "layers", "epochs",
+                             "early_stopping")}
+    for h in model["hyper"]:
+        out[h["key"]] = r["hyper"].get(h["name"], h["default"])
+        if h["kind"] == "int":
+            out[h["key"]] = int(out[h["key"]])
+        elif h["kind"] == "bool":
+            out[h["key"]] = bool(out[h["key"]])
+    return out
+
+
+# Each model's recipe (gcn-train --model NAME's defaults): PyG's GCN tutorial for gcn (and
+# sage, with SAGEConv in place of GCNConv), PyG 2.8's examples/gat.py for gat, ...
+RECIPES = {name: _recipe_dict(m, m["defaults"]) for name, m in REGISTRY.items()}
 
 
 def recipe(kind, **overrides):
@@ -161,8 +184,38 @@ def recipe(kind, **overrides):
     return r
 
 
+def citation_recipe(kind, dataset):
+    """benchmark/citation/<kind>.py with run.sh's arguments for `dataset` (as recipe()
+    returns them, with "script" and "unsupported"), or None when the benchmark has no script
+    for the model."""
+    m = REGISTRY[kind]
+    r = m["citation"].get(dataset)
+    if r is None:
+        return None
+    out = _recipe_dict(m, r)
+    out["script"], out["unsupported"] = r["script"], r["unsupported"]
+    return out
+
+
+def rate_hyper(kind):
+    """The keys of `kind`'s own dropout rates (a float hyperparameter in [0, 1)): GAT's
+    attention_dropout, ..."""
+    return [h["key"] for h in REGISTRY[kind]["hyper"]
+            if h["kind"] == "float" and h["max_exclusive"] and h["max"] == 1.0]
+
+
+def hyper_flags(kind, values):
+    """gcn-train's flags for `kind`'s own hyperparameters in `values` (by config key)."""
+    flags = []
+    for h in REGISTRY[kind]["hyper"]:
+        if h["key"] in values:
+            v = values[h["key"]]
+            flags += [f"--{h['name']}", ("true" if v else "false") if h["kind"] == "bool" else str(v)]
+    return flags
+
+
 def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dropout=0.5,
-               input_dropout=0.0, attention_dropout=0.0):
+               input_dropout=0.0, attention_dropout=0.0, **hyper):
     """conv1 ... convL of PyG's GCNConv, SAGEConv (mean) or GATConv, with the activation
     (ReLU; ELU for gat) and dropout between them, dropout on the input, and log_softmax
     at the end. hidden: one width, or one per hidden layer (per head for gat; the last

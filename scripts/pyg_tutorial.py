@@ -74,9 +74,9 @@ def main():
     for seed in pyg_common.parse_seeds(args.seeds):
         torch.manual_seed(seed)
         model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
-                                      layers=args.layers, heads=r["heads"], dropout=r["dropout"],
+                                      layers=args.layers, heads=r.get("heads", 1), dropout=r["dropout"],
                                       input_dropout=r["input_dropout"],
-                                      attention_dropout=r["attention_dropout"]).to(device)
+                                      attention_dropout=r.get("attention_dropout", 0.0)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
         times = []
         sync()
