@@ -71,9 +71,14 @@ std::vector<HyperFlag> hyper_flags() {
       auto it = std::find_if(flags.begin(), flags.end(), [&](const HyperFlag& f) { return f.param.name == p.name; });
       if (it == flags.end()) {
         flags.push_back({p, {t}});
-      } else {
-        it->models.push_back(t);
+        continue;
       }
+      // One flag for several models: each model's own help where they differ.
+      if (it->models.size() == 1 && it->param.help != p.help) {
+        it->param.help = fmt::format("{}: {}", it->models.front()->name(), it->param.help);
+      }
+      if (it->param.help.find(p.help) == std::string::npos) it->param.help += fmt::format("; {}: {}", t->name(), p.help);
+      it->models.push_back(t);
     }
   }
   return flags;
