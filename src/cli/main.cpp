@@ -1,7 +1,7 @@
 // gcn-train: trains PyTorch Geometric's GNNs on a Planetoid (or synthetic, or
 // your own) dataset. main() parses the options, then run() takes the run's
 // steps in order: resolve the options, load the data, read the starting
-// weights, start the device, train, write the outputs.
+// weights, start the device, plan the batches, train, write the outputs.
 // Exit status: 0 success, 1 runtime error (data, device, numerics), 2 usage
 // error, 130 interrupted.
 #include <csignal>
@@ -79,8 +79,8 @@ int run(gcn::cli::Options opt, const CLI::App& app, Clock::time_point process_st
   // The graph goes to the device once; every model trains on it.
   const gcn::DeviceGraph graph(*backend, loaded.data);
   const std::size_t graph_bytes = backend->peak_memory_bytes();  // what one copy of the graph takes
-  gcn::RunReport report =
-      train_models({opt, app, run, loaded, start, *backend, graph, graph_bytes, g_interrupt});
+  const RunBatches batches = plan_run_batches(opt, app, run, loaded.data, *backend, graph, graph_bytes);
+  gcn::RunReport report = train_models({opt, run, loaded, start, *backend, graph, batches, g_interrupt});
   write_outputs(opt, run, loaded, *backend, report, process_start);
   return report.interrupted ? 130 : 0;
 }

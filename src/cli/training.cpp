@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,6 +19,7 @@
 
 #include "gcn/backend/devices.hpp"
 #include "gcn/nn/model.hpp"
+#include "gcn/train/batch_runner.hpp"
 #include "gcn/train/checkpoint.hpp"
 #include "gcn/train/trainer.hpp"
 #include "outputs.hpp"
@@ -192,186 +192,112 @@ void Training::train_one(Trainer& trainer, const TrainConfig& cfg, const std::st
   add_result(cfg, std::move(result));
 }
 
-// A batch of models of one hidden width, and what it trained to.
-struct Job {
-  int hidden;
-  bool with_dropout;
-  int batch;  // the group's batch size (this job may hold fewer)
-  std::vector<gcn::TrainConfig> models;
-  std::vector<gcn::TrainResult> results;
-  std::string tag;
-};
+// "hidden 16 batch 2/3" (or "hidden 16" for the one batch of a width).
+std::string job_tag(const gcn::BatchPlan& plan, const gcn::BatchJob& job) {
+  const gcn::BatchGroup& g = plan.groups[job.group];
+  return g.batches > 1 ? fmt::format("hidden {} batch {}/{}", g.hidden, job.index + 1, g.batches)
+                       : fmt::format("hidden {}", g.hidden);
+}
 
-// Batches: the models of one hidden width share batches, as many per batch
-// as --batch (or the memory budget) allows. Returns the CPU workers the
-// memory budget allows.
-int plan_jobs(const TrainingInputs& in, std::vector<Job>& jobs, RunReport& report) {
-  const Options& opt = in.opt;
-  const gcn::TrainConfig& config = in.run.config;
-  const gcn::Dataset& data = in.loaded.data;
-  const gcn::DeviceGraph& graph = in.graph;
-  std::map<int, std::vector<gcn::TrainConfig>> by_hidden;
-  for (const gcn::TrainConfig& c : in.run.configs) {
-    for (int r = 0; r < opt.runs; ++r) {
-      gcn::TrainConfig cfg = c;
-      cfg.seed = c.seed + static_cast<uint64_t>(r);
-      // Read back (and report progress) about ten times a run unless
-      // --log-every says otherwise.
-      if (in.app.count("--log-every") == 0) cfg.log_every = std::max(1, cfg.epochs / 10);
-      by_hidden[c.hidden].push_back(cfg);
-    }
-  }
-  const bool on_cpu = in.backend.kind() == gcn::DeviceKind::kCpu;
-  const int cpu_threads = on_cpu ? gcn::cpu_thread_count(opt.threads) : 1;
+// Each width's plan: the limits that made its batches smaller, the batches,
+// the memory they plan for.
+void log_batch_plan(const gcn::BatchPlan& plan, const gcn::BatchDevice& device, std::size_t available, int epochs,
+                    const std::map<int, gcn::ModelShape>& shapes) {
   const double mib = 1024.0 * 1024.0;
-  const std::size_t available = in.backend.available_memory_bytes();
-  const std::size_t budget = opt.memory_budget_mb > 0 ? static_cast<std::size_t>(opt.memory_budget_mb * mib)
-                                                      : (available > 0 ? available / 2 : std::size_t{1} << 32);
-  int max_workers = cpu_threads;  // the memory budget may allow fewer
-  for (const auto& [hidden, models] : by_hidden) {
-    const int n = static_cast<int>(models.size());
-    const bool with_dropout =
-        std::any_of(models.begin(), models.end(), [](const gcn::TrainConfig& c) { return c.dropout > 0.0f; });
-    const gcn::ModelShape shape = models.front().shape(data.n_features, data.n_classes);
-    auto bytes = [&](int k) { return gcn::Trainer::planned_bytes(graph, shape, k, with_dropout); };
-    // The default: on a GPU every model in one batch (the memory budget
-    // permitting); on the CPU, batches that keep a worker's tensors in
-    // its cache, one worker per thread.
-    int k = opt.batch > 0 ? std::min(opt.batch, n) : n;
-    if (opt.batch == 0 && on_cpu) k = std::max(1, std::min(n, gcn::cpu_cache_batch(bytes(1), bytes(2))));
-    // CPU workers each hold a copy of the graph and a batch's workspace.
-    int workers = on_cpu ? std::max(1, std::min(cpu_threads, (n + k - 1) / k)) : 1;
-    if (workers > 1) {
-      const std::size_t per_worker = in.graph_bytes + bytes(k);
-      workers = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(workers, budget / per_worker)));
+  const bool on_cpu = device.kind == gcn::DeviceKind::kCpu;
+  const double budget = static_cast<double>(device.budget_bytes) / mib;
+  for (const gcn::BatchGroup& g : plan.groups) {
+    if (g.capped) {
+      spdlog::info("hidden {}: {} models; a CUDA batch holds at most {} (the kernels' grid)", g.hidden, g.models,
+                   gcn::kCudaMaxBatch);
     }
-    max_workers = std::min(max_workers, workers);
-    const std::size_t whole = bytes(k) * static_cast<std::size_t>(workers);
-    if (whole > budget && k > 1) {
-      const std::size_t b1 = bytes(1), per = std::max<std::size_t>(bytes(2) - b1, 1);
-      const std::size_t base = b1 > per ? b1 - per : 0;
-      const std::size_t per_worker = budget / static_cast<std::size_t>(workers);
-      const int fit = per_worker > base ? static_cast<int>(std::min<std::size_t>((per_worker - base) / per,
-                                                                                 static_cast<std::size_t>(n)))
-                                        : 1;
-      const int before = k;
-      k = std::max(1, std::min(k, fit));
-      while (k > 1 && bytes(k) * static_cast<std::size_t>(workers) > budget) k = k * 3 / 4;
+    if (g.shrunk_from > 0) {
       spdlog::info("hidden {}: batches of {} models would need {:.1f} MiB{}, over the budget of {:.1f} MiB "
                    "(--memory-budget): batches of up to {}",
-                   hidden, before, static_cast<double>(whole) / mib,
-                   workers > 1 ? fmt::format(" ({} workers)", workers) : "", static_cast<double>(budget) / mib, k);
+                   g.hidden, g.shrunk_from, static_cast<double>(g.shrunk_bytes) / mib,
+                   g.workers > 1 ? fmt::format(" ({} workers)", g.workers) : "", budget, g.batch);
     }
-    const int n_batches = (n + k - 1) / k;
-    const std::size_t planned = bytes(k);
     // Host: the pinned metrics ring and every model's history and parameters.
-    const gcn::ParamLayout layout(shape);
+    const gcn::ParamLayout layout(shapes.at(g.hidden));
     const double host_mb =
-        (static_cast<double>(k) * gcn::GcnModel::kRingSlots * sizeof(gcn::EpochMetrics) +
-         static_cast<double>(n) * (config.epochs * sizeof(gcn::EpochStats) + 2.0 * layout.total * sizeof(float))) /
+        (static_cast<double>(g.batch) * gcn::GcnModel::kRingSlots * sizeof(gcn::EpochMetrics) +
+         static_cast<double>(g.models) * (epochs * sizeof(gcn::EpochStats) + 2.0 * layout.total * sizeof(float))) /
         mib;
     spdlog::info("hidden {}: {} models in {} batch{} of up to {}{}; plan: {:.1f} MiB of {} memory per batch, "
                  "{:.1f} MiB of host memory for the results (budget {:.1f} MiB, {:.1f} MiB free)",
-                 hidden, n, n_batches, n_batches == 1 ? "" : "es", k,
-                 on_cpu && workers > 1 ? fmt::format(" over {} CPU threads", std::min(workers, n_batches))
-                                           : "",
-                 static_cast<double>(planned) / mib, on_cpu ? "host" : "device", host_mb,
-                 static_cast<double>(budget) / mib, static_cast<double>(available) / mib);
-    report.batches.push_back({hidden, n, k, n_batches, planned});
-    for (int b = 0; b < n_batches; ++b) {
-      Job job;
-      job.hidden = hidden;
-      job.with_dropout = with_dropout;
-      job.batch = k;
-      job.models.assign(models.begin() + static_cast<std::ptrdiff_t>(b) * k,
-                        models.begin() + std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(b + 1) * k, n));
-      job.tag = n_batches > 1 ? fmt::format("hidden {} batch {}/{}", hidden, b + 1, n_batches)
-                              : fmt::format("hidden {}", hidden);
-      jobs.push_back(std::move(job));
-    }
+                 g.hidden, g.models, g.batches, g.batches == 1 ? "" : "es", g.batch,
+                 on_cpu && g.workers > 1 ? fmt::format(" over {} CPU threads", std::min(g.workers, g.batches)) : "",
+                 static_cast<double>(g.planned_bytes) / mib, on_cpu ? "host" : "device", host_mb, budget,
+                 static_cast<double>(available) / mib);
   }
-  return max_workers;
 }
 
-// Runs the jobs (taken in order from a shared counter) on the graph's
-// backend, or on the CPU over worker threads, each with its own
-// single-threaded backend and copy of the graph (independent models need no
-// synchronisation; every result is the same bits on any thread).
-void run_jobs(const TrainingInputs& in, std::vector<Job>& jobs, int max_workers, Progress& progress) {
-  const gcn::TrainConfig& config = in.run.config;
-  const gcn::Dataset& data = in.loaded.data;
-  const std::atomic<bool>& g_interrupt = in.interrupt;
-  const std::optional<std::vector<float>>& init_params = in.start.init;
-  const bool on_cpu = in.backend.kind() == gcn::DeviceKind::kCpu;
-  std::atomic<std::size_t> next_job{0};
-  const int n_workers = on_cpu ? std::min<int>(max_workers, static_cast<int>(jobs.size())) : 1;
-  auto work = [&](const gcn::DeviceGraph& g) {
-    // One trainer per width (and, for batches of one model, per dropout
-    // rate, which such a model is planned with).
-    std::map<std::pair<int, float>, std::unique_ptr<gcn::Trainer>> trainers;
-    for (std::size_t j = next_job++; j < jobs.size() && !g_interrupt; j = next_job++) {
-      Job& job = jobs[j];
-      auto& trainer = trainers[{job.hidden, job.batch == 1 ? job.models.front().dropout : -1.0f}];
-      if (!trainer) {
-        trainer = std::make_unique<gcn::Trainer>(g, job.models.front().shape(data.n_features, data.n_classes),
-                                                 job.batch, job.with_dropout);
-      }
-      gcn::TrainOptions options;
-      const auto job_start = Clock::now();
-      options.on_progress = [&, job_start](int epoch, int running) {
-        // ETA over the jobs: this one's epochs, then the jobs not started.
-        const double s = std::chrono::duration<double>(Clock::now() - job_start).count();
-        const std::size_t waiting = jobs.size() - std::min(jobs.size(), next_job.load());
-        const double eta = s / epoch * (config.epochs - epoch) +
-                           s / epoch * config.epochs * static_cast<double>(waiting) / std::max(1, n_workers);
-        progress.show(fmt::format("{}: epoch {}/{}, {} of {} models training | {} of {} batches started{}",
-                                  job.tag, epoch, config.epochs, running, job.models.size(),
-                                  std::min(jobs.size(), next_job.load()), jobs.size(),
-                                  progress.live() ? fmt::format(", ETA {:.1f} s", eta) : ""));
-      };
-      if (init_params) options.init_params = &*init_params;
-      options.interrupt = &g_interrupt;
-      job.results = trainer->train_batch(job.models, options);
-    }
+// Batches: the plan's jobs over the backend or the CPU's worker threads,
+// then each model's end in the plan's order.
+void Training::batches() {
+  const RunBatches& batches = in_.batches;
+  const gcn::BatchPlan& plan = batches.plan;
+  report_.batches = plan.groups;
+  const int epochs = run_.config.epochs;
+  gcn::BatchRunOptions options;
+  if (in_.start.init) options.init_params = &*in_.start.init;
+  options.interrupt = &in_.interrupt;
+  options.on_progress = [&](const gcn::BatchProgress& p) {
+    // ETA over the jobs: this one's epochs, then the jobs not started.
+    const double s = p.job_s;
+    const std::size_t waiting = plan.jobs.size() - p.started;
+    const double eta = s / p.epoch * (epochs - p.epoch) +
+                       s / p.epoch * epochs * static_cast<double>(waiting) / std::max(1, plan.workers);
+    progress_.show(fmt::format("{}: epoch {}/{}, {} of {} models training | {} of {} batches started{}",
+                               job_tag(plan, p.job), p.epoch, epochs, p.running, p.job.models.size(), p.started,
+                               plan.jobs.size(), progress_.live() ? fmt::format(", ETA {:.1f} s", eta) : ""));
   };
-  if (n_workers <= 1) {
-    work(in.graph);
-  } else {
-    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n_workers));
-    std::vector<std::thread> threads;
-    for (int w = 0; w < n_workers; ++w) {
-      threads.emplace_back([&, w] {
-        try {
-          const std::unique_ptr<gcn::Backend> own = gcn::make_cpu_backend(1);
-          const gcn::DeviceGraph own_graph(*own, data);
-          work(own_graph);
-        } catch (...) {
-          errors[static_cast<std::size_t>(w)] = std::current_exception();
-          next_job = jobs.size();  // the others stop after their current batch
-        }
-      });
-    }
-    for (std::thread& t : threads) t.join();
-    for (const std::exception_ptr& e : errors) {
-      if (e) std::rethrow_exception(e);
+  std::vector<std::vector<gcn::TrainResult>> results =
+      gcn::run_batches(in_.graph, data_, batches.models, plan, options);
+  for (std::size_t j = 0; j < plan.jobs.size(); ++j) {
+    for (std::size_t i = 0; i < results[j].size(); ++i) {  // none for a job an interrupt kept from starting
+      const gcn::TrainConfig& cfg = batches.models[plan.jobs[j].models[i]];
+      finish_model(cfg, results[j][i], fmt::format("[{} seed {}] ", config_label(cfg), cfg.seed),
+                   /*summary_warn=*/false);
+      add_result(cfg, std::move(results[j][i]));
     }
   }
 }
 
 }  // namespace
 
-void Training::batches() {
-  std::vector<Job> jobs;
-  const int max_workers = plan_jobs(in_, jobs, report_);
-  run_jobs(in_, jobs, max_workers, progress_);
-  for (Job& job : jobs) {
-    for (std::size_t i = 0; i < job.results.size(); ++i) {  // none for a job an interrupt kept from starting
-      finish_model(job.models[i], job.results[i],
-                   fmt::format("[{} seed {}] ", config_label(job.models[i]), job.models[i].seed),
-                   /*summary_warn=*/false);
-      add_result(job.models[i], std::move(job.results[i]));
+RunBatches plan_run_batches(const Options& opt, const CLI::App& app, const RunConfig& run, const Dataset& data,
+                            const Backend& backend, const DeviceGraph& graph, std::size_t graph_bytes) {
+  RunBatches out;
+  if (!run.kind.batched) return out;
+  std::vector<gcn::BatchModel> planned;
+  std::map<int, gcn::ModelShape> shapes;  // per width: its first model's
+  for (const gcn::TrainConfig& c : run.configs) {
+    for (int r = 0; r < opt.runs; ++r) {
+      gcn::TrainConfig cfg = c;
+      cfg.seed = c.seed + static_cast<uint64_t>(r);
+      // Read back (and report progress) about ten times a run unless
+      // --log-every says otherwise.
+      if (app.count("--log-every") == 0) cfg.log_every = std::max(1, cfg.epochs / 10);
+      shapes.emplace(cfg.hidden, cfg.shape(data.n_features, data.n_classes));
+      planned.push_back({cfg.hidden, cfg.dropout});
+      out.models.push_back(cfg);
     }
   }
+  gcn::BatchDevice device;
+  device.kind = backend.kind();
+  const bool on_cpu = device.kind == gcn::DeviceKind::kCpu;
+  device.cpu_threads = on_cpu ? gcn::cpu_thread_count(opt.threads) : 1;
+  if (on_cpu) device.cache_bytes = gcn::cpu_cache_bytes();
+  device.graph_bytes = graph_bytes;
+  const std::size_t available = backend.available_memory_bytes();
+  device.budget_bytes = opt.memory_budget_mb > 0 ? static_cast<std::size_t>(opt.memory_budget_mb * 1024.0 * 1024.0)
+                                                 : (available > 0 ? available / 2 : std::size_t{1} << 32);
+  out.plan = gcn::plan_batches(planned, opt.batch, device, [&](int hidden, int k, bool with_dropout) {
+    return gcn::Trainer::planned_bytes(graph, shapes.at(hidden), k, with_dropout);
+  });
+  log_batch_plan(out.plan, device, available, run.config.epochs, shapes);
+  return out;
 }
 
 RunReport train_models(const TrainingInputs& in) { return Training(in).train(); }

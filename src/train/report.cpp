@@ -201,7 +201,7 @@ nlohmann::json to_json(const RunReport& r) {
                               {"selected_epoch_mean", s.selected_epoch_mean}});
   }
   json batches = json::array();
-  for (const BatchPlan& b : r.batches) {
+  for (const BatchGroup& b : r.batches) {
     batches.push_back({{"hidden", b.hidden},
                        {"models", b.models},
                        {"batch", b.batch},

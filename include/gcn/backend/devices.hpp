@@ -1,6 +1,7 @@
 // Choosing and creating a backend: "cpu", "cuda", "cuda:N" or "auto".
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -20,9 +21,9 @@ DeviceSpec parse_device(const std::string& text);
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
 // The threads a CPU backend made with n_threads uses (0: OpenMP's default).
 int cpu_thread_count(int n_threads);
-// Models per batch that keep one CPU worker's tensors in its cache, from the
-// planned workspace of batches of 1 and 2 models (at least 1).
-int cpu_cache_batch(std::size_t bytes_1, std::size_t bytes_2);
+// One core's L2 cache in bytes (1 MiB where the system does not say): the
+// CPU's batches of models are sized to fit it (gcn/train/batch_plan.hpp).
+std::size_t cpu_cache_bytes();
 
 // ---- CUDA (implemented in cuda_loader.cpp, which loads the CUDA backend
 // module libgcn_cuda.so on the first call of either function below, or in

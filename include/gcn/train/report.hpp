@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gcn/data/dataset.hpp"
+#include "gcn/train/batch_plan.hpp"
 #include "gcn/train/trainer.hpp"
 
 namespace gcn {
@@ -30,15 +31,6 @@ struct SeedSummary {
 };
 SeedSummary summarize(const std::vector<double>& values);
 
-// How a group of models of one hidden width was split into batches.
-struct BatchPlan {
-  int hidden = 0;
-  int models = 0;
-  int batch = 0;        // models per batch (the last may have fewer)
-  int batches = 0;
-  std::size_t planned_bytes = 0;  // backend memory of one batch's workspace
-};
-
 struct RunReport {
   const Dataset* dataset = nullptr;
   TrainConfig config;               // of the first run (later runs differ in the seed)
@@ -47,7 +39,7 @@ struct RunReport {
   std::vector<int> grid_hidden;
   int batch_arg = 0;                // --batch as given (0: by the memory budget)
   std::string configs_arg;          // --configs as given (the grid's lists then hold one value each)
-  std::vector<BatchPlan> batches;   // empty when models trained one at a time
+  std::vector<BatchGroup> batches;  // how each width was batched; empty when models trained one at a time
   double train_total_s = 0;         // every model's training, start to end
   std::string save_dir;
   std::string dataset_arg;          // as given on the command line

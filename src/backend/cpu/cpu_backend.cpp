@@ -735,14 +735,9 @@ std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_uniq
 
 int cpu_thread_count(int n_threads) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
 
-int cpu_cache_batch(std::size_t bytes_1, std::size_t bytes_2) {
-  // A batch's tensors grow by (bytes_2 - bytes_1) per model; fit them in
-  // the core's L2 cache (where one model's Cora tensors live when trained
-  // alone).
-  long l2 = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
-  if (l2 <= 0) l2 = 1 << 20;
-  const std::size_t per_model = bytes_2 > bytes_1 ? bytes_2 - bytes_1 : bytes_1;
-  return static_cast<int>(std::max<std::size_t>(1, static_cast<std::size_t>(l2) / std::max<std::size_t>(per_model, 1)));
+std::size_t cpu_cache_bytes() {
+  const long l2 = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+  return l2 > 0 ? static_cast<std::size_t>(l2) : std::size_t{1} << 20;
 }
 
 }  // namespace gcn
