@@ -1,13 +1,10 @@
 // gcn-train as a user runs it: exit codes, one-line errors, the JSON report.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <regex>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -18,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gcn/backend/devices.hpp"
+#include "support/process.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -25,10 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
+using gcn::test::count_lines;
+using gcn::test::ProcessRun;
 
 class Cli : public ::testing::Test {
  protected:
@@ -39,34 +35,18 @@ class Cli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static std::string slurp(const fs::path& p) { return gcn::test::read_file(p); }
 
-  // Runs gcn-train with `args` (shell words) and the data root in the environment.
-  CliRun run(const std::string& args, bool with_data_root = true) {
-    const std::string env =
-        with_data_root ? "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' " : "GCN_DATA_ROOT= ";
-    const std::string cmd = env + "'" GCN_BINARY_DIR "/src/gcn-train' " + args + " >'" + (dir_ / "out").string() +
-                            "' 2>'" + (dir_ / "err").string() + "' </dev/null";
-    CliRun r;
-    const int raw = std::system(cmd.c_str());
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(dir_ / "out");
-    r.err = slurp(dir_ / "err");
-    return r;
+  // gcn-train with `args` (shell words) and the data root in the environment.
+  static ProcessRun run(const std::string& args, bool with_data_root = true) {
+    return gcn::test::run_gcn_train(args, with_data_root);
   }
-
-  static int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
   fs::path dir_;
 };
 
 TEST_F(Cli, HelpListsTheOptions) {
-  const CliRun r = run("--help");
+  const ProcessRun r = run("--help");
   EXPECT_EQ(r.status, 0);
   for (const char* opt : {"--dataset", "--data-root", "--device", "--epochs", "--lr", "--weight-decay", "--hidden",
                           "--dropout", "--seed", "--loss", "--json", "--quiet", "--log-every"}) {
@@ -77,25 +57,25 @@ TEST_F(Cli, HelpListsTheOptions) {
 TEST_F(Cli, InvalidFlagsAreUsageErrorsOnOneLine) {
   for (const char* args : {"--no-such-flag", "--epochs abc", "--epochs 0", "--lr -1", "--dropout 1",
                            "--device tpu", "--device cuda:x", "--loss mse", "--hidden 0", "--log-every 0"}) {
-    const CliRun r = run(args);
+    const ProcessRun r = run(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
-    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr("gcn-train: error:")) << args;
   }
 }
 
 TEST_F(Cli, UnknownDatasetNamesTheKnownOnes) {
-  const CliRun r = run("--dataset mnist");
+  const ProcessRun r = run("--dataset mnist");
   EXPECT_EQ(r.status, 2);
   EXPECT_THAT(r.err, HasSubstr("Cora"));
   EXPECT_THAT(r.err, HasSubstr("CiteSeer"));
-  EXPECT_EQ(lines(r.err), 1);
+  EXPECT_EQ(count_lines(r.err), 1);
 }
 
 TEST_F(Cli, MissingDataSaysWhereItLookedAndWhatToDo) {
-  const CliRun r = run("--dataset cora --data-root '" + (dir_ / "nowhere").string() + "'");
+  const ProcessRun r = run("--dataset cora --data-root '" + (dir_ / "nowhere").string() + "'");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("nowhere"));
   EXPECT_THAT(r.err, HasSubstr("get_datasets.sh"));
 }
@@ -104,15 +84,15 @@ TEST_F(Cli, CudaWithoutAUsableGpuFailsClearly) {
   std::string why;
   if (gcn::cuda_device_count(&why) > 0) GTEST_SKIP() << "a GPU is present; covered by the CUDA tests";
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --device cuda --epochs 1");
+  const ProcessRun r = run("--dataset cora --device cuda --epochs 1");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--device cuda"));
   EXPECT_THAT(r.err, HasSubstr("--device cpu"));
 }
 
 TEST_F(Cli, UnwritableJsonPathFailsBeforeTraining) {
-  const CliRun r = run("--dataset cora --json '" + (dir_ / "missing-dir" / "r.json").string() + "'");
+  const ProcessRun r = run("--dataset cora --json '" + (dir_ / "missing-dir" / "r.json").string() + "'");
   EXPECT_EQ(r.status, 2);
   EXPECT_THAT(r.err, HasSubstr("does not exist"));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("epoch")));
@@ -121,7 +101,7 @@ TEST_F(Cli, UnwritableJsonPathFailsBeforeTraining) {
 TEST_F(Cli, JsonReportHoldsEverythingScriptsRelyOn) {
   GCN_REQUIRE_DATA();
   const fs::path json_path = dir_ / "run.json";
-  const CliRun r = run("--dataset cora --device cpu --epochs 12 --seed 3 --log-every 5 --json '" + json_path.string() + "'");
+  const ProcessRun r = run("--dataset cora --device cpu --epochs 12 --seed 3 --log-every 5 --json '" + json_path.string() + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("2708 nodes, 10556 edges, 1433 features, 7 classes, 140/500/1000"));
   EXPECT_THAT(r.out, HasSubstr("epoch  5/12"));
@@ -167,9 +147,9 @@ TEST_F(Cli, ExperimentFlagErrorsAreUsageErrors) {
        {std::string("--runs 0"), std::string("--select worst"), std::string("--patience -2"),
         std::string("--checkpoint-every 5"), "--init a.safetensors --resume " + ck,
         "--runs 2 --resume " + ck}) {
-    const CliRun r = run("--dataset cora " + args);
+    const ProcessRun r = run("--dataset cora " + args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
-    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
   }
 }
 
@@ -178,21 +158,21 @@ TEST_F(Cli, CorruptOrMismatchedCheckpointsFailClearly) {
   const fs::path bad = dir_ / "bad.safetensors";
   { std::ofstream(bad) << "not a safetensors file at all"; }
   for (const char* flag : {"--init", "--resume"}) {
-    const CliRun r = run(std::string("--dataset cora --epochs 2 ") + flag + " '" + bad.string() + "'");
+    const ProcessRun r = run(std::string("--dataset cora --epochs 2 ") + flag + " '" + bad.string() + "'");
     EXPECT_EQ(r.status, 1) << flag << ": " << r.err;
-    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
     EXPECT_THAT(r.err, HasSubstr("bad.safetensors"));
   }
   // A Cora model does not fit CiteSeer.
   const fs::path model = dir_ / "cora.safetensors";
   ASSERT_EQ(run("--dataset cora --epochs 2 --save '" + model.string() + "'").status, 0);
-  const CliRun r = run("--dataset citeseer --epochs 2 --init '" + model.string() + "'");
+  const ProcessRun r = run("--dataset citeseer --epochs 2 --init '" + model.string() + "'");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("1433 features"));
   // Resuming with a different learning rate is refused.
   const fs::path ck = dir_ / "ck.safetensors";
   ASSERT_EQ(run("--dataset cora --epochs 4 --checkpoint '" + ck.string() + "' --checkpoint-every 2").status, 0);
-  const CliRun lr = run("--dataset cora --epochs 6 --lr 0.02 --resume '" + ck.string() + "'");
+  const ProcessRun lr = run("--dataset cora --epochs 6 --lr 0.02 --resume '" + ck.string() + "'");
   EXPECT_EQ(lr.status, 2) << lr.err;
   EXPECT_THAT(lr.err, HasSubstr("--lr"));
 }
@@ -206,7 +186,7 @@ TEST_F(Cli, SavedModelEvaluatesToItsReportedMetrics) {
                 trained.string() + "'")
                 .status,
             0);
-  const CliRun r = run("--dataset cora --epochs 0 --init '" + model.string() + "' --json '" + evaluated.string() + "'");
+  const ProcessRun r = run("--dataset cora --epochs 0 --init '" + model.string() + "' --json '" + evaluated.string() + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("evaluated without training"));
   const nlohmann::json t = nlohmann::json::parse(slurp(trained)), e = nlohmann::json::parse(slurp(evaluated));
@@ -223,7 +203,7 @@ TEST_F(Cli, SavedModelEvaluatesToItsReportedMetrics) {
 TEST_F(Cli, ModelsBringTheirDefaultsAndSaveAndInitAcrossModels) {
   GCN_REQUIRE_DATA();
   const fs::path gat = dir_ / "gat.safetensors", sage = dir_ / "sage.safetensors", j = dir_ / "gat.json";
-  CliRun r = run("--dataset cora --model gat --epochs 3 --save '" + gat.string() + "' --json '" + j.string() + "'");
+  ProcessRun r = run("--dataset cora --model gat --epochs 3 --save '" + gat.string() + "' --json '" + j.string() + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("dropout(0.6) -> GATConv(1433, 8, heads=8, dropout=0.6) -> ELU -> dropout(0.6) -> "
                                "GATConv(64, 7, dropout=0.6); Adam lr 0.005"));
@@ -259,7 +239,7 @@ TEST_F(Cli, ModelsBringTheirDefaultsAndSaveAndInitAcrossModels) {
                           "--layers 3 --hidden 8,8,8,8 --configs 'lr=0.1'"}) {
     r = run(std::string("--dataset cora --epochs 1 ") + bad);
     EXPECT_EQ(r.status, 2) << bad;
-    EXPECT_EQ(lines(r.err), 1) << bad << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << bad << ": " << r.err;
   }
 }
 
@@ -268,7 +248,7 @@ TEST_F(Cli, ModelsBringTheirDefaultsAndSaveAndInitAcrossModels) {
 TEST_F(Cli, PredictionsCsvAgreesWithTheReport) {
   GCN_REQUIRE_DATA();
   const fs::path csv = dir_ / "pred.csv", json_path = dir_ / "r.json";
-  const CliRun r = run("--dataset cora --epochs 30 --select best-val --predictions '" + csv.string() + "' --json '" +
+  const ProcessRun r = run("--dataset cora --epochs 30 --select best-val --predictions '" + csv.string() + "' --json '" +
                        json_path.string() + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   std::ifstream in(csv);
@@ -312,7 +292,7 @@ TEST_F(Cli, PredictionsCsvAgreesWithTheReport) {
 TEST_F(Cli, RunsReportEveryRunAndASummary) {
   GCN_REQUIRE_DATA();
   const fs::path json_path = dir_ / "runs.json";
-  const CliRun r = run("--dataset cora --epochs 20 --runs 3 --seed 5 --quiet --json '" + json_path.string() + "'");
+  const ProcessRun r = run("--dataset cora --epochs 20 --runs 3 --seed 5 --quiet --json '" + json_path.string() + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("3 runs (seeds 5..7)"));
   EXPECT_THAT(r.out, HasSubstr("95% CI"));
@@ -337,7 +317,7 @@ TEST_F(Cli, GridTrainsEveryModelAsItsSingleRunWithATable) {
                            "--select best-val --patience 5 --quiet";
   const fs::path batched = dir_ / "batched.json", one = dir_ / "one.json", table = dir_ / "table.md",
                  csv = dir_ / "table.csv";
-  const CliRun r = run(grid + " --batch 3 --threads 2 --json '" + batched.string() + "' --table '" + table.string() +
+  const ProcessRun r = run(grid + " --batch 3 --threads 2 --json '" + batched.string() + "' --table '" + table.string() +
                        "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("8 models trained in"));
@@ -375,10 +355,10 @@ TEST_F(Cli, GridTrainsEveryModelAsItsSingleRunWithATable) {
     if (c > 0) EXPECT_GE(confs[c - 1]["val_acc"]["mean"].get<double>(), confs[c]["val_acc"]["mean"].get<double>());
   }
   const std::string md = slurp(table);
-  EXPECT_EQ(lines(md), 6) << md;  // header, rule, four rows
+  EXPECT_EQ(count_lines(md), 6) << md;  // header, rule, four rows
   EXPECT_THAT(md, HasSubstr("| 1 | 16 |"));
   const std::string c = slurp(csv);
-  EXPECT_EQ(lines(c), 5) << c;
+  EXPECT_EQ(count_lines(c), 5) << c;
   EXPECT_THAT(c, HasSubstr("rank,hidden,lr,weight_decay,dropout,seeds,val_acc_mean"));
 }
 
@@ -397,10 +377,10 @@ TEST_F(Cli, ConfigsListTrainsTheSameModelsAsTheGrid) {
   EXPECT_EQ(ja["runs"][0]["config"]["lr"], 0.02);
   EXPECT_EQ(ja["runs"][0]["history"], jb["runs"][3]["history"]);  // lr 0.02, dropout 0
   EXPECT_EQ(ja["runs"][1]["history"], jb["runs"][0]["history"]);  // lr 0.01, dropout 0.5
-  const CliRun bad = run("--dataset cora --epochs 2 --configs 'lr=0.01' --lr 0.01,0.02");
+  const ProcessRun bad = run("--dataset cora --epochs 2 --configs 'lr=0.01' --lr 0.01,0.02");
   EXPECT_EQ(bad.status, 2);
   EXPECT_THAT(bad.err, HasSubstr("--configs lists the configurations itself"));
-  const CliRun range = run("--dataset cora --epochs 2 --configs 'lr=0.01;dropout=2'");
+  const ProcessRun range = run("--dataset cora --epochs 2 --configs 'lr=0.01;dropout=2'");
   EXPECT_EQ(range.status, 2);
   EXPECT_THAT(range.err, HasSubstr("--configs: configuration 2: --dropout: 2 is not in [0, 1)"));
 }
@@ -418,9 +398,9 @@ TEST_F(Cli, BatchOptionsAreCheckedUpFront) {
       {"--lr 0.01,0.02 --resume nothing.safetensors", "--resume continues one run"},
   };
   for (const auto& [args, message] : cases) {
-    const CliRun r = run(std::string("--dataset cora --epochs 2 ") + args);
+    const ProcessRun r = run(std::string("--dataset cora --epochs 2 ") + args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
-    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr(message)) << args;
   }
   // With --batch 1 the first model's predictions are written, as before.
@@ -460,12 +440,12 @@ TEST_F(Cli, MistypedOptionsAndValuesGetASuggestion) {
       {"--cuda-graph of", "(did you mean off?)"},
   };
   for (const auto& [args, message] : cases) {
-    const CliRun r = run(args);
+    const ProcessRun r = run(args);
     EXPECT_EQ(r.status, 2) << args;
-    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr(message)) << args;
   }
-  const CliRun far = run("--learning-rate-of-adam 0.1");
+  const ProcessRun far = run("--learning-rate-of-adam 0.1");
   EXPECT_EQ(far.status, 2);
   EXPECT_THAT(far.err, HasSubstr("unknown option --learning-rate-of-adam"));
   EXPECT_THAT(far.err, ::testing::Not(HasSubstr("did you mean")));
@@ -474,7 +454,7 @@ TEST_F(Cli, MistypedOptionsAndValuesGetASuggestion) {
 TEST_F(Cli, SeedsOutsideTheRangeAreErrorsNotWrapped) {
   for (const char* args : {"--seed -1", "--seed 9223372036854775808", "--seed 1e3", "--seed 18446744073709551615",
                            "--seed 9223372036854775807 --runs 2"}) {
-    const CliRun r = run(std::string("--dataset cora --epochs 1 ") + args);
+    const ProcessRun r = run(std::string("--dataset cora --epochs 1 ") + args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr("--seed")) << args;
   }
@@ -492,36 +472,35 @@ TEST_F(Cli, CheckpointAloneWritesTheEndAndResumeTakesTheDataset) {
                 .status,
             0);
   ASSERT_TRUE(fs::exists(ck));
-  const CliRun done = run("--resume '" + ck.string() + "'");
+  const ProcessRun done = run("--resume '" + ck.string() + "'");
   EXPECT_EQ(done.status, 2);
   EXPECT_THAT(done.err, HasSubstr("already finished its 4 epochs; give --epochs N above 4"));
-  const CliRun more = run("--resume '" + ck.string() + "' --device cpu --epochs 6");
+  const ProcessRun more = run("--resume '" + ck.string() + "' --device cpu --epochs 6");
   EXPECT_EQ(more.status, 0) << more.err;
   EXPECT_THAT(more.out, HasSubstr("CiteSeer"));
   EXPECT_THAT(more.out, HasSubstr("6 epochs in"));
-  const CliRun clash = run("--resume '" + ck.string() + "' --epochs 6 --dataset cora");
+  const ProcessRun clash = run("--resume '" + ck.string() + "' --epochs 6 --dataset cora");
   EXPECT_EQ(clash.status, 2);
   EXPECT_THAT(clash.err, HasSubstr("was trained on --dataset citeseer, not cora"));
-  const CliRun wrong = run("--resume '" + model.string() + "' --epochs 6");
+  const ProcessRun wrong = run("--resume '" + model.string() + "' --epochs 6");
   EXPECT_EQ(wrong.status, 2);
   EXPECT_THAT(wrong.err, HasSubstr("is a model (as --save writes it), not a training state: use --init"));
-  EXPECT_EQ(lines(wrong.err), 1);
+  EXPECT_EQ(count_lines(wrong.err), 1);
 }
 
 TEST_F(Cli, DataIsFoundFromAnotherFolderNextToTheBuild) {
   GCN_REQUIRE_DATA();
   if (gcn::test::data_root() != fs::path(GCN_SOURCE_DIR) / "datasets") GTEST_SKIP() << "data not in the project";
-  const std::string cmd = "cd '" + dir_.string() + "' && GCN_DATA_ROOT= '" GCN_BINARY_DIR "/src/gcn-train' --epochs 1 "
-                          "--quiet >out 2>err";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp(dir_ / "err");
-  const CliRun missing = run("--epochs 1 --data-root '" + (dir_ / "none").string() + "'");
+  const ProcessRun found = gcn::test::run_program(gcn::test::gcn_train_path(), "--epochs 1 --quiet", "GCN_DATA_ROOT= ", dir_);
+  EXPECT_EQ(found.status, 0) << found.err;
+  const ProcessRun missing = run("--epochs 1 --data-root '" + (dir_ / "none").string() + "'");
   EXPECT_EQ(missing.status, 1);
   EXPECT_THAT(missing.err, HasSubstr("get_datasets.sh"));
 }
 
 TEST_F(Cli, PatienceWithSelectLastNamesTheBestEpoch) {
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --device cpu --epochs 200 --patience 10 --quiet");
+  const ProcessRun r = run("--dataset cora --device cpu --epochs 200 --patience 10 --quiet");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, ::testing::ContainsRegex("best epoch [0-9]+: val 0\\.[0-9]+ test 0\\.[0-9]+ \\(--select best-val "
                                               "reports it\\)"));
@@ -533,18 +512,16 @@ TEST_F(Cli, PatienceWithSelectLastNamesTheBestEpoch) {
 TEST_F(Cli, InterruptWritesTheCheckpointAndJsonAndExits130) {
   GCN_REQUIRE_DATA();
   const fs::path ck = dir_ / "ck.safetensors", js = dir_ / "r.json";
-  const std::string cmd = "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' '" GCN_BINARY_DIR
-                          "/src/gcn-train' --dataset cora --device cpu --epochs 10000000 --log-every 100 --checkpoint '" +
-                          ck.string() + "' --json '" + js.string() + "' >'" + (dir_ / "out").string() + "' 2>'" +
-                          (dir_ / "err").string() + "' & pid=$!; for i in $(seq 100); do grep -qE 'epoch +100/' '" +
-                          (dir_ / "out").string() + "' 2>/dev/null && break; sleep 0.2; done; kill -INT $pid; wait $pid";
-  {
-    std::ofstream script(dir_ / "interrupt.sh");
-    script << cmd << "\n";
-  }
-  const int raw = std::system(("bash '" + (dir_ / "interrupt.sh").string() + "'").c_str());
-  ASSERT_TRUE(WIFEXITED(raw));
-  EXPECT_EQ(WEXITSTATUS(raw), 130) << slurp(dir_ / "err");
+  using gcn::test::quoted;
+  // gcn-train in the background; SIGINT once it has logged epoch 100.
+  const std::string script = "GCN_DATA_ROOT=" + quoted(gcn::test::data_root().string()) + " " +
+                             quoted(gcn::test::gcn_train_path()) +
+                             " --dataset cora --device cpu --epochs 10000000 --log-every 100 --checkpoint " +
+                             quoted(ck.string()) + " --json " + quoted(js.string()) + " >out 2>err & pid=$!; " +
+                             "for i in $(seq 100); do grep -qE 'epoch +100/' out 2>/dev/null && break; sleep 0.2; done; " +
+                             "kill -INT $pid; wait $pid";
+  const ProcessRun interrupted = gcn::test::run_program("bash", "-c " + quoted(script), "", dir_);
+  EXPECT_EQ(interrupted.status, 130) << slurp(dir_ / "err");
   const nlohmann::json j = nlohmann::json::parse(slurp(js));
   EXPECT_TRUE(j["interrupted"].get<bool>());
   EXPECT_TRUE(j["runs"][0]["interrupted"].get<bool>());
@@ -552,14 +529,14 @@ TEST_F(Cli, InterruptWritesTheCheckpointAndJsonAndExits130) {
   EXPECT_GE(epochs, 100);
   EXPECT_EQ(j["history"].size(), static_cast<std::size_t>(epochs));
   ASSERT_TRUE(fs::exists(ck));
-  const CliRun resumed = run("--resume '" + ck.string() + "' --device cpu --epochs " + std::to_string(epochs + 3) + " --quiet");
+  const ProcessRun resumed = run("--resume '" + ck.string() + "' --device cpu --epochs " + std::to_string(epochs + 3) + " --quiet");
   EXPECT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_THAT(resumed.out, HasSubstr(std::to_string(epochs + 3) + " epochs in"));
 }
 
 TEST_F(Cli, JsonToStandardOutputAndTheRunsFiles) {
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --device cpu --epochs 3 --json -");
+  const ProcessRun r = run("--dataset cora --device cpu --epochs 3 --json -");
   ASSERT_EQ(r.status, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);  // only the JSON on stdout; the log went to stderr
   EXPECT_EQ(j["history"].size(), 3u);
@@ -575,7 +552,7 @@ TEST_F(Cli, JsonToStandardOutputAndTheRunsFiles) {
     EXPECT_TRUE(fs::exists(out / f)) << f;
   }
   const std::string csv = slurp(out / "curves.csv");
-  EXPECT_EQ(lines(csv), 5);
+  EXPECT_EQ(count_lines(csv), 5);
   const nlohmann::json rep = nlohmann::json::parse(slurp(out / "report.json"));
   EXPECT_THAT(csv, HasSubstr("model,hidden,lr,weight_decay,dropout,seed,epoch,loss,val_loss,train_acc,val_acc,test_acc"));
   EXPECT_THAT(csv, HasSubstr(fmt::format("0,16,0.01,0.0005,0.5,0,4,{:.9g},", rep["final"]["loss"].get<double>())));
@@ -587,13 +564,13 @@ TEST_F(Cli, JsonToStandardOutputAndTheRunsFiles) {
   const std::string emb = slurp(dir_ / "emb.safetensors");
   EXPECT_THAT(emb, HasSubstr("\"shape\":[2708,16]"));
   EXPECT_THAT(emb, HasSubstr("gcn-train embeddings"));
-  const CliRun batch = run("--dataset cora --epochs 2 --runs 2 --embeddings e.st");
+  const ProcessRun batch = run("--dataset cora --epochs 2 --runs 2 --embeddings e.st");
   EXPECT_EQ(batch.status, 2);
   EXPECT_THAT(batch.err, HasSubstr("add --batch 1"));
 }
 
 TEST_F(Cli, VersionNamesTheBuild) {
-  const CliRun r = run("--version");
+  const ProcessRun r = run("--version");
   EXPECT_EQ(r.status, 0);
   EXPECT_THAT(r.out, ::testing::ContainsRegex("gcn-train [0-9.]+ \\(CUDA: [^;]+; commit [0-9a-f]+|unknown; "));
 }
@@ -601,22 +578,25 @@ TEST_F(Cli, VersionNamesTheBuild) {
 // On a terminal, the epochs rewrite one line (with an ETA); elsewhere plain lines.
 TEST_F(Cli, ProgressIsOneLiveLineOnATerminal) {
   GCN_REQUIRE_DATA();
-  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "no script(1) to fake a terminal";
-  const std::string cmd = "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' script -qec \"'" GCN_BINARY_DIR
-                          "/src/gcn-train' --dataset cora --device cpu --epochs 30 --log-every 10\" /dev/null >'" +
-                          (dir_ / "tty").string() + "' 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  const std::string tty = slurp(dir_ / "tty");
+  using gcn::test::quoted;
+  if (gcn::test::run_program("sh", "-c 'command -v script'").status != 0) GTEST_SKIP() << "no script(1) to fake a terminal";
+  const ProcessRun on_tty = gcn::test::run_program(
+      "script",
+      "-qec " + quoted(quoted(gcn::test::gcn_train_path()) + " --dataset cora --device cpu --epochs 30 --log-every 10") +
+          " /dev/null",
+      "GCN_DATA_ROOT=" + quoted(gcn::test::data_root().string()) + " ");
+  ASSERT_EQ(on_tty.status, 0) << on_tty.err;
+  const std::string tty = on_tty.out + on_tty.err;
   EXPECT_THAT(tty, HasSubstr("\r\033[K"));
   EXPECT_THAT(tty, HasSubstr("ETA"));
-  const CliRun plain = run("--dataset cora --device cpu --epochs 30 --log-every 10");
+  const ProcessRun plain = run("--dataset cora --device cpu --epochs 30 --log-every 10");
   EXPECT_THAT(plain.out, ::testing::Not(HasSubstr("\r")));
   EXPECT_THAT(plain.out, HasSubstr("epoch 30/30"));
 }
 
 // Every option --help lists is in the README's usage block.
 TEST_F(Cli, ReadmeUsageListsEveryOption) {
-  const CliRun r = run("--help");
+  const ProcessRun r = run("--help");
   ASSERT_EQ(r.status, 0);
   const std::string readme = slurp(fs::path(GCN_SOURCE_DIR) / "README.md");
   const auto begin = readme.find("```\ngcn-train [OPTIONS]");
@@ -637,9 +617,9 @@ TEST_F(Cli, ReadmeUsageListsEveryOption) {
 
 TEST_F(Cli, QuietPrintsOnlyTheSummary) {
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --device cpu --epochs 3 --quiet");
+  const ProcessRun r = run("--dataset cora --device cpu --epochs 3 --quiet");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_EQ(count_lines(r.out), 1) << r.out;
   EXPECT_THAT(r.out, HasSubstr("test"));
 }
 
@@ -676,14 +656,14 @@ TEST_F(Cli, MissingCudaModuleIsOneLineNamingTheFile) {
   GCN_REQUIRE_DATA();
   const std::string missing = (dir_ / "no-such-libgcn_cuda.so").string();
   const gcn::test::ScopedEnv module("GCN_CUDA_MODULE", missing.c_str());
-  const CliRun r = run("--dataset cora --device cuda --epochs 1");
+  const ProcessRun r = run("--dataset cora --device cuda --epochs 1");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("gcn-train: error: --device cuda: "));
   EXPECT_THAT(r.err, HasSubstr("GCN_CUDA_MODULE=" + missing));
   EXPECT_THAT(r.err, HasSubstr("--device cpu"));
   // --device auto trains on the CPU, and says why.
-  const CliRun a = run("--dataset cora --device auto --epochs 1");
+  const ProcessRun a = run("--dataset cora --device auto --epochs 1");
   ASSERT_EQ(a.status, 0) << a.err;
   EXPECT_THAT(a.out, HasSubstr(missing));
   EXPECT_THAT(a.out, HasSubstr("; using the CPU\n"));
@@ -698,9 +678,9 @@ TEST_F(Cli, ACudaModuleThatIsNotOneIsRefusedOnOneLine) {
   std::ofstream(junk) << "not an ELF file\n";
   {
     const gcn::test::ScopedEnv module("GCN_CUDA_MODULE", junk.c_str());
-    const CliRun r = run("--device cuda --epochs 1");
+    const ProcessRun r = run("--device cuda --epochs 1");
     EXPECT_EQ(r.status, 1);
-    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
     EXPECT_THAT(r.err, HasSubstr("cannot load " + junk.string() + ": "));
   }
   // A shared library without the entry point (spdlog's, which gcn-train links).
@@ -708,9 +688,9 @@ TEST_F(Cli, ACudaModuleThatIsNotOneIsRefusedOnOneLine) {
   ASSERT_NE(dladdr(reinterpret_cast<void*>(&spdlog::default_logger_raw), &info), 0);
   ASSERT_NE(info.dli_fname, nullptr);
   const gcn::test::ScopedEnv module("GCN_CUDA_MODULE", info.dli_fname);
-  const CliRun r = run("--device cuda --epochs 1");
+  const ProcessRun r = run("--device cuda --epochs 1");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("is not a gcn-train CUDA module (no gcn_cuda_module_v1 in it)"));
 }
 
@@ -720,13 +700,13 @@ TEST_F(Cli, WithoutADriverCudaFailsOnOneLineAndAutoUsesTheCpu) {
 #else
   if (driver_present()) GTEST_SKIP() << "an NVIDIA driver is present";
   GCN_REQUIRE_DATA();
-  const CliRun r = run("--dataset cora --device cuda --epochs 1");
+  const ProcessRun r = run("--dataset cora --device cuda --epochs 1");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("gcn-train: error: --device cuda: "));
   EXPECT_THAT(r.err, HasSubstr("no NVIDIA driver found (libcuda.so.1 is not loadable: "));
   EXPECT_THAT(r.err, HasSubstr("; use --device cpu"));
-  const CliRun a = run("--dataset cora --device auto --epochs 2");
+  const ProcessRun a = run("--dataset cora --device auto --epochs 2");
   ASSERT_EQ(a.status, 0) << a.err;
   EXPECT_THAT(a.out, HasSubstr("--device auto: no NVIDIA driver found"));
   EXPECT_THAT(a.out, HasSubstr("; using the CPU\n"));

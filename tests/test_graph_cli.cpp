@@ -2,20 +2,17 @@
 // --split, --to-undirected, --export-graph; exit codes and one-line errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "gcn/data/safetensors.hpp"
+#include "support/process.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -24,10 +21,8 @@ namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
+using gcn::test::count_lines;
+using gcn::test::ProcessRun;
 
 class GraphCli : public ::testing::Test {
  protected:
@@ -38,33 +33,16 @@ class GraphCli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  static std::string slurp(const fs::path& p) { return gcn::test::read_file(p); }
 
-  CliRun run(const std::string& args) {
-    const std::string cmd = "GCN_DATA_ROOT='" + gcn::test::data_root().string() + "' '" GCN_BINARY_DIR
-                            "/src/gcn-train' " + args + " >'" + (dir_ / "out").string() + "' 2>'" +
-                            (dir_ / "err").string() + "' </dev/null";
-    CliRun r;
-    const int raw = std::system(cmd.c_str());
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(dir_ / "out");
-    r.err = slurp(dir_ / "err");
-    return r;
-  }
+  static ProcessRun run(const std::string& args) { return gcn::test::run_gcn_train(args); }
 
   nlohmann::json report(const std::string& args) {
     const fs::path json = dir_ / "report.json";
-    const CliRun r = run(args + " --device cpu --quiet --json '" + json.string() + "'");
+    const ProcessRun r = run(args + " --device cpu --quiet --json '" + json.string() + "'");
     EXPECT_EQ(r.status, 0) << args << ": " << r.err;
     return nlohmann::json::parse(slurp(json));
   }
-
-  static int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
   // A directed 6-node graph, 2 classes, node 5 unlabelled; masks optional.
   fs::path write_small(const std::string& name, bool masks) {
@@ -95,7 +73,7 @@ class GraphCli : public ::testing::Test {
 TEST_F(GraphCli, ExportedCoraTrainsBitIdentically) {
   GCN_REQUIRE_DATA();
   const fs::path file = dir_ / "cora.safetensors";
-  const CliRun w = run("--dataset cora --export-graph '" + file.string() + "'");
+  const ProcessRun w = run("--dataset cora --export-graph '" + file.string() + "'");
   ASSERT_EQ(w.status, 0) << w.err;
   EXPECT_THAT(w.out, HasSubstr("wrote Cora to"));
   EXPECT_THAT(w.out, ::testing::Not(HasSubstr("epoch")));
@@ -120,9 +98,9 @@ TEST_F(GraphCli, ExportedSyntheticTrainsBitIdentically) {
 
 TEST_F(GraphCli, FileWithoutMasksNeedsASplit) {
   const fs::path file = write_small("small.safetensors", false);
-  const CliRun r = run("--dataset '" + file.string() + "' --device cpu --epochs 1");
+  const ProcessRun r = run("--dataset '" + file.string() + "' --device cpu --epochs 1");
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, AllOf(HasSubstr("gcn-train: error:"), HasSubstr("has no train_mask"),
                            HasSubstr("--split random"), HasSubstr("--split planetoid")));
   const nlohmann::json j = report("--dataset '" + file.string() + "' --split planetoid --train-per-class 1 "
@@ -134,7 +112,7 @@ TEST_F(GraphCli, FileWithoutMasksNeedsASplit) {
 
 TEST_F(GraphCli, FileMasksAreTheDefaultAndUnlabelledNodesStayOut) {
   const fs::path file = write_small("small.safetensors", true);
-  const CliRun r = run("--dataset '" + file.string() + "' --device cpu --epochs 2");
+  const ProcessRun r = run("--dataset '" + file.string() + "' --device cpu --epochs 2");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("small: 6 nodes, 5 edges, 2 features, 2 classes, 2/1/2 train/val/test (the file's"));
   const nlohmann::json j = report("--dataset '" + file.string() + "' --split random --train-per-class 1 --num-val "
@@ -177,9 +155,9 @@ TEST_F(GraphCli, ResumeKeepsTheCheckpointsSplit) {
   const nlohmann::json resumed = report("--resume '" + state.string() + "' --epochs 12");
   EXPECT_EQ(resumed["dataset"], whole["dataset"]);
   EXPECT_EQ(resumed["history"], whole["history"]);
-  const CliRun r = run("--resume '" + state.string() + "' --epochs 12 --split planetoid --device cpu");
+  const ProcessRun r = run("--resume '" + state.string() + "' --epochs 12 --split planetoid --device cpu");
   EXPECT_EQ(r.status, 2);
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("--split planetoid differs from the checkpoint's random"), std::string::npos) << r.err;
 }
 
@@ -192,9 +170,9 @@ TEST_F(GraphCli, SplitAndExportFlagErrorsAreUsageErrors) {
         "--dataset '" + file.string() + "' --split random --num-test 1.5",
         "--dataset '" + file.string() + "' --split random --train-per-class 0",
         std::string("--dataset cora --export-graph /nonexistent-dir/g.safetensors")}) {
-    const CliRun r = run(args + " --device cpu --epochs 1");
+    const ProcessRun r = run(args + " --device cpu --epochs 1");
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
-    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr("gcn-train: error:")) << args;
   }
 }
@@ -211,9 +189,9 @@ TEST_F(GraphCli, BadFilesAreOneLineDataErrors) {
   std::ofstream(bad_mask, std::ios::binary) << bytes;
   for (const auto& [path, expected] : {std::pair{missing, "cannot open"}, {garbage, "header length"},
                                        {bad_mask, "test_mask: value 2 at node 4"}}) {
-    const CliRun r = run("--dataset '" + path.string() + "' --device cpu --epochs 1");
+    const ProcessRun r = run("--dataset '" + path.string() + "' --device cpu --epochs 1");
     EXPECT_EQ(r.status, 1) << path;
-    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
     EXPECT_THAT(r.err, AllOf(HasSubstr("gcn-train: error: " + path.string()), HasSubstr(expected)));
   }
 }

@@ -3,13 +3,11 @@
 // (a dataset not fetched, an empty or truncated file).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
+#include "support/process.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -18,35 +16,12 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct ProcessRun {
-  int status = -1;
-  std::string out, err;
-};
+using gcn::test::count_lines;
+using gcn::test::ProcessRun;
+using gcn::test::quoted;
+using gcn::test::run_program;
 
-// `s` as one single-quoted shell word.
-std::string quoted(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs `program args` (args: shell words) with stdin from /dev/null, from `cwd`.
-ProcessRun run(const std::string& program, const std::string& args, const fs::path& cwd = fs::current_path()) {
-  const gcn::test::TempDir tmp;
-  const std::string cmd = "cd " + quoted(cwd.string()) + " && " + quoted(program) + " " + args + " >" +
-                          quoted((tmp.path() / "out").string()) + " 2>" + quoted((tmp.path() / "err").string()) +
-                          " </dev/null";
-  ProcessRun r;
-  const int raw = std::system(cmd.c_str());
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.out = gcn::test::read_file(tmp.path() / "out");
-  r.err = gcn::test::read_file(tmp.path() / "err");
-  return r;
-}
-
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
-
-const std::string kGcnTrain = GCN_BINARY_DIR "/src/gcn-train";
+const std::string& kGcnTrain = gcn::test::gcn_train_path();
 
 #ifdef GCN_BENCH_PATH
 #define GCN_BENCH_OR_SKIP() const std::string bench = GCN_BENCH_PATH
@@ -62,7 +37,7 @@ const std::string kGcnTrain = GCN_BINARY_DIR "/src/gcn-train";
 TEST(GcnBench, HelpListsItsOwnFlagsThenGoogleBenchmarks) {
   GCN_BENCH_OR_SKIP();
   for (const char* flag : {"--help", "-h"}) {
-    const ProcessRun r = run(bench, flag);
+    const ProcessRun r = run_program(bench, flag);
     EXPECT_EQ(r.status, 0) << flag << ": " << r.err;
     EXPECT_EQ(r.err, "") << flag;
     EXPECT_THAT(r.out, HasSubstr("Usage: gcn-bench ")) << flag;
@@ -96,9 +71,9 @@ TEST(GcnBench, BadFlagsAreOneLineUsageErrors) {
       {"--threads -1", "gcn-bench: error: --threads -1: expected a whole number from 0 to 4096"},
   };
   for (const auto& c : cases) {
-    const ProcessRun r = run(bench, c.args);
+    const ProcessRun r = run_program(bench, c.args);
     EXPECT_EQ(r.status, 2) << c.args << ": " << r.err;
-    EXPECT_EQ(lines(r.err), 1) << c.args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << c.args << ": " << r.err;
     EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
     EXPECT_EQ(r.out, "") << c.args;
   }
@@ -109,7 +84,7 @@ TEST(GcnBench, ItsFlagsWorkWithGoogleBenchmarks) {
   GCN_BENCH_OR_SKIP();
   for (const char* args : {"--device cpu --max-rows 2708 --threads 1 --benchmark_list_tests=true",
                            "--device=cpu --max-rows=2708 --threads=1 --benchmark_list_tests=true"}) {
-    const ProcessRun r = run(bench, args);
+    const ProcessRun r = run_program(bench, args);
     EXPECT_EQ(r.status, 0) << args << ": " << r.err;
     EXPECT_THAT(r.out, HasSubstr("/cpu/rows:2708")) << args;
     EXPECT_THAT(r.out, Not(HasSubstr("rows:20000"))) << args;
@@ -123,13 +98,13 @@ TEST(GcnBench, ItsFlagsWorkWithGoogleBenchmarks) {
 TEST(GcnTrainData, MissingDatasetGivesTheFetchCommand) {
   const gcn::test::TempDir tmp;
   const fs::path root = tmp.path() / "data";
-  const ProcessRun r = run(kGcnTrain, "--dataset pubmed --epochs 1 --data-root " + quoted(root.string()));
+  const ProcessRun r = run_program(kGcnTrain, "--dataset pubmed --epochs 1 --data-root " + quoted(root.string()));
   EXPECT_EQ(r.status, 1) << r.err;
-  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("gcn-train: error: Planetoid dataset PubMed not found"));
   EXPECT_THAT(r.err, HasSubstr("Fetch it with `scripts/get_datasets.sh --dest " + root.string() + " pubmed`"));
   // The default root, ./datasets, is the script's default destination.
-  const ProcessRun d = run("env", "GCN_DATA_ROOT= " + quoted(kGcnTrain) + " --dataset pubmed --epochs 1", tmp.path());
+  const ProcessRun d = run_program(kGcnTrain, "--dataset pubmed --epochs 1", "GCN_DATA_ROOT= ", tmp.path());
   EXPECT_EQ(d.status, 1) << d.err;
   EXPECT_THAT(d.err, HasSubstr("Fetch it with `scripts/get_datasets.sh pubmed`"));
 }
@@ -144,11 +119,11 @@ TEST(GcnTrainData, EmptyOrTruncatedFileNamesItsPathAndTheFetchCommand) {
   const std::string x = (tmp.path() / "ind.cora.x").string();
   const std::string fetch = "`scripts/get_datasets.sh --dest " + tmp.path().string() + " cora`";
   files("");
-  ProcessRun r = run(kGcnTrain, "--dataset cora --epochs 1 --data-root " + quoted(tmp.path().string()));
+  ProcessRun r = run_program(kGcnTrain, "--dataset cora --epochs 1 --data-root " + quoted(tmp.path().string()));
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_EQ(r.err, "gcn-train: error: " + x + ": the file is empty (0 bytes). Fetch it again with " + fetch + "\n");
   files(std::string("\x80\x02}", 3));
-  r = run(kGcnTrain, "--dataset cora --epochs 1 --data-root " + quoted(tmp.path().string()));
+  r = run_program(kGcnTrain, "--dataset cora --epochs 1 --data-root " + quoted(tmp.path().string()));
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_EQ(r.err, "gcn-train: error: " + x +
                        ": the file is truncated: reached the end of the data without a STOP opcode (offset 3 of "
