@@ -294,20 +294,25 @@ Dataset load_planetoid_dir(const std::string& name, const fs::path& dir, bool no
   return assemble_planetoid(name, parts, normalize);
 }
 
-Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts, bool normalize) {
-  const std::string canon = planetoid_canonical_name(name);
-  const std::string prefix = "ind." + lower(name) + ".";
-  auto file = [&](const char* ext) { return prefix + ext; };
+namespace {
+
+// "ind.cora." + ext: the files' names in messages.
+struct FileNames {
+  std::string prefix;
+  std::string operator()(const char* ext) const { return prefix + ext; }
+};
+
+// The parts come from parse_planetoid_file, which guarantees these; parts
+// built by other means are checked rather than trusted. Then the shapes must
+// agree across files before anything is combined.
+void check_parts(const PlanetoidParts& parts, const FileNames& file) {
   const CsrMatrix& x = parts.x;
   const CsrMatrix& tx = parts.tx;
   const CsrMatrix& allx = parts.allx;
   const PlanetoidLabels& y = parts.y;
   const PlanetoidLabels& ty = parts.ty;
   const PlanetoidLabels& ally = parts.ally;
-  const pickle::Adjacency& graph = parts.graph;
   const std::vector<int64_t>& test_index = parts.test_index;
-  // The parts come from parse_planetoid_file, which guarantees these; parts
-  // built by other means are checked rather than trusted.
   if (test_index.empty()) mismatch(file("test.index") + ": no test indices");
   for (const auto& [m, ext] :
        {std::pair{&x, "x"}, std::pair{&tx, "tx"}, std::pair{&allx, "allx"}}) {
@@ -319,7 +324,6 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
     }
   }
 
-  // Shapes must agree across files before anything is combined.
   for (const auto& [m, ext] : {std::pair{&x, "x"}, std::pair{&tx, "tx"}}) {
     if (m->n_cols != allx.n_cols) {
       mismatch(file(ext) + ": " + std::to_string(m->n_cols) + " feature columns but " +
@@ -342,10 +346,27 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
   same_rows(allx.n_rows, "allx", ally.n_rows, "ally");
   same_rows(tx.n_rows, "tx", ty.n_rows, "ty");
   same_rows(static_cast<int64_t>(test_index.size()), "test.index", tx.n_rows, "tx");
+}
 
+// The test rows: the test indices sorted, and how far PyG extends tx/ty.
+struct TestRows {
+  std::vector<int64_t> sorted;  // the test indices, ascending
+  int64_t min_test = 0;
+  int64_t n_ext = 0;            // rows of tx/ty extended to [min, max] of the test indices
+  int64_t n_nodes = 0;          // allx's rows + n_ext
+};
+
+TestRows test_rows(const PlanetoidParts& parts, const FileNames& file) {
+  const CsrMatrix& tx = parts.tx;
+  const CsrMatrix& allx = parts.allx;
+  const PlanetoidLabels& y = parts.y;
+  const pickle::Adjacency& graph = parts.graph;
+  const std::vector<int64_t>& test_index = parts.test_index;
   // PyG extends tx/ty to cover [min, max] of the test indices (CiteSeer has
   // test nodes without features); for contiguous indices this is a no-op.
-  std::vector<int64_t> sorted = test_index;
+  TestRows rows;
+  std::vector<int64_t>& sorted = rows.sorted;
+  sorted = test_index;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
     mismatch(file("test.index") + ": index " +
@@ -376,8 +397,8 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
              " is out of range: " + file("graph") + " has " + std::to_string(graph_nodes) +
              " nodes");
   }
-  const int64_t min_test = sorted.front();
-  const int64_t n_ext = sorted.back() - min_test + 1;
+  const int64_t min_test = rows.min_test = sorted.front();
+  const int64_t n_ext = rows.n_ext = sorted.back() - min_test + 1;
   // PyG pads tx/ty with zero rows up to [min, max] of the test indices
   // (CiteSeer: 15 for 1000 test nodes). Every padding row costs memory, so
   // bound them by the test rows the files actually hold.
@@ -386,7 +407,7 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
              std::to_string(min_test) + " to " + std::to_string(sorted.back()) + ") for " +
              std::to_string(tx.n_rows) + " test rows in " + file("tx"));
   }
-  const int64_t n_nodes = allx.n_rows + n_ext;
+  const int64_t n_nodes = rows.n_nodes = allx.n_rows + n_ext;
   if (n_nodes > std::numeric_limits<int32_t>::max()) {
     mismatch(file("test.index") + ": index " + std::to_string(sorted.back()) + " is out of range");
   }
@@ -401,41 +422,43 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
              std::to_string(kValSize) + " validation nodes exceed the " + std::to_string(n_nodes) +
              " nodes");
   }
+  return rows;
+}
 
-  // x = cat(allx, tx_ext): where each of its rows comes from.
-  struct Source {
-    int8_t file;  // 0: allx/ally, 1: tx/ty, -1: an all-zero padding row
-    int32_t row;
-  };
-  std::vector<Source> stacked(static_cast<size_t>(n_nodes), Source{-1, 0});
-  for (int32_t r = 0; r < allx.n_rows; ++r) stacked[r] = Source{0, r};
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    stacked[static_cast<size_t>(allx.n_rows + sorted[i] - min_test)] =
+// x = cat(allx, tx_ext): where each of its rows comes from.
+struct Source {
+  int8_t file;  // 0: allx/ally, 1: tx/ty, -1: an all-zero padding row
+  int32_t row;
+};
+
+// Where each node's row comes from, after x[test_index] = x[sorted_test_index].
+std::vector<Source> row_sources(const PlanetoidParts& parts, const TestRows& rows) {
+  std::vector<Source> stacked(static_cast<size_t>(rows.n_nodes), Source{-1, 0});
+  for (int32_t r = 0; r < parts.allx.n_rows; ++r) stacked[r] = Source{0, r};
+  for (size_t i = 0; i < rows.sorted.size(); ++i) {
+    stacked[static_cast<size_t>(parts.allx.n_rows + rows.sorted[i] - rows.min_test)] =
         Source{1, static_cast<int32_t>(i)};
   }
   // x[test_index] = x[sorted_test_index]: the right side is gathered first.
   std::vector<Source> final_rows = stacked;
-  for (size_t i = 0; i < test_index.size(); ++i) {
-    final_rows[static_cast<size_t>(test_index[i])] = stacked[static_cast<size_t>(sorted[i])];
+  for (size_t i = 0; i < parts.test_index.size(); ++i) {
+    final_rows[static_cast<size_t>(parts.test_index[i])] = stacked[static_cast<size_t>(rows.sorted[i])];
   }
+  return final_rows;
+}
 
-  Dataset ds;
-  ds.name = canon;
-  ds.n_nodes = static_cast<int32_t>(n_nodes);
-  ds.n_features = allx.n_cols;
-  if (ally.n_cols > std::numeric_limits<int32_t>::max())
-    mismatch(file("ally") + ": too many classes");
-  ds.n_classes = static_cast<int32_t>(ally.n_cols);
-
+// The features and labels, row by row from their sources.
+void gather_rows(const PlanetoidParts& parts, const std::vector<Source>& final_rows, const std::string& canon,
+                 Dataset& ds) {
   CsrMatrix& f = ds.features;
   f.n_rows = ds.n_nodes;
   f.n_cols = ds.n_features;
-  f.indptr.reserve(static_cast<size_t>(n_nodes) + 1);
+  f.indptr.reserve(static_cast<size_t>(ds.n_nodes) + 1);
   f.indptr.push_back(0);
-  ds.labels.reserve(static_cast<size_t>(n_nodes));
+  ds.labels.reserve(static_cast<size_t>(ds.n_nodes));
   for (const Source& s : final_rows) {
     if (s.file >= 0) {
-      const CsrMatrix& m = s.file == 0 ? allx : tx;
+      const CsrMatrix& m = s.file == 0 ? parts.allx : parts.tx;
       const int32_t begin = m.indptr[s.row];
       const int32_t end = m.indptr[s.row + 1];
       if (f.indices.size() + static_cast<size_t>(end - begin) >
@@ -444,20 +467,16 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
       }
       f.indices.insert(f.indices.end(), m.indices.begin() + begin, m.indices.begin() + end);
       f.values.insert(f.values.end(), m.values.begin() + begin, m.values.begin() + end);
-      ds.labels.push_back((s.file == 0 ? ally : ty).argmax[static_cast<size_t>(s.row)]);
+      ds.labels.push_back((s.file == 0 ? parts.ally : parts.ty).argmax[static_cast<size_t>(s.row)]);
     } else {
       ds.labels.push_back(0);  // argmax of an all-zero row
     }
     f.indptr.push_back(static_cast<int32_t>(f.indices.size()));
   }
+}
 
-  ds.split.assign(static_cast<size_t>(n_nodes), 0);
-  for (int64_t i = 0; i < y.n_rows; ++i) ds.split[static_cast<size_t>(i)] |= kTrainBit;
-  for (int64_t i = y.n_rows; i < y.n_rows + kValSize; ++i)
-    ds.split[static_cast<size_t>(i)] |= kValBit;
-  for (int64_t i : test_index) ds.split[static_cast<size_t>(i)] |= kTestBit;
-
-  // edge_index_from_dict: (key, v) per neighbour, remove self loops, coalesce.
+// edge_index_from_dict: (key, v) per neighbour, remove self loops, coalesce.
+void gather_edges(const pickle::Adjacency& graph, int64_t n_nodes, const FileNames& file, Dataset& ds) {
   std::vector<std::pair<int32_t, int32_t>> edges;
   for (const auto& [key, targets] : graph) {
     if (key < 0 || key >= n_nodes) {
@@ -480,7 +499,34 @@ Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts,
     ds.edge_src.push_back(s);
     ds.edge_dst.push_back(d);
   }
+}
 
+}  // namespace
+
+Dataset assemble_planetoid(const std::string& name, const PlanetoidParts& parts, bool normalize) {
+  const std::string canon = planetoid_canonical_name(name);
+  const FileNames file{"ind." + lower(name) + "."};
+  check_parts(parts, file);
+  const TestRows rows = test_rows(parts, file);
+  const int64_t n_nodes = rows.n_nodes;
+  const std::vector<Source> final_rows = row_sources(parts, rows);
+  const PlanetoidLabels& y = parts.y;
+  const CsrMatrix& allx = parts.allx;
+  const PlanetoidLabels& ally = parts.ally;
+  Dataset ds;
+  ds.name = canon;
+  ds.n_nodes = static_cast<int32_t>(n_nodes);
+  ds.n_features = allx.n_cols;
+  if (ally.n_cols > std::numeric_limits<int32_t>::max())
+    mismatch(file("ally") + ": too many classes");
+  ds.n_classes = static_cast<int32_t>(ally.n_cols);
+  gather_rows(parts, final_rows, canon, ds);
+  ds.split.assign(static_cast<size_t>(n_nodes), 0);
+  for (int64_t i = 0; i < y.n_rows; ++i) ds.split[static_cast<size_t>(i)] |= kTrainBit;
+  for (int64_t i = y.n_rows; i < y.n_rows + kValSize; ++i)
+    ds.split[static_cast<size_t>(i)] |= kValBit;
+  for (int64_t i : parts.test_index) ds.split[static_cast<size_t>(i)] |= kTestBit;
+  gather_edges(parts.graph, n_nodes, file, ds);
   if (normalize) normalize_features(ds.features);
   ds.validate();
   return ds;

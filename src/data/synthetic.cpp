@@ -298,32 +298,40 @@ std::string to_string(const SyntheticSpec& s) {
       s.seed, s.train_per_class, s.val, s.test);
 }
 
-Dataset make_synthetic(const SyntheticSpec& spec) {
-  validate(spec);
-  const int32_t n = static_cast<int32_t>(spec.nodes);
-  const int32_t n_classes = spec.classes;
+namespace {
 
-  Dataset data;
-  data.name = "synthetic";
-  data.n_nodes = n;
-  data.n_features = spec.features;
-  data.n_classes = n_classes;
+// Nodes grouped by class, in node order within a class (a counting sort).
+struct ClassIndex {
+  std::vector<int32_t> class_ptr;  // (classes + 1)
+  std::vector<int32_t> by_class;   // (n) node ids
+  std::vector<int32_t> rank;       // (n) each node's position within its class
+};
 
-  // ---- labels and the blocks ----
+// Each node's class (the blocks), uniform over the classes.
+void draw_labels(const SyntheticSpec& spec, Dataset& data) {
+  const int32_t n = data.n_nodes;
+  const int32_t n_classes = data.n_classes;
   data.labels.resize(static_cast<size_t>(n));
-  {
-    const Stream label_rng(spec.seed, kLabelStream);
+  const Stream label_rng(spec.seed, kLabelStream);
 #pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < n; ++i) {
-      data.labels[i] = static_cast<int32_t>(label_rng.below(static_cast<uint64_t>(i), n_classes));
-    }
+  for (int32_t i = 0; i < n; ++i) {
+    data.labels[i] = static_cast<int32_t>(label_rng.below(static_cast<uint64_t>(i), n_classes));
   }
-  // Nodes grouped by class, in node order within a class (a counting sort).
-  std::vector<int32_t> class_ptr(static_cast<size_t>(n_classes) + 1, 0);  // (classes + 1)
+}
+
+// Every class must hold train_per_class nodes.
+ClassIndex index_classes(const SyntheticSpec& spec, const Dataset& data) {
+  const int32_t n = data.n_nodes;
+  const int32_t n_classes = data.n_classes;
+  ClassIndex classes;
+  std::vector<int32_t>& class_ptr = classes.class_ptr;
+  class_ptr.assign(static_cast<size_t>(n_classes) + 1, 0);  // (classes + 1)
   for (int32_t c : data.labels) ++class_ptr[c + 1];
   for (int32_t c = 0; c < n_classes; ++c) class_ptr[c + 1] += class_ptr[c];
-  std::vector<int32_t> by_class(static_cast<size_t>(n));  // (n) node ids
-  std::vector<int32_t> rank(static_cast<size_t>(n));      // (n) position within its class
+  std::vector<int32_t>& by_class = classes.by_class;
+  by_class.resize(static_cast<size_t>(n));
+  std::vector<int32_t>& rank = classes.rank;
+  rank.resize(static_cast<size_t>(n));
   {
     std::vector<int32_t> next(class_ptr.begin(), class_ptr.end() - 1);
     for (int32_t i = 0; i < n; ++i) {
@@ -340,8 +348,38 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
             "; raise nodes or lower train_per_class");
     }
   }
+  return classes;
+}
 
-  // ---- edges ----
+// Sorts and de-duplicates each row of dst (row i at [row_ptr[i],
+// row_ptr[i + 1])), then compacts the rows in place; row_ptr becomes the new
+// rows' offsets. `cursor` is scratch (n).
+void sort_and_compact_rows(std::vector<int32_t>& dst, std::vector<int64_t>& row_ptr, std::vector<int64_t>& cursor) {
+  const int32_t n = static_cast<int32_t>(cursor.size());
+  // Sort and de-duplicate each row; cursor[i] becomes the row's new length.
+#pragma omp parallel for schedule(dynamic, 1024)
+  for (int32_t i = 0; i < n; ++i) {
+    int32_t* begin = dst.data() + row_ptr[i];
+    int32_t* end = dst.data() + row_ptr[i + 1];
+    std::sort(begin, end);
+    cursor[i] = std::unique(begin, end) - begin;
+  }
+  // Compact in place (each row moves left or stays).
+  int64_t out = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const int64_t from = row_ptr[i];
+    const int64_t len = cursor[i];
+    if (from != out) std::memmove(dst.data() + out, dst.data() + from, sizeof(int32_t) * len);
+    row_ptr[i] = out;
+    out += len;
+  }
+  row_ptr[n] = out;
+}
+
+// The edges: each node draws its targets (homophily: of its own class), and
+// every draw is stored both ways, rows sorted and without duplicates.
+void draw_edges(const SyntheticSpec& spec, const ClassIndex& classes, Dataset& data) {
+  const int32_t n = data.n_nodes;
   const DrawCount draws = draw_count(spec.degree);
   const int64_t max_draws = draws.max();
   const Stream count_rng(spec.seed, kCountStream);
@@ -359,17 +397,17 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
     const uint64_t index =
         static_cast<uint64_t>(i) * static_cast<uint64_t>(max_draws) + static_cast<uint64_t>(j);
     const int32_t c = data.labels[i];
-    const int32_t first = class_ptr[c];
-    const int32_t size = class_ptr[c + 1] - first;
+    const int32_t first = classes.class_ptr[c];
+    const int32_t size = classes.class_ptr[c + 1] - first;
     const bool inside = hom_rng.uniform(index) < spec.homophily;
     if (inside && size > 1) {
       uint32_t r = pick_rng.below(index, static_cast<uint64_t>(size - 1));
-      if (static_cast<int32_t>(r) >= rank[i]) ++r;
-      return by_class[static_cast<size_t>(first) + r];
+      if (static_cast<int32_t>(r) >= classes.rank[i]) ++r;
+      return classes.by_class[static_cast<size_t>(first) + r];
     }
     if (!inside && size < n) {
       const uint32_t r = pick_rng.below(index, static_cast<uint64_t>(n - size));
-      return by_class[static_cast<int32_t>(r) < first ? r : static_cast<size_t>(r) + size];
+      return classes.by_class[static_cast<int32_t>(r) < first ? r : static_cast<size_t>(r) + size];
     }
     const int32_t r = static_cast<int32_t>(pick_rng.below(index, static_cast<uint64_t>(n - 1)));
     return r >= i ? r + 1 : r;
@@ -393,7 +431,7 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
 
   // Fill the rows: node i's own draws first, in draw order, then the draws
   // that picked i, appended through an atomic cursor. Their order depends on
-  // the threads' timing; the sort below removes that.
+  // the threads' timing; sort_and_compact_rows removes that.
   std::vector<int32_t>& dst = data.edge_dst;
   dst.resize(static_cast<size_t>(n_stored));
   {
@@ -413,24 +451,7 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
         dst[in_pos] = i;
       }
     }
-    // Sort and de-duplicate each row; cursor[i] becomes the row's new length.
-#pragma omp parallel for schedule(dynamic, 1024)
-    for (int32_t i = 0; i < n; ++i) {
-      int32_t* begin = dst.data() + row_ptr[i];
-      int32_t* end = dst.data() + row_ptr[i + 1];
-      std::sort(begin, end);
-      cursor[i] = std::unique(begin, end) - begin;
-    }
-    // Compact in place (each row moves left or stays).
-    int64_t out = 0;
-    for (int32_t i = 0; i < n; ++i) {
-      const int64_t from = row_ptr[i];
-      const int64_t len = cursor[i];
-      if (from != out) std::memmove(dst.data() + out, dst.data() + from, sizeof(int32_t) * len);
-      row_ptr[i] = out;
-      out += len;
-    }
-    row_ptr[n] = out;
+    sort_and_compact_rows(dst, row_ptr, cursor);
   }
   const int64_t n_edges = row_ptr[n];
   dst.resize(static_cast<size_t>(n_edges));
@@ -440,10 +461,12 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
   for (int32_t i = 0; i < n; ++i) {
     std::fill(data.edge_src.begin() + row_ptr[i], data.edge_src.begin() + row_ptr[i + 1], i);
   }
-  std::vector<int64_t>().swap(row_ptr);
-  std::vector<int32_t>().swap(rank);
+}
 
-  // ---- features ----
+// The sparse features: a class's band of columns carries the signal.
+void draw_features(const SyntheticSpec& spec, Dataset& data) {
+  const int32_t n = data.n_nodes;
+  const int32_t n_classes = data.n_classes;
   // Row i: band_nnz distinct columns of its class's band [c*F/C, (c+1)*F/C),
   // then the rest distinct among the other columns, all by Floyd's sampling
   // (exactly k draws for k columns, whatever nnz/features is).
@@ -504,30 +527,48 @@ Dataset make_synthetic(const SyntheticSpec& spec) {
     }
   }
   x.indptr[0] = 0;
+}
 
-  // ---- the split ----
+// The split in node order: train_per_class of each class, then val, then test.
+void assign_split(const SyntheticSpec& spec, Dataset& data) {
+  const int32_t n = data.n_nodes;
   data.split.assign(static_cast<size_t>(n), 0);
-  {
-    std::vector<int32_t> train_seen(static_cast<size_t>(n_classes), 0);
-    for (int32_t i = 0; i < n; ++i) {
-      if (train_seen[data.labels[i]] < spec.train_per_class) {
-        ++train_seen[data.labels[i]];
-        data.split[i] = kTrainBit;
-      }
-    }
-    int32_t n_val = 0, n_test = 0;
-    for (int32_t i = 0; i < n && (n_val < spec.val || n_test < spec.test); ++i) {
-      if (data.split[i] != 0) continue;
-      if (n_val < spec.val) {
-        data.split[i] = kValBit;
-        ++n_val;
-      } else {
-        data.split[i] = kTestBit;
-        ++n_test;
-      }
+  std::vector<int32_t> train_seen(static_cast<size_t>(data.n_classes), 0);
+  for (int32_t i = 0; i < n; ++i) {
+    if (train_seen[data.labels[i]] < spec.train_per_class) {
+      ++train_seen[data.labels[i]];
+      data.split[i] = kTrainBit;
     }
   }
+  int32_t n_val = 0, n_test = 0;
+  for (int32_t i = 0; i < n && (n_val < spec.val || n_test < spec.test); ++i) {
+    if (data.split[i] != 0) continue;
+    if (n_val < spec.val) {
+      data.split[i] = kValBit;
+      ++n_val;
+    } else {
+      data.split[i] = kTestBit;
+      ++n_test;
+    }
+  }
+}
 
+}  // namespace
+
+Dataset make_synthetic(const SyntheticSpec& spec) {
+  validate(spec);
+  Dataset data;
+  data.name = "synthetic";
+  data.n_nodes = static_cast<int32_t>(spec.nodes);
+  data.n_features = spec.features;
+  data.n_classes = spec.classes;
+  draw_labels(spec, data);
+  {
+    const ClassIndex classes = index_classes(spec, data);
+    draw_edges(spec, classes, data);
+  }
+  draw_features(spec, data);
+  assign_split(spec, data);
   data.validate();
   return data;
 }

@@ -153,14 +153,19 @@ std::vector<TrainResult> Trainer::train_batch(const std::vector<TrainConfig>& co
   return run(configs, options);
 }
 
-std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, const TrainOptions& options) {
+namespace {
+
+// The models of one run fit the trainer (its shape; a single-model trainer's
+// dropout; dropout only where the batch planned it) and share what a batch
+// shares.
+void check_configs(const std::vector<TrainConfig>& configs, const ModelShape& shape, int batch, float dropout,
+                   bool with_dropout) {
   const TrainConfig& config = configs.front();  // the shared options
-  const int n_models = static_cast<int>(configs.size());
   for (const TrainConfig& c : configs) {
     c.validate();
-    const ModelShape wanted = c.shape(shape_.n_features, shape_.n_classes);
-    if (wanted != shape_) {
-      throw UsageError(fmt::format("this trainer's model is {}, not {}", shape_.describe(), wanted.describe()));
+    const ModelShape wanted = c.shape(shape.n_features, shape.n_classes);
+    if (wanted != shape) {
+      throw UsageError(fmt::format("this trainer's model is {}, not {}", shape.describe(), wanted.describe()));
     }
     if (c.epochs != config.epochs || c.loss != config.loss || c.log_every != config.log_every ||
         c.select != config.select || c.patience != config.patience || c.allow_nonfinite != config.allow_nonfinite ||
@@ -168,39 +173,193 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
       throw Error("train_batch: the models of a batch share epochs, loss, log_every, select, patience, "
                   "allow_nonfinite and cuda_graph");
     }
-    if (batch_ == 0 && c.dropout != dropout_) {
-      throw UsageError(fmt::format("this trainer's model has dropout {}, not {}", dropout_, c.dropout));
+    if (batch == 0 && c.dropout != dropout) {
+      throw UsageError(fmt::format("this trainer's model has dropout {}, not {}", dropout, c.dropout));
     }
-    if (batch_ > 0 && c.dropout > 0.0f && !with_dropout_) {
+    if (batch > 0 && c.dropout > 0.0f && !with_dropout) {
       throw Error("train_batch: dropout in a batch trainer made without dropout");
     }
   }
+}
+
+// A batch trainer's model for these models: rebuilt when their count, or a
+// single model's dropout (planned in), changes.
+void prepare_batch_model(const DeviceGraph& graph, const ModelShape& shape, bool with_dropout,
+                         const std::vector<TrainConfig>& configs, const std::vector<ModelRates>& rates,
+                         std::unique_ptr<GcnModel>& model, std::unique_ptr<Recording>& recording) {
+  const int n_models = static_cast<int>(configs.size());
+  const bool rebuild = !model || model->batch() != n_models ||
+                       (n_models == 1 && model->rates().front().dropout != configs.front().dropout);
+  if (!rebuild) return;
+  recording.reset();
+  model.reset();
+  if (n_models == 1) {
+    model = std::make_unique<GcnModel>(graph, shape, configs.front().dropout);
+  } else {
+    // Planned with the dropout layer whenever the trainer may drop, so
+    // later batches of this size reuse the plan (a model without
+    // dropout trains to the same bits either way).
+    std::vector<ModelRates> planned = rates;
+    if (with_dropout) planned.front().dropout = 0.5f;
+    model = std::make_unique<GcnModel>(graph, shape, planned);
+  }
+}
+
+// --resume: the one model continues after resume.epoch epochs (its
+// parameters, Adam's moments, history and best epoch); returns the first
+// epoch to run.
+int resume_model(const TrainState& resume, const TrainConfig& config, const DeviceGraph& graph, GcnModel& model,
+                 StepState& step, TrainResult& result) {
+  if (resume.epoch < 0 || resume.epoch > config.epochs || static_cast<int>(resume.history.size()) != resume.epoch) {
+    throw UsageError(fmt::format("--resume: the checkpoint is at epoch {} with {} history entries; --epochs is {}",
+                                 resume.epoch, resume.history.size(), config.epochs));
+  }
+  if (resume.best_epoch < 0 || resume.best_epoch > resume.epoch) {
+    throw UsageError(fmt::format("--resume: the checkpoint's best epoch {} is not one of its {} epochs",
+                                 resume.best_epoch, resume.epoch));
+  }
+  model.set_params(resume.params);
+  model.set_adam_state(resume.adam_m, resume.adam_v);
+  result.history = resume.history;
+  result.best_epoch = resume.best_epoch;
+  step.epoch = resume.epoch;
+  if (resume.best_epoch > 0) {
+    const EpochStats& b = resume.history[static_cast<std::size_t>(resume.best_epoch - 1)];
+    step.best_epoch = resume.best_epoch;
+    step.best_val_correct = static_cast<int32_t>(std::llround(b.val_acc * graph.n_val()));
+    step.best_val_loss = static_cast<float>(b.val_loss);
+    if (config.select == Selection::kBestVal) {
+      if (resume.best_params.size() != static_cast<std::size_t>(model.layout().total)) {
+        throw UsageError("--resume: the checkpoint holds no best-epoch parameters; it was not made with --select "
+                         "best-val");
+      }
+      model.set_best_params(resume.best_params);
+    }
+  }
+  return resume.epoch + 1;
+}
+
+// Epochs (fetched, epoch] of every model from the backend's ring into the
+// host's (in at most two pieces where the ring wraps).
+void download_ring(Backend& backend, EpochMetrics* host_ring, const MetricsRing& ring, int fetched, int epoch,
+                   int n_models) {
+  const int n_new = epoch - fetched;
+  for (int done = 0; done < n_new;) {
+    const int slot = (fetched + done) % ring.size;
+    const int count = std::min(n_new - done, ring.size - slot);
+    backend.download_async(host_ring + static_cast<std::size_t>(slot) * n_models,
+                           ring.slots + static_cast<std::size_t>(slot) * n_models,
+                           sizeof(EpochMetrics) * static_cast<std::size_t>(count) * n_models);
+    done += count;
+  }
+}
+
+// The downloaded figures of epochs (fetched, epoch] into each running
+// model's history, with its best epoch; a model whose patience ran out
+// stops (the backend stopped it at the same epoch, by the same rule).
+void take_figures(const EpochMetrics* host_ring, int ring_size, int fetched, int epoch,
+                  const std::vector<TrainConfig>& configs, const DeviceGraph& graph,
+                  std::vector<TrainResult>& results, std::vector<char>& stopped, int& running) {
+  const TrainConfig& config = configs.front();
+  const int n_models = static_cast<int>(configs.size());
+  for (int k = 0; k < n_models; ++k) {
+    if (stopped[k]) continue;
+    TrainResult& result = results[k];
+    for (int e = fetched + 1; e <= epoch; ++e) {
+      const EpochMetrics& m = host_ring[ring_index(ring_size, e - 1, k, n_models)];
+      if (m.epoch != e) {
+        throw Error(fmt::format("epoch {}: the metrics ring holds epoch {} (a read-back fell behind)", e, m.epoch));
+      }
+      if (!std::isfinite(m.loss) && !config.allow_nonfinite) {
+        throw NumericError(fmt::format("{}epoch {}: the training loss is {}; lower --lr, check the input features, "
+                                       "or pass --allow-nonfinite to continue anyway",
+                                       n_models > 1 ? fmt::format("model {} (seed {}, lr {}): ", k, configs[k].seed,
+                                                                  configs[k].lr)
+                                                    : "",
+                                       e, m.loss));
+      }
+      result.history.push_back(stats_from(m, e, graph));
+      if (result.best_epoch == 0 || better(result.history.back(), result.history[result.best_epoch - 1])) {
+        result.best_epoch = e;
+      }
+      // The backend stopped at this epoch too (the same rule on the same
+      // figures): nothing after it changed the model.
+      if (config.patience > 0 && e - result.best_epoch >= config.patience) {
+        stopped[k] = 1;
+        --running;
+        result.stopped_early = e < config.epochs;
+        break;
+      }
+    }
+  }
+}
+
+// One model, after a read-back: its log line, and its training state when a
+// checkpoint is due (every checkpoint_every epochs; at the end; on an
+// interrupt).
+void log_and_checkpoint(const TrainOptions& options, const TrainResult& result, GcnModel& model, bool best_val,
+                        int n_epochs, bool log_now, bool checkpoint_now, bool stop, bool interrupted) {
+  const int last = result.history.back().epoch;
+  if ((log_now || stop || interrupted) && options.on_log) options.on_log(result.history.back());
+  const bool periodic =
+      (checkpoint_now || stop) && options.checkpoint_every > 0 && last % options.checkpoint_every == 0;
+  const bool at_end = (options.checkpoint_at_end && (stop || last == n_epochs)) ||
+                      (interrupted && (options.checkpoint_at_end || options.checkpoint_every > 0));
+  if ((periodic || at_end) && options.on_checkpoint) {
+    TrainState state;
+    state.epoch = last;
+    state.params = model.params();
+    state.adam_m = model.adam_m();
+    state.adam_v = model.adam_v();
+    state.history = result.history;
+    state.best_epoch = result.best_epoch;
+    if (best_val) state.best_params = model.best_params();
+    options.on_checkpoint(state);
+  }
+}
+
+// The run's end: the host's best epochs agree with the backend's; each
+// result gets its selected epoch's parameters and the run's timings.
+void finish_results(GcnModel& model, bool best_val, double train_s, double epoch_ms_median, bool graph_replayed,
+                    std::vector<TrainResult>& results) {
+  const int n_models = static_cast<int>(results.size());
+  const std::vector<StepState> final_steps = model.steps();
+  for (int k = 0; k < n_models; ++k) {
+    if (final_steps[k].best_epoch != results[k].best_epoch) {
+      throw Error(fmt::format("internal: the backend's best epoch {} differs from the host's {}",
+                              final_steps[k].best_epoch, results[k].best_epoch));
+    }
+  }
+  std::vector<std::vector<float>> selected;
+  if (n_models == 1) {
+    if (best_val) model.use_best_params();
+    selected.push_back(model.params());
+  } else {
+    selected = best_val ? model.model_best_params() : model.model_params();
+  }
+  for (int k = 0; k < n_models; ++k) {
+    TrainResult& result = results[k];
+    result.train_s = train_s;
+    result.epoch_ms_median = epoch_ms_median;
+    result.graph_replayed = graph_replayed;
+    result.selected_epoch = best_val ? result.best_epoch : static_cast<int>(result.history.size());
+    result.params = std::move(selected[k]);
+  }
+}
+
+}  // namespace
+
+std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, const TrainOptions& options) {
+  const TrainConfig& config = configs.front();  // the shared options
+  const int n_models = static_cast<int>(configs.size());
+  check_configs(configs, shape_, batch_, dropout_, with_dropout_);
   Backend& backend = graph_->backend();
   const ModelShape& shape = shape_;
   std::vector<ModelRates> rates;
   for (const TrainConfig& c : configs) rates.push_back(ModelRates{c.lr, c.weight_decay, c.dropout});
-  if (batch_ > 0) {
-    // A batch model of this many models (one model: its dropout is planned in).
-    const bool rebuild = !model_ || model_->batch() != n_models ||
-                         (n_models == 1 && model_->rates().front().dropout != configs.front().dropout);
-    if (rebuild) {
-      recording_.reset();
-      model_.reset();
-      if (n_models == 1) {
-        model_ = std::make_unique<GcnModel>(*graph_, shape, configs.front().dropout);
-      } else {
-        // Planned with the dropout layer whenever the trainer may drop, so
-        // later batches of this size reuse the plan (a model without
-        // dropout trains to the same bits either way).
-        std::vector<ModelRates> planned = rates;
-        if (with_dropout_) planned.front().dropout = 0.5f;
-        model_ = std::make_unique<GcnModel>(*graph_, shape, planned);
-      }
-    }
-  }
+  if (batch_ > 0) prepare_batch_model(*graph_, shape, with_dropout_, configs, rates, model_, recording_);
   GcnModel& model = *model_;
   if (n_models > 1) model.set_rates(rates);  // one model takes its rates as arguments
-  const TrainState* resume = options.resume;
   const bool best_val = config.select == Selection::kBestVal;
   const int n_epochs = config.epochs;
 
@@ -212,37 +371,8 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     results[k].history.reserve(static_cast<std::size_t>(std::min(n_epochs, 100'000)));
   }
   int first_epoch = 1;
-  if (resume != nullptr) {
-    TrainResult& result = results.front();
-    StepState& step = steps.front();
-    if (resume->epoch < 0 || resume->epoch > config.epochs ||
-        static_cast<int>(resume->history.size()) != resume->epoch) {
-      throw UsageError(fmt::format("--resume: the checkpoint is at epoch {} with {} history entries; --epochs is {}",
-                                   resume->epoch, resume->history.size(), config.epochs));
-    }
-    if (resume->best_epoch < 0 || resume->best_epoch > resume->epoch) {
-      throw UsageError(fmt::format("--resume: the checkpoint's best epoch {} is not one of its {} epochs",
-                                   resume->best_epoch, resume->epoch));
-    }
-    model.set_params(resume->params);
-    model.set_adam_state(resume->adam_m, resume->adam_v);
-    result.history = resume->history;
-    result.best_epoch = resume->best_epoch;
-    first_epoch = resume->epoch + 1;
-    step.epoch = resume->epoch;
-    if (resume->best_epoch > 0) {
-      const EpochStats& b = resume->history[static_cast<std::size_t>(resume->best_epoch - 1)];
-      step.best_epoch = resume->best_epoch;
-      step.best_val_correct = static_cast<int32_t>(std::llround(b.val_acc * graph_->n_val()));
-      step.best_val_loss = static_cast<float>(b.val_loss);
-      if (best_val) {
-        if (resume->best_params.size() != static_cast<std::size_t>(model.layout().total)) {
-          throw UsageError("--resume: the checkpoint holds no best-epoch parameters; it was not made with --select "
-                           "best-val");
-        }
-        model.set_best_params(resume->best_params);
-      }
-    }
+  if (options.resume != nullptr) {
+    first_epoch = resume_model(*options.resume, config, *graph_, model, steps.front(), results.front());
   } else if (options.init_params != nullptr) {
     // Every model starts from them (the seeds still differ in the dropout masks).
     model.set_model_params(std::vector<std::vector<float>>(static_cast<std::size_t>(n_models), *options.init_params));
@@ -294,106 +424,30 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
     const bool interrupted = options.interrupt != nullptr && options.interrupt->load(std::memory_order_relaxed);
     if (!log_now && !checkpoint_now && !warmup_end && !interrupted && epoch - fetched < read_every) continue;
 
-    // One read-back: the new slots of every model (in at most two pieces
-    // where the ring wraps).
+    // One read-back: the new slots of every model.
     const int group_end = backend.record_marker();
     const int n_new = epoch - fetched;
-    for (int done = 0; done < n_new;) {
-      const int slot = (fetched + done) % ring.size;
-      const int count = std::min(n_new - done, ring.size - slot);
-      backend.download_async(host_ring_ + static_cast<std::size_t>(slot) * n_models,
-                             ring.slots + static_cast<std::size_t>(slot) * n_models,
-                             sizeof(EpochMetrics) * static_cast<std::size_t>(count) * n_models);
-      done += count;
-    }
+    download_ring(backend, host_ring_, ring, fetched, epoch, n_models);
     backend.synchronize();
     const double group_ms = backend.elapsed_ms(group_start, group_end);
     backend.clear_markers();
     group_start = backend.record_marker();
     for (int i = 0; i < n_new; ++i) epoch_ms.push_back(group_ms / n_new);
 
-    for (int k = 0; k < n_models; ++k) {
-      if (stopped[k]) continue;
-      TrainResult& result = results[k];
-      for (int e = fetched + 1; e <= epoch; ++e) {
-        const EpochMetrics& m = host_ring_[ring_index(ring.size, e - 1, k, n_models)];
-        if (m.epoch != e) {
-          throw Error(fmt::format("epoch {}: the metrics ring holds epoch {} (a read-back fell behind)", e, m.epoch));
-        }
-        if (!std::isfinite(m.loss) && !config.allow_nonfinite) {
-          throw NumericError(fmt::format("{}epoch {}: the training loss is {}; lower --lr, check the input features, "
-                                         "or pass --allow-nonfinite to continue anyway",
-                                         n_models > 1 ? fmt::format("model {} (seed {}, lr {}): ", k, configs[k].seed,
-                                                                    configs[k].lr)
-                                                      : "",
-                                         e, m.loss));
-        }
-        result.history.push_back(stats_from(m, e, *graph_));
-        if (result.best_epoch == 0 || better(result.history.back(), result.history[result.best_epoch - 1])) {
-          result.best_epoch = e;
-        }
-        // The backend stopped at this epoch too (the same rule on the same
-        // figures): nothing after it changed the model.
-        if (config.patience > 0 && e - result.best_epoch >= config.patience) {
-          stopped[k] = 1;
-          --running;
-          result.stopped_early = e < n_epochs;
-          break;
-        }
-      }
-    }
+    take_figures(host_ring_, ring.size, fetched, epoch, configs, *graph_, results, stopped, running);
     fetched = epoch;
     if (interrupted) {
       for (int k = 0; k < n_models; ++k) results[k].interrupted = !stopped[k] && epoch < n_epochs;
     }
     if (n_models == 1) {
-      const TrainResult& result = results.front();
-      const bool stop = running == 0;
-      const int last = result.history.back().epoch;
-      if ((log_now || stop || interrupted) && options.on_log) options.on_log(result.history.back());
-      const bool periodic = (checkpoint_now || stop) && options.checkpoint_every > 0 &&
-                            last % options.checkpoint_every == 0;
-      const bool at_end = (options.checkpoint_at_end && (stop || last == n_epochs)) ||
-                          (interrupted && (options.checkpoint_at_end || options.checkpoint_every > 0));
-      if ((periodic || at_end) && options.on_checkpoint) {
-        TrainState state;
-        state.epoch = last;
-        state.params = model.params();
-        state.adam_m = model.adam_m();
-        state.adam_v = model.adam_v();
-        state.history = result.history;
-        state.best_epoch = result.best_epoch;
-        if (best_val) state.best_params = model.best_params();
-        options.on_checkpoint(state);
-      }
+      log_and_checkpoint(options, results.front(), model, best_val, n_epochs, log_now, checkpoint_now,
+                         /*stop=*/running == 0, interrupted);
     }
     if (options.on_progress) options.on_progress(epoch, running);
     if (interrupted) break;
   }
   const double train_s = std::chrono::duration<double>(Clock::now() - t_start).count();
-  const double epoch_ms_median = median_after_warmup(epoch_ms);
-  const std::vector<StepState> final_steps = model.steps();
-  for (int k = 0; k < n_models; ++k) {
-    if (final_steps[k].best_epoch != results[k].best_epoch) {
-      throw Error(fmt::format("internal: the backend's best epoch {} differs from the host's {}",
-                              final_steps[k].best_epoch, results[k].best_epoch));
-    }
-  }
-  std::vector<std::vector<float>> selected;
-  if (n_models == 1) {
-    if (best_val) model.use_best_params();
-    selected.push_back(model.params());
-  } else {
-    selected = best_val ? model.model_best_params() : model.model_params();
-  }
-  for (int k = 0; k < n_models; ++k) {
-    TrainResult& result = results[k];
-    result.train_s = train_s;
-    result.epoch_ms_median = epoch_ms_median;
-    result.graph_replayed = graph_replayed;
-    result.selected_epoch = best_val ? result.best_epoch : static_cast<int>(result.history.size());
-    result.params = std::move(selected[k]);
-  }
+  finish_results(model, best_val, train_s, median_after_warmup(epoch_ms), graph_replayed, results);
   if (options.want_log_probs) results.front().log_probs = model.log_probabilities();
   if (options.want_embeddings) results.front().embeddings = model.hidden_output(nullptr);
   return results;
