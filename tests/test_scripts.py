@@ -463,5 +463,69 @@ class ModelsPyG(Base):
                 for key in ("train_acc", "val_acc", "test_acc"):
                     self.assertAlmostEqual(theirs[key], ours[key], delta=0.0025, msg=key)
 
+class CitationBenchmark(Base):
+    """scripts/citation_benchmark.py: benchmark/citation's procedure applied to a history, by
+    hand; the gcn-train side of the table on Cora; its argument checks."""
+
+    @staticmethod
+    def module():
+        spec = importlib.util.spec_from_file_location("citation_benchmark",
+                                                      os.path.join(SCRIPTS, "citation_benchmark.py"))
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        return m
+
+    def test_the_procedure_by_hand(self):
+        cb = self.module()
+        losses = [1.0, 0.8, 0.9, 0.7, 0.85, 0.6]
+        history = [{"epoch": e + 1, "val_loss": v, "test_acc": (e + 1) / 10} for e, v in enumerate(losses)]
+        # Epoch 5 (> 6 // 2) has 0.85 > mean(0.9, 0.7) = 0.8: it stops there, best at epoch 4.
+        self.assertEqual(cb.benchmark_procedure(history, 6, 2), (0.7, 0.4, 5))
+        # Epoch 4 (0.7) is below the mean of (0.8, 0.9) and goes on. Without early stopping every epoch counts, the best is the last.
+        self.assertEqual(cb.benchmark_procedure(history, 6, 0), (0.6, 0.6, 6))
+        # A window of one: epoch 4 (> 3) 0.7 < 0.9 goes on; epoch 5 0.85 > 0.7 stops.
+        self.assertEqual(cb.benchmark_procedure(history, 6, 1), (0.7, 0.4, 5))
+        # Ties keep the first epoch.
+        flat = [{"epoch": e + 1, "val_loss": 0.5, "test_acc": (e + 1) / 10} for e in range(4)]
+        self.assertEqual(cb.benchmark_procedure(flat, 4, 0), (0.5, 0.1, 4))
+        with self.assertRaisesRegex(ValueError, "--log-every 1"):
+            cb.benchmark_procedure(history[::2], 6, 0)
+
+    def test_bad_arguments(self):
+        for args, needle in ((["--models", "nope"], "'nope' is not a model"),
+                             (["--datasets", "reddit"], "'reddit' is not one of"),
+                             (["--pyg", sys.executable], "--pyg needs --pyg-benchmark"),
+                             (["--runs", "1"], "--runs must be at least 2"),
+                             (["--gcn-train", os.path.join(self.tmp, "none")], "not an executable")):
+            with self.subTest(args=args):
+                p = run(sys.executable, "citation_benchmark.py", "--gcn-train", GCN_TRAIN, *args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(needle, p.stderr)
+                self.assertNotIn("Traceback", p.stderr)
+
+    def test_gcn_trains_the_gcn_row(self):
+        if not os.access(GCN_TRAIN, os.X_OK):
+            self.skipTest(f"{GCN_TRAIN} not built")
+        reason = data_reason()
+        if reason:
+            self.skipTest(reason)
+        out = os.path.join(self.tmp, "t.json")
+        p = run(sys.executable, "citation_benchmark.py", "--gcn-train", GCN_TRAIN, "--data-root", DATA_ROOT,
+                "--models", "gcn", "--datasets", "cora", "--runs", "3", "--json", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(out) as fh:
+            r = json.load(fh)
+        (row,) = r["rows"]
+        self.assertEqual(row["recipe"]["early_stopping"], 10)
+        g = row["gcn_train"]
+        self.assertEqual(len(g["accs"]), 3)
+        for acc, stop in zip(g["accs"], g["stopped_at"]):
+            self.assertGreater(acc, 0.75)  # the tutorial GCN on Cora: about 0.81
+            self.assertLess(acc, 0.86)
+            self.assertGreater(stop, 100)  # early stopping only looks after half the epochs
+            self.assertLessEqual(stop, 200)
+        self.assertIn("| gcn | Cora |", p.stdout)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
