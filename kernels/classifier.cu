@@ -319,7 +319,7 @@ static __global__ void evaluate_kernel(const float* __restrict__ logits,   // (r
   slot.val_loss = n_val > 0 ? static_cast<float>(total / static_cast<double>(n_val)) : 0.0f;
   for (int k = 0; k < 3; ++k) slot.correct[k] = static_cast<int32_t>(counts[k]);
   slot.epoch = static_cast<int32_t>(step->epoch + 1);
-  select_epoch(*step, slot, advance);
+  select_epoch(*step, slot, advance, MetricsRing{ring, ring_size}, model, static_cast<int32_t>(gridDim.y));
   *counter = 0u;  // ready for the next launch
 }
 

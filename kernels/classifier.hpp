@@ -45,7 +45,8 @@ void launch_classifier_loss(const float* logits, const int32_t* labels, const ui
 // Backend::evaluate, for each model: into its slot the validation loss (over
 // the kValBit rows, n_val of them), the correct predictions per split bit
 // (argmax: the first maximum, or the first NaN) and the epoch; then
-// select_epoch(steps[k], slot, advance).
+// select_epoch(steps[k], slot, advance, ring, k, batch) (the ring's earlier
+// epochs for early stopping).
 void launch_evaluate(const float* logits, const int32_t* labels, const uint8_t* split, int64_t n_val, int64_t rows,
                      int64_t cols, int batch, StepState* steps, EpochMetrics* ring, int32_t ring_size, bool advance,
                      double* partial, unsigned* counters, cudaStream_t stream);

@@ -11,10 +11,9 @@ benchmark's procedure (benchmark/citation/train_eval.py):
   - with early_stopping K > 0, after half the epochs, training stops at the first epoch whose
     validation loss exceeds the mean of the K validation losses before it.
 
-gcn-train writes every epoch's metrics (--log-every 1), and the procedure is applied to that
-history: stopping early truncates a run without changing the epochs before the stop, so the
-score is the one the procedure would give had the run stopped there. (gcn-train still trains
-all --epochs, so its wall time is an upper bound.)
+gcn-train runs it as `--recipe citation` (--select best-val-loss, --early-stopping K), and the
+script checks each run's selected epoch against the procedure applied (here, in Python) to the
+run's per-epoch history (--log-every 1): the same epochs, validation loss and test accuracy.
 
 With --pyg PYTHON and --pyg-benchmark DIR (a checkout's benchmark/citation folder), PyG's
 scripts run the same table with run.sh's arguments and --runs, on a private copy of the raw
@@ -76,17 +75,12 @@ def mean_std(xs):
     return m, s
 
 
-def gcn_train_flags(kind, r):
-    flags = ["--model", kind, "--epochs", str(r["epochs"]), "--layers", str(r["layers"]), "--hidden", str(r["hidden"]),
-             "--lr", repr(r["lr"]), "--weight-decay", repr(r["weight_decay"]), "--dropout", repr(r["dropout"]),
-             "--input-dropout", repr(r["input_dropout"])]
-    return flags + pyg_common.hyper_flags(kind, r)
-
-
 def run_gcn_train(args, kind, dataset, r, work):
+    """`--recipe citation`'s runs, each scored by gcn-train (--select best-val-loss,
+    --early-stopping) and checked against benchmark_procedure on its history."""
     out = os.path.join(work, f"{kind}-{dataset}.json")
     cmd = [args.gcn_train, "--dataset", dataset, "--data-root", args.data_root, "--device", args.device,
-           "--runs", str(args.runs), "--log-every", "1", "--json", out] + gcn_train_flags(kind, r)
+           "--model", kind, "--recipe", "citation", "--runs", str(args.runs), "--log-every", "1", "--json", out]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     t0 = time.perf_counter()
@@ -98,9 +92,13 @@ def run_gcn_train(args, kind, dataset, r, work):
         report = json.load(f)
     accs, stops = [], []
     for run in report["runs"]:
-        _, acc, last = benchmark_procedure(run["history"], r["epochs"], r["early_stopping"])
-        accs.append(acc)
-        stops.append(last)
+        ours = (run["selected"]["val_loss"], run["selected"]["test_acc"], len(run["history"]))
+        theirs = benchmark_procedure(run["history"], r["epochs"], r["early_stopping"])
+        if ours != theirs:
+            sys.exit(f"{PROG}: {kind} on {dataset}, seed {run['seed']}: gcn-train selected (val loss, test acc, "
+                     f"epochs) {ours}, the benchmark's procedure on its history {theirs}")
+        accs.append(ours[1])
+        stops.append(ours[2])
     return {"accs": accs, "stopped_at": stops, "wall_s": wall, "command": cmd}
 
 
@@ -162,6 +160,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="gcn-train's --threads and PyG's OMP_NUM_THREADS")
     ap.add_argument("--pyg", help="a Python with torch_geometric: also run PyG's scripts")
     ap.add_argument("--pyg-benchmark", help="PyG's benchmark/citation folder (with --pyg)")
+    ap.add_argument("--pyg-from", action="append", default=[], metavar="JSON",
+                    help="PyG's rows from an earlier --json of this script (same --runs and recipes) instead of "
+                         "running them again; repeatable")
     ap.add_argument("--max-diff", type=float, default=1.0, help="percentage points (exit 1 above)")
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--table", help="write the Markdown table here")
@@ -183,6 +184,16 @@ def main():
         if m not in pyg_common.REGISTRY:
             ap.error(f"--models: '{m}' is not a model of gcn-train ({', '.join(pyg_common.REGISTRY)})")
 
+    earlier = {}
+    for path in args.pyg_from:
+        try:
+            with open(path) as f:
+                old = json.load(f)
+            for row in old["rows"]:
+                if "pyg" in row and old["runs"] == args.runs:
+                    earlier[(row["model"], row["dataset"])] = row
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            ap.error(f"--pyg-from {path}: not a --json of this script ({e})")
     rows, skipped = [], []
     totals = {"gcn_train_s": 0.0, "pyg_s": 0.0}
     with tempfile.TemporaryDirectory(prefix="citation_benchmark_") as work:
@@ -198,14 +209,17 @@ def main():
                 totals["gcn_train_s"] += ours["wall_s"]
                 row = {"model": kind, "dataset": dataset, "recipe": r, "gcn_train": ours}
                 row["gcn_train"]["acc_mean"], row["gcn_train"]["acc_std"] = mean_std(ours["accs"])
-                if pkg:
-                    row["pyg"] = run_pyg(args, pkg, kind, dataset, r)
+                old = earlier.get((kind, dataset))
+                if old is not None and pyg_args(kind, dataset, old["recipe"]) != pyg_args(kind, dataset, r):
+                    old = None  # another recipe: run it again
+                if old is not None or pkg:
+                    row["pyg"] = old["pyg"] if old is not None else run_pyg(args, pkg, kind, dataset, r)
                     totals["pyg_s"] += row["pyg"]["wall_s"]
                     row["diff_pp"] = 100.0 * (row["gcn_train"]["acc_mean"] - row["pyg"]["acc_mean"])
                 rows.append(row)
                 g = row["gcn_train"]
                 line = f"{kind:6s} {dataset:9s} gcn-train {g['acc_mean']:.4f} ± {g['acc_std']:.4f} ({g['wall_s']:.1f} s)"
-                if pkg:
+                if "pyg" in row:
                     p = row["pyg"]
                     line += f"   PyG {p['acc_mean']:.3f} ± {p['acc_std']:.3f} ({p['wall_s']:.1f} s)   {row['diff_pp']:+.2f} pp"
                 print(line, flush=True)
@@ -218,7 +232,7 @@ def main():
                      + (f"{p['acc_mean']:.3f} ± {p['acc_std']:.3f} | {row['diff_pp']:+.2f} pp | " if p else "| | ")
                      + f"{g['wall_s']:.1f} s | " + (f"{p['wall_s']:.1f} s |" if p else "|"))
     summary = f"{args.runs} runs each; whole table: gcn-train {totals['gcn_train_s']:.1f} s"
-    if args.pyg:
+    if totals["pyg_s"] > 0:
         summary += f", PyG {totals['pyg_s']:.1f} s ({totals['pyg_s'] / max(totals['gcn_train_s'], 1e-9):.1f}x)"
     for s in skipped:
         print(f"skipped {s['model']} on {s['dataset']}: {s['why']}")

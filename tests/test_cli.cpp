@@ -145,6 +145,9 @@ TEST_F(Cli, ExperimentFlagErrorsAreUsageErrors) {
   const std::string ck = (dir_ / "ck.safetensors").string();
   for (const std::string& args :
        {std::string("--runs 0"), std::string("--select worst"), std::string("--patience -2"),
+        std::string("--early-stopping -1"), std::string("--early-stopping 1001"), std::string("--recipe paper"),
+        std::string("--model sage --recipe citation"), "--random-splits --checkpoint " + ck,
+        std::string("--random-splits --split planetoid"),
         std::string("--checkpoint-every 5"), "--init a.safetensors --resume " + ck,
         "--runs 2 --resume " + ck}) {
     const ProcessRun r = run("--dataset cora " + args);
@@ -241,6 +244,53 @@ TEST_F(Cli, ModelsBringTheirDefaultsAndSaveAndInitAcrossModels) {
     EXPECT_EQ(r.status, 2) << bad;
     EXPECT_EQ(count_lines(r.err), 1) << bad << ": " << r.err;
   }
+}
+
+// --recipe citation: benchmark/citation's script for the model and dataset
+// (run.sh's arguments), its selection and early stopping; flags override it;
+// --write-config repeats it.
+TEST_F(Cli, RecipeCitationIsTheBenchmarkScript) {
+  GCN_REQUIRE_DATA();
+  const fs::path j = dir_ / "r.json", cfg = dir_ / "r.toml", j2 = dir_ / "r2.json";
+  ProcessRun r = run("--dataset cora --model gat --recipe citation --epochs 3 --json '" + j.string() +
+                     "' --write-config '" + cfg.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json c = nlohmann::json::parse(slurp(j))["config"];
+  EXPECT_EQ(c["epochs"], 3);  // given
+  EXPECT_EQ(c["select"], "best-val-loss");
+  EXPECT_EQ(c["early_stopping"], 100);  // gat.py's --early_stopping
+  EXPECT_EQ(c["lr"], 0.005);
+  EXPECT_EQ(c["heads"], 8);
+  r = run("--config '" + cfg.string() + "' --json '" + j2.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(j2))["config"], c);
+  EXPECT_EQ(nlohmann::json::parse(slurp(j2))["runs"][0]["history"], nlohmann::json::parse(slurp(j))["runs"][0]["history"]);
+  r = run("--dataset cora --recipe citation --early-stopping 0 --select best-val --epochs 2 --json '" + j.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json c2 = nlohmann::json::parse(slurp(j))["config"];
+  EXPECT_EQ(c2["early_stopping"], 0);
+  EXPECT_EQ(c2["select"], "best-val");
+  r = run("--dataset cora --model sage --recipe citation");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_THAT(r.err, HasSubstr("no script for --model sage"));
+}
+
+// --random-splits: run r trains on --split random with --split-seed + r,
+// the same bits as that run on its own.
+TEST_F(Cli, RandomSplitsGiveEachRunItsOwnSplit) {
+  GCN_REQUIRE_DATA();
+  const fs::path j = dir_ / "r.json", one = dir_ / "one.json";
+  ProcessRun r = run("--dataset cora --epochs 5 --random-splits --runs 2 --seed 5 --split-seed 10 --lr 0.01,0.02 "
+                     "--json '" + j.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json runs = nlohmann::json::parse(slurp(j))["runs"];
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_NE(runs[0]["history"], runs[1]["history"]);
+  r = run("--dataset cora --epochs 5 --split random --split-seed 11 --seed 6 --lr 0.02 --json '" + one.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json alone = nlohmann::json::parse(slurp(one))["runs"][0];
+  EXPECT_EQ(runs[3]["seed"], 6);
+  EXPECT_EQ(runs[3]["history"], alone["history"]);
 }
 
 // --predictions: one row per node; probabilities sum to 1; pred is their

@@ -261,6 +261,113 @@ TEST(Trainer, PatienceStopsAfterKEpochsWithoutImprovement) {
   EXPECT_THROW(train_gcn(*be, d, cfg), UsageError);
 }
 
+// benchmark/citation's procedure, computed here from the history: the first
+// epoch of lowest validation loss, and the first epoch after half the epochs
+// whose validation loss exceeds the mean of the `window` epochs before it.
+struct Procedure {
+  int best = 0, stop = 0;
+};
+Procedure benchmark_procedure(const std::vector<EpochStats>& h, int epochs, int window) {
+  Procedure p;
+  for (const EpochStats& s : h) {
+    if (p.best == 0 || s.val_loss < h[static_cast<std::size_t>(p.best - 1)].val_loss) p.best = s.epoch;
+    p.stop = s.epoch;
+    if (s.epoch > epochs / 2) {
+      double sum = 0.0;
+      int n = 0;
+      for (int e = std::max(1, s.epoch - window); e < s.epoch; ++e, ++n) sum += h[static_cast<std::size_t>(e - 1)].val_loss;
+      if (n > 0 && s.val_loss > sum / n) break;
+    }
+  }
+  return p;
+}
+
+TEST(Trainer, BestValLossAndEarlyStoppingFollowTheBenchmarkProcedure) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  TrainConfig cfg;
+  cfg.epochs = 300;
+  cfg.hidden = 8;
+  cfg.lr = 0.05f;
+  cfg.select = Selection::kBestValLoss;
+  cfg.early_stopping = 10;
+  const TrainResult r = train_gcn(*be, d, cfg);
+  ASSERT_TRUE(r.stopped_early);
+  ASSERT_LT(r.history.size(), 300u);
+  // The same epochs, uninterrupted: the procedure on the full history.
+  TrainConfig all = cfg;
+  all.early_stopping = 0;
+  const TrainResult full = train_gcn(*be, d, all);
+  const Procedure p = benchmark_procedure(full.history, 300, 10);
+  EXPECT_EQ(static_cast<int>(r.history.size()), p.stop);
+  EXPECT_EQ(r.selected_epoch, p.best);
+  EXPECT_EQ(r.best_epoch, p.best);
+  for (std::size_t i = 0; i < r.history.size(); ++i) EXPECT_EQ(r.history[i].val_loss, full.history[i].val_loss);
+  // The selected parameters are those of training for that many epochs.
+  TrainConfig shorter = all;
+  shorter.epochs = p.best;
+  shorter.select = Selection::kLast;
+  EXPECT_EQ(train_gcn(*be, d, shorter).params, r.params);
+  // A batch of three (each its own rates) stops each model where it stops alone.
+  std::vector<TrainConfig> configs;
+  for (float lr : {0.05f, 0.02f, 0.1f}) {
+    configs.push_back(cfg);
+    configs.back().lr = lr;
+    configs.back().seed = static_cast<uint64_t>(lr * 100);
+  }
+  const DeviceGraph graph(*be, d);
+  Trainer batch(graph, 8, 3, true);
+  const std::vector<TrainResult> b = batch.train_batch(configs);
+  for (std::size_t k = 0; k < configs.size(); ++k) {
+    const TrainResult alone = train_gcn(*be, d, configs[k]);
+    EXPECT_EQ(b[k].history.size(), alone.history.size()) << k;
+    EXPECT_EQ(b[k].selected_epoch, alone.selected_epoch) << k;
+    EXPECT_EQ(b[k].params, alone.params) << k;
+  }
+  cfg.early_stopping = -1;
+  EXPECT_THROW(train_gcn(*be, d, cfg), UsageError);
+  cfg.early_stopping = TrainConfig::kMaxEarlyStopping + 1;
+  EXPECT_THROW(train_gcn(*be, d, cfg), UsageError);
+}
+
+// Resumed inside the early-stopping window (the ring refilled from the
+// checkpoint's history), the run stops where the uninterrupted one does.
+TEST(Trainer, EarlyStoppingSurvivesAResume) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  const ModelShape shape{5, 8, 3};
+  TrainConfig cfg;
+  cfg.epochs = 300;
+  cfg.hidden = 8;
+  cfg.lr = 0.05f;
+  cfg.select = Selection::kBestValLoss;
+  cfg.early_stopping = 10;
+  const TrainResult full = train_gcn(*be, d, cfg);
+  ASSERT_TRUE(full.stopped_early);
+  const int at = static_cast<int>(full.history.size()) - 3;  // three epochs before the stop
+  ASSERT_GT(at, 150);
+  std::string bytes;
+  TrainOptions first;
+  first.checkpoint_every = 1;
+  first.on_checkpoint = [&](const TrainState& s) {
+    if (s.epoch == at) bytes = serialize_safetensors(train_state_to_safetensors(shape, s, {{"k", "v"}}));
+  };
+  train_gcn(*be, d, cfg, first);
+  ASSERT_FALSE(bytes.empty());
+  const TrainState state = train_state_from_safetensors(parse_safetensors(bytes, "ckpt"), shape, "ckpt");
+  // Another run first, so that memory the resumed run reuses holds other figures.
+  TrainConfig other = cfg;
+  other.lr = 0.2f;
+  other.early_stopping = 0;
+  train_gcn(*be, d, other);
+  TrainOptions second;
+  second.resume = &state;
+  const TrainResult resumed = train_gcn(*be, d, cfg, second);
+  EXPECT_EQ(resumed.history.size(), full.history.size());
+  EXPECT_EQ(resumed.selected_epoch, full.selected_epoch);
+  EXPECT_EQ(resumed.params, full.params);
+}
+
 // An interrupted run resumed from a checkpoint file ends exactly where the
 // uninterrupted run does: the state round-trips through safetensors bytes.
 TEST(Trainer, ResumeFromACheckpointReachesTheUninterruptedResult) {

@@ -91,8 +91,9 @@ LoadedData load_data(const Options& opt, const std::string& dataset) {
   split_request.spec = {opt.train_per_class, gcn::SplitSize::parse(opt.num_val, "--num-val"),
                         gcn::SplitSize::parse(opt.num_test, "--num-test"), opt.split_seed};
   // Values, not app.count: a --write-config file repeats every default.
-  split_request.sizes_given = opt.train_per_class != 20 || opt.num_val != "500" || opt.num_test != "1000";
-  split_request.seed_given = opt.split_seed != 0;
+  split_request.sizes_given =
+      (opt.train_per_class != 20 || opt.num_val != "500" || opt.num_test != "1000") && !opt.random_splits;
+  split_request.seed_given = opt.split_seed != 0 && !opt.random_splits;  // --random-splits: each run's
   const std::string split = gcn::apply_split(data, split_request, graph_file, file_has_masks, source);
   loaded.load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   spdlog::info("gcn-train {} | {} from {} ({:.3f} s)", kVersion, data.name, source, loaded.load_s);

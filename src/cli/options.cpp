@@ -55,6 +55,9 @@ void add_data_options(CLI::App& app, Options& opt) {
   app.add_option("--num-test", opt.num_test,
                  "Test nodes of --split random/planetoid: a count, or a fraction of the nodes (0.2)");
   app.add_option("--split-seed", opt.split_seed, "Seed of --split random (the same split for every --seed)");
+  app.add_flag("--random-splits", opt.random_splits,
+               "Each run its own random split: run r is --split random with --split-seed + r (PyG "
+               "benchmark/citation's --random_splits; models train one at a time)");
   app.add_flag("--to-undirected", opt.to_undirected,
                "Add every edge's reverse and merge duplicates, as PyG's T.ToUndirected()");
   app.add_option("--export-graph", opt.export_graph,
@@ -151,11 +154,19 @@ void add_output_options(CLI::App& app, Options& opt) {
 // Which epoch a run reports, early stopping, how often it reads back.
 void add_selection_options(CLI::App& app, Options& opt) {
   app.add_option("--select", opt.select,
-                 "Report (and save) the last epoch, or best-val: the epoch of best validation accuracy "
-                 "(ties: lower validation loss)")
-      ->check(one_of({"last", "best-val"}));
+                 "Report (and save) the last epoch; best-val: the epoch of best validation accuracy (ties: lower "
+                 "validation loss); best-val-loss: the epoch of lowest validation loss (PyG's benchmark/citation)")
+      ->check(one_of({"last", "best-val", "best-val-loss"}));
   app.add_option("--patience", opt.train.patience,
-                 "Stop when validation has not improved for K epochs (0: never)");
+                 "Stop when validation has not improved (by --select's rule) for K epochs (0: never)");
+  app.add_option("--early-stopping", opt.train.early_stopping,
+                 "PyG benchmark/citation's early stopping: after half the epochs, stop when the validation loss "
+                 "exceeds the mean of the K epochs before (0: never)");
+  app.add_option("--recipe", opt.recipe,
+                 "The defaults of what is not given: default (the model's PyG example) or citation (PyG's "
+                 "benchmark/citation script with run.sh's arguments for --dataset: its epochs, widths, rates, "
+                 "--select best-val-loss and --early-stopping)")
+      ->check(one_of({"default", "citation"}));
   app.add_option("--log-every", opt.train.log_every,
                  "Log (and read back from the device) every K epochs (batches: progress about every tenth of "
                  "the epochs unless given)");
@@ -259,7 +270,17 @@ std::string unknown_option(const CLI::App& app, int argc, char** argv) {
 // used and --config repeats it.
 void resolve_model_defaults(Options& opt, CLI::App& app) {
   const gcn::ModelType& type = gcn::find_model_type(opt.model);
-  const gcn::Recipe r = type.defaults();
+  gcn::Recipe r = type.defaults();
+  if (opt.recipe == "citation") {
+    const std::optional<gcn::Recipe> c = type.citation(opt.dataset);
+    if (!c) {
+      throw gcn::UsageError(fmt::format("--recipe citation: PyG's benchmark/citation has no script for --model {}; "
+                                        "leave out --recipe",
+                                        type.name()));
+    }
+    if (!c->unsupported.empty()) throw gcn::UsageError(fmt::format("--recipe citation: {}", c->unsupported));
+    r = *c;
+  }
   auto set = [&](const char* flag, auto& field, auto value, const std::string& text) {
     if (app.count(flag) > 0) return;
     field = value;
@@ -272,6 +293,10 @@ void resolve_model_defaults(Options& opt, CLI::App& app) {
   set("--input-dropout", opt.input_dropout, r.input_dropout, fmt::format("{}", r.input_dropout));
   set("--layers", opt.layers, r.layers, fmt::format("{}", r.layers));
   set("--epochs", opt.train.epochs, r.epochs, fmt::format("{}", r.epochs));
+  if (opt.recipe == "citation") {
+    set("--select", opt.select, std::string("best-val-loss"), "best-val-loss");
+    set("--early-stopping", opt.train.early_stopping, r.early_stopping, fmt::format("{}", r.early_stopping));
+  }
   for (const gcn::HyperParam& p : type.hyper_params()) {
     const std::string flag = "--" + p.name;
     if (!opt.hyper_text[p.name].empty()) continue;

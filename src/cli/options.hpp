@@ -26,6 +26,7 @@ struct Options {
   std::vector<int> hiddens{16};
   // The architecture (each model's defaults apply to what is not given).
   std::string model = "gcn";
+  std::string recipe = "default";  // --recipe: default | citation (ModelType::defaults or ::citation)
   int layers = 2;
   float input_dropout = 0.0f;
   // The models' own hyperparameters (--heads, --K, ...) as given, by name
@@ -53,6 +54,7 @@ struct Options {
   bool no_normalize = false;
   // The graph and its split (graph files: docs/graph-format.md).
   bool to_undirected = false;
+  bool random_splits = false;  // --random-splits: run r's split is --split random with --split-seed + r
   std::string split = "auto", num_val = "500", num_test = "1000", export_graph;
   int64_t train_per_class = 20;
   uint64_t split_seed = 0;

@@ -92,6 +92,13 @@ void write_predictions(const std::string& path, const gcn::Dataset& data, const 
 namespace {
 
 // "GATConv(1433, 8, heads=8, dropout=0.6) -> ELU -> dropout(0.6) -> GATConv(64, 7, dropout=0.6)"
+std::string early_text(const TrainConfig& config) {
+  return config.early_stopping > 0
+             ? fmt::format(", early stopping after epoch {} against the mean validation loss of the {} before",
+                           config.epochs / 2, count_of(config.early_stopping, "epoch"))
+             : "";
+}
+
 std::string describe_model(const gcn::ModelShape& s, const std::string& dropout) {
   return s.type->describe(s, dropout);
 }
@@ -103,18 +110,18 @@ void log_run(const Options& opt, const RunConfig& run, const Dataset& data, cons
   spdlog::info("device: {}", backend.describe());
   if (run.configs.size() == 1) {
     spdlog::info("model: {}; Adam lr {} weight decay {}; "
-                 "{}{}, seed {}, loss {}, select {}{}",
+                 "{}{}, seed {}, loss {}, select {}{}{}",
                  describe_model(config.shape(data.n_features, data.n_classes), fmt::format("{}", config.dropout)),
                  config.lr,
                  config.weight_decay, count_of(config.epochs, "epoch"), run.kind.eval_only ? " (evaluation only)" : "",
                  config.seed, gcn::loss_name(config.loss), gcn::selection_name(config.select),
-                 config.patience > 0 ? fmt::format(", early stopping after {} without a better validation "
-                                                   "accuracy (ties: lower validation loss)",
+                 config.patience > 0 ? fmt::format(", stop after {} without a better validation epoch",
                                                    count_of(config.patience, "epoch"))
-                                     : "");
+                                     : "",
+                 early_text(config));
   } else {
     spdlog::info("models: {}; {} configurations "
-                 "({}) x {} seed{} = {} models; {} epochs, loss {}, select {}{}",
+                 "({}) x {} seed{} = {} models; {} epochs, loss {}, select {}{}{}",
                  describe_model(config.shape(data.n_features, data.n_classes), "p"), run.configs.size(),
                  opt.configs.empty() ? fmt::format("a grid of hidden {}, lr {}, weight decay {}, dropout {}",
                                                    fmt::join(opt.hiddens, ","), fmt::join(opt.lrs, ","),
@@ -122,7 +129,7 @@ void log_run(const Options& opt, const RunConfig& run, const Dataset& data, cons
                                      : std::string("--configs"),
                  opt.runs, opt.runs == 1 ? "" : "s",
                  run.kind.n_models, config.epochs, gcn::loss_name(config.loss), gcn::selection_name(config.select),
-                 config.patience > 0 ? fmt::format(", patience {}", config.patience) : "");
+                 config.patience > 0 ? fmt::format(", patience {}", config.patience) : "", early_text(config));
   }
 }
 
@@ -134,9 +141,11 @@ void log_model_end(const TrainConfig& cfg, const TrainResult& result, const std:
   if (nonfinite > 0) spdlog::warn("{}the training loss was not finite in {}", prefix, count_of(nonfinite, "epoch"));
   const gcn::EpochStats& sel = result.selected();
   if (result.stopped_early) {
-    spdlog::info("{}stopped early after epoch {}: no better validation accuracy (ties: lower validation loss) "
-                 "since epoch {}",
-                 prefix, f.epoch, result.best_epoch);
+    const bool patience_ran_out = cfg.patience > 0 && f.epoch - result.best_epoch >= cfg.patience;
+    spdlog::info("{}stopped early after epoch {}: {}", prefix, f.epoch,
+                 patience_ran_out ? fmt::format("no better validation epoch since epoch {}", result.best_epoch)
+                                  : fmt::format("its validation loss exceeds the mean of the {} before",
+                                                count_of(cfg.early_stopping, "epoch")));
   }
   // With --select last, say which epoch was best when it was not the last
   // (what --select best-val would report): early stopping ends after it.
@@ -152,7 +161,7 @@ void log_model_end(const TrainConfig& cfg, const TrainResult& result, const std:
                   prefix, data.name, backend.describe(), count_of(f.epoch, "epoch"), result.train_s,
                   result.epoch_ms_median, result.graph_replayed ? ", CUDA graph" : "", f.loss,
                   gcn::selection_name(cfg.select), sel.epoch, sel.train_acc, sel.val_acc, sel.test_acc,
-                  cfg.patience > 0 ? best : "");
+                  cfg.patience > 0 || cfg.early_stopping > 0 ? best : "");
   if (summary_warn) {
     spdlog::warn("{}", line);
   } else {

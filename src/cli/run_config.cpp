@@ -25,7 +25,7 @@ namespace gcn::cli {
 nlohmann::json data_options_json(const Options& o) {
   return {{"split", o.split},         {"train_per_class", o.train_per_class}, {"num_val", o.num_val},
           {"num_test", o.num_test},   {"split_seed", o.split_seed},           {"to_undirected", o.to_undirected},
-          {"no_normalize_features", o.no_normalize}};
+          {"no_normalize_features", o.no_normalize}, {"random_splits", o.random_splits}};
 }
 
 namespace {
@@ -107,6 +107,7 @@ gcn::TrainConfig config_from_checkpoint(const gcn::SafetensorsFile& file, const 
       field = stored;
     }
     take("--patience", out.patience, c.at("patience").get<int>());
+    take("--early-stopping", out.early_stopping, c.value("early_stopping", 0));
     std::string loss = gcn::loss_name(out.loss), select = gcn::selection_name(out.select);
     take("--loss", loss, c.at("loss").get<std::string>());
     take("--select", select, c.at("select").get<std::string>());
@@ -193,7 +194,8 @@ nlohmann::json config_json(const gcn::TrainConfig& c, const std::string& dataset
           {"hidden", c.hidden},
           {"dropout", gcn::json_number(c.dropout)},
           {"seed", c.seed},       {"loss", gcn::loss_name(c.loss)}, {"select", gcn::selection_name(c.select)},
-          {"patience", c.patience}};
+          {"patience", c.patience},
+          {"early_stopping", c.early_stopping}};
   out.update(gcn::model_json(c));
   return out;
 }
@@ -263,6 +265,24 @@ std::vector<gcn::TrainConfig> grid_configs(const Options& opt, const gcn::TrainC
   return out;
 }
 
+namespace {
+
+// --random-splits draws a split per run: one run's file cannot hold them.
+void check_random_splits(const Options& opt, const RunKind& kind) {
+  const char* clash = !opt.checkpoint_path.empty() ? "--checkpoint"
+                      : !opt.resume_path.empty()   ? "--resume"
+                      : kind.eval_only             ? "--epochs 0"
+                      : opt.split != "auto" && opt.split != "random" ? "--split"
+                                                                      : nullptr;
+  if (clash != nullptr) {
+    throw gcn::UsageError(fmt::format("--random-splits draws each run's split; it does not go with {} (use --split "
+                                      "random --split-seed S for one split)",
+                                      clash));
+  }
+}
+
+}  // namespace
+
 RunConfig resolve_run(Options& opt, const CLI::App& app) {
   RunConfig run;
   gcn::TrainConfig& config = run.config;
@@ -280,7 +300,8 @@ RunConfig resolve_run(Options& opt, const CLI::App& app) {
   kind.n_models = static_cast<int64_t>(run.configs.size()) * opt.runs;
   check_model_count(kind.n_models);
   // One model at a time or batches.
-  kind.batched = !kind.eval_only && kind.n_models > 1 && opt.batch != 1;
+  kind.batched = !kind.eval_only && kind.n_models > 1 && opt.batch != 1 && !opt.random_splits;
+  if (opt.random_splits) check_random_splits(opt, kind);
   if (kind.eval_only) config.epochs = 0;
   place_in_out_dir(opt, kind);
   run.device = check_flags(opt, kind);

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gcn/backend/devices.hpp"
+#include "gcn/data/split.hpp"
 #include "gcn/nn/model.hpp"
 #include "gcn/train/batch_runner.hpp"
 #include "gcn/train/checkpoint.hpp"
@@ -60,6 +61,7 @@ class Training {
  private:
   void evaluate_only();
   void one_at_a_time();
+  void random_splits();
   void train_one(Trainer& trainer, const TrainConfig& cfg, const std::string& prefix);
   void batches();
   void finish_model(const TrainConfig& cfg, const TrainResult& result, const std::string& prefix, bool summary_warn);
@@ -123,9 +125,37 @@ void Training::evaluate_only() {
   add_result(config, std::move(evaluated));
 }
 
+// --random-splits: run r of every configuration on the dataset with split r
+// (--split random, --split-seed + r), each on its own graph.
+void Training::random_splits() {
+  const std::vector<gcn::TrainConfig>& configs = run_.configs;
+  for (std::size_t ci = 0; ci < configs.size() && !interrupted(); ++ci) {
+    for (int r = 0; r < opt_.runs && !interrupted(); ++r) {
+      gcn::Dataset data = data_;
+      gcn::SplitRequest request;
+      request.kind = gcn::SplitKind::kRandom;
+      request.spec = {opt_.train_per_class, gcn::SplitSize::parse(opt_.num_val, "--num-val"),
+                      gcn::SplitSize::parse(opt_.num_test, "--num-test"), opt_.split_seed + static_cast<uint64_t>(r)};
+      gcn::apply_split(data, request, /*graph_file=*/false, /*file_has_masks=*/false, data.name);
+      const gcn::DeviceGraph graph(in_.backend, data);
+      gcn::Trainer trainer(graph, shape(configs[ci]), configs[ci].dropout);
+      gcn::TrainConfig cfg = configs[ci];
+      cfg.seed = configs[ci].seed + static_cast<uint64_t>(r);
+      std::string prefix = fmt::format("run {}/{} (seed {}, split seed {}) ", r + 1, opt_.runs, cfg.seed,
+                                       request.spec.seed);
+      if (configs.size() > 1) prefix = fmt::format("[{}] {}", config_label(cfg), prefix);
+      train_one(trainer, cfg, prefix);
+    }
+  }
+}
+
 // One model at a time: runs of one configuration share a trainer (its
 // workspace and, on CUDA, the recorded epoch).
 void Training::one_at_a_time() {
+  if (opt_.random_splits) {
+    random_splits();
+    return;
+  }
   const std::vector<gcn::TrainConfig>& configs = run_.configs;
   std::unique_ptr<gcn::Trainer> trainer;
   int trainer_hidden = -1;

@@ -258,7 +258,6 @@ void GcnModel::set_steps(std::vector<StepState> states) {
     s.lr = rates_[static_cast<std::size_t>(k)].lr;
     s.weight_decay = rates_[static_cast<std::size_t>(k)].weight_decay;
     s.dropout = rates_[static_cast<std::size_t>(k)].dropout;
-    s.reserved = 0;
   }
   backend_->upload(ws_.pointer(step_), states.data(), sizeof(StepState) * states.size());
 }

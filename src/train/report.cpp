@@ -237,6 +237,7 @@ nlohmann::json to_json(const RunReport& r) {
         {"loss", loss_name(c.loss)},
         {"select", selection_name(c.select)},
         {"patience", c.patience},
+        {"early_stopping", c.early_stopping},
         {"log_every", c.log_every},
         {"cuda_graph", c.cuda_graph},
         {"threads", r.threads},

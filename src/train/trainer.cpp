@@ -26,11 +26,14 @@ const char* loss_name(LossKind kind) { return kind == LossKind::kNll ? "nll" : "
 Selection parse_selection(const std::string& text) {
   if (text == "last") return Selection::kLast;
   if (text == "best-val") return Selection::kBestVal;
-  throw UsageError(fmt::format("--select: '{}' is not a rule{}; use last or best-val", text,
-                               did_you_mean(text, {"last", "best-val"})));
+  if (text == "best-val-loss") return Selection::kBestValLoss;
+  throw UsageError(fmt::format("--select: '{}' is not a rule{}; use last, best-val or best-val-loss", text,
+                               did_you_mean(text, {"last", "best-val", "best-val-loss"})));
 }
 
-const char* selection_name(Selection selection) { return selection == Selection::kLast ? "last" : "best-val"; }
+const char* selection_name(Selection selection) {
+  return selection == Selection::kLast ? "last" : selection == Selection::kBestVal ? "best-val" : "best-val-loss";
+}
 
 void TrainConfig::validate() const {
   if (epochs < 1 || epochs > 10'000'000) throw UsageError(fmt::format("--epochs: {} is not in [1, 10000000]", epochs));
@@ -42,6 +45,9 @@ void TrainConfig::validate() const {
   if (!(dropout >= 0.0f && dropout < 1.0f)) throw UsageError(fmt::format("--dropout: {} is not in [0, 1)", dropout));
   if (log_every < 1) throw UsageError(fmt::format("--log-every: {} is not a positive number", log_every));
   if (patience < 0) throw UsageError(fmt::format("--patience: {} is negative", patience));
+  if (early_stopping < 0 || early_stopping > kMaxEarlyStopping) {
+    throw UsageError(fmt::format("--early-stopping: {} is not in [0, {}]", early_stopping, kMaxEarlyStopping));
+  }
   for (int32_t h : hiddens) {
     if (h < 1 || h > 65536) throw UsageError(fmt::format("--hidden: {} is not in [1, 65536]", h));
   }
@@ -82,7 +88,8 @@ double median_after_warmup(std::vector<double> ms) {
 
 // Validation improved: higher accuracy, or the same accuracy at a lower loss
 // (the rule Backend::evaluate applies in backend memory).
-bool better(const EpochStats& a, const EpochStats& b) {
+bool better(const EpochStats& a, const EpochStats& b, Selection select) {
+  if (select == Selection::kBestValLoss) return a.val_loss < b.val_loss;
   return a.val_acc > b.val_acc || (a.val_acc == b.val_acc && a.val_loss < b.val_loss);
 }
 
@@ -168,10 +175,10 @@ void check_configs(const std::vector<TrainConfig>& configs, const ModelShape& sh
       throw UsageError(fmt::format("this trainer's model is {}, not {}", shape.describe(), wanted.describe()));
     }
     if (c.epochs != config.epochs || c.loss != config.loss || c.log_every != config.log_every ||
-        c.select != config.select || c.patience != config.patience || c.allow_nonfinite != config.allow_nonfinite ||
-        c.cuda_graph != config.cuda_graph) {
+        c.select != config.select || c.patience != config.patience || c.early_stopping != config.early_stopping ||
+        c.allow_nonfinite != config.allow_nonfinite || c.cuda_graph != config.cuda_graph) {
       throw Error("train_batch: the models of a batch share epochs, loss, log_every, select, patience, "
-                  "allow_nonfinite and cuda_graph");
+                  "early_stopping, allow_nonfinite and cuda_graph");
     }
     if (batch == 0 && c.dropout != dropout) {
       throw UsageError(fmt::format("this trainer's model has dropout {}, not {}", dropout, c.dropout));
@@ -223,15 +230,24 @@ int resume_model(const TrainState& resume, const TrainConfig& config, const Devi
   result.history = resume.history;
   result.best_epoch = resume.best_epoch;
   step.epoch = resume.epoch;
+  // Early stopping reads the epochs before the running one from the ring.
+  const MetricsRing ring = model.ring();
+  for (int e = std::max(1, resume.epoch - config.early_stopping); config.early_stopping > 0 && e <= resume.epoch; ++e) {
+    EpochMetrics m{};
+    m.val_loss = static_cast<float>(resume.history[static_cast<std::size_t>(e - 1)].val_loss);
+    m.epoch = e;
+    graph.backend().upload(ring.slots + ring_index(ring.size, e - 1, 0, 1), &m, sizeof m);
+  }
   if (resume.best_epoch > 0) {
     const EpochStats& b = resume.history[static_cast<std::size_t>(resume.best_epoch - 1)];
     step.best_epoch = resume.best_epoch;
     step.best_val_correct = static_cast<int32_t>(std::llround(b.val_acc * graph.n_val()));
     step.best_val_loss = static_cast<float>(b.val_loss);
-    if (config.select == Selection::kBestVal) {
+    if (config.select != Selection::kLast) {
       if (resume.best_params.size() != static_cast<std::size_t>(model.layout().total)) {
-        throw UsageError("--resume: the checkpoint holds no best-epoch parameters; it was not made with --select "
-                         "best-val");
+        throw UsageError(fmt::format("--resume: the checkpoint holds no best-epoch parameters; it was not made with "
+                                     "--select {}",
+                                     selection_name(config.select)));
       }
       model.set_best_params(resume.best_params);
     }
@@ -279,12 +295,17 @@ void take_figures(const EpochMetrics* host_ring, int ring_size, int fetched, int
                                        e, m.loss));
       }
       result.history.push_back(stats_from(m, e, graph));
-      if (result.best_epoch == 0 || better(result.history.back(), result.history[result.best_epoch - 1])) {
+      if (result.best_epoch == 0 ||
+          better(result.history.back(), result.history[result.best_epoch - 1], config.select)) {
         result.best_epoch = e;
       }
-      // The backend stopped at this epoch too (the same rule on the same
+      // The backend stopped at this epoch too (the same rules on the same
       // figures): nothing after it changed the model.
-      if (config.patience > 0 && e - result.best_epoch >= config.patience) {
+      const bool early = config.early_stopping > 0 && e > config.epochs / 2 &&
+                         exceeds_recent_mean(e, m.val_loss, config.early_stopping, [&](int32_t j) {
+                           return static_cast<float>(result.history[static_cast<std::size_t>(j - 1)].val_loss);
+                         });
+      if ((config.patience > 0 && e - result.best_epoch >= config.patience) || early) {
         stopped[k] = 1;
         --running;
         result.stopped_early = e < config.epochs;
@@ -329,6 +350,10 @@ void finish_results(GcnModel& model, bool best_val, double train_s, double epoch
       throw Error(fmt::format("internal: the backend's best epoch {} differs from the host's {}",
                               final_steps[k].best_epoch, results[k].best_epoch));
     }
+    if (results[k].stopped_early && final_steps[k].stopped == 0) {
+      throw Error(fmt::format("internal: the host stopped at epoch {}, the backend did not",
+                              results[k].history.back().epoch));
+    }
   }
   std::vector<std::vector<float>> selected;
   if (n_models == 1) {
@@ -360,7 +385,7 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
   if (batch_ > 0) prepare_batch_model(*graph_, shape, with_dropout_, configs, rates, model_, recording_);
   GcnModel& model = *model_;
   if (n_models > 1) model.set_rates(rates);  // one model takes its rates as arguments
-  const bool best_val = config.select == Selection::kBestVal;
+  const bool best_val = config.select != Selection::kLast;  // keeps the best epoch's weights
   const int n_epochs = config.epochs;
 
   std::vector<StepState> steps(static_cast<std::size_t>(n_models), StepState{});
@@ -368,6 +393,9 @@ std::vector<TrainResult> Trainer::run(const std::vector<TrainConfig>& configs, c
   for (int k = 0; k < n_models; ++k) {
     steps[k].dropout_seed = mix64(configs[k].seed ^ kDropoutDomain);
     steps[k].patience = config.patience;
+    steps[k].select_loss = config.select == Selection::kBestValLoss ? 1 : 0;
+    steps[k].early_stopping = config.early_stopping;
+    steps[k].early_after = config.epochs / 2;
     results[k].history.reserve(static_cast<std::size_t>(std::min(n_epochs, 100'000)));
   }
   int first_epoch = 1;

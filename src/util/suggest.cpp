@@ -23,15 +23,23 @@ int edit_distance(const std::string& a, const std::string& b) {
 
 std::string closest_choice(const std::string& word, const std::vector<std::string>& choices) {
   if (word.empty() || word.size() > 200) return "";
+  // The choices that start with the word: one, or one that starts every
+  // other (best-val of best-val and best-val-loss), is the suggestion.
   std::string prefixed;
-  int n_prefixed = 0;
+  bool nested = true;
   for (const std::string& c : choices) {
-    if (c.size() > word.size() && c.compare(0, word.size(), word) == 0) {
+    if (c.size() <= word.size() || c.compare(0, word.size(), word) != 0) continue;
+    if (prefixed.empty()) {
       prefixed = c;
-      ++n_prefixed;
+    } else if (c.compare(0, prefixed.size(), prefixed) == 0) {
+      // a longer one that the one held starts
+    } else if (prefixed.compare(0, c.size(), c) == 0) {
+      prefixed = c;  // a shorter one that starts the one held
+    } else {
+      nested = false;
     }
   }
-  if (n_prefixed == 1 && word.size() >= 2) return prefixed;
+  if (!prefixed.empty() && nested && word.size() >= 2) return prefixed;
   const int limit = std::max(2, static_cast<int>(word.size()) / 3);
   std::string best;
   int best_d = limit + 1;

@@ -31,10 +31,13 @@ enum class LossKind { kNll, kCrossEntropy };
 LossKind parse_loss(const std::string& text);  // "nll" | "cross-entropy"; UsageError otherwise
 const char* loss_name(LossKind kind);
 
-// Which epoch's model a run reports (and saves): the last one, or the one with
-// the best validation accuracy (ties: the lower validation loss).
-enum class Selection { kLast, kBestVal };
-Selection parse_selection(const std::string& text);  // "last" | "best-val"; UsageError otherwise
+// Which epoch's model a run reports (and saves): the last one, the one with
+// the best validation accuracy (ties: the lower validation loss), or the one
+// with the lowest validation loss (ties: the earlier epoch; PyG's
+// benchmark/citation).
+enum class Selection { kLast, kBestVal, kBestValLoss };
+// "last" | "best-val" | "best-val-loss"; UsageError otherwise
+Selection parse_selection(const std::string& text);
 const char* selection_name(Selection selection);
 
 struct TrainConfig {
@@ -59,6 +62,12 @@ struct TrainConfig {
   // Stop when validation (accuracy, ties: lower loss) has not improved for
   // this many epochs; 0 trains all epochs.
   int patience = 0;
+  // benchmark/citation's early stopping: after half the epochs, stop at the
+  // first epoch whose validation loss exceeds the mean of the validation
+  // losses of the early_stopping epochs before it; 0: never. At most
+  // kMaxEarlyStopping (the metrics ring holds that many epochs back).
+  int early_stopping = 0;
+  static constexpr int kMaxEarlyStopping = 1000;
   // A NaN or infinite training loss ends the run with gcn::NumericError naming
   // the epoch, unless this is set.
   bool allow_nonfinite = false;
@@ -85,15 +94,15 @@ struct TrainState {
   std::vector<float> adam_m, adam_v;   // Adam's moments, same order
   std::vector<EpochStats> history;     // epochs 1..epoch
   int best_epoch = 0;                  // best validation epoch so far (0: none)
-  std::vector<float> best_params;      // parameters after best_epoch (kBestVal only)
+  std::vector<float> best_params;      // parameters after best_epoch (kBestVal, kBestValLoss only)
 };
 
 struct TrainResult {
   std::vector<EpochStats> history;  // every epoch that ran (from epoch 1 when resumed)
   std::vector<float> params;        // the selected epoch's parameters (ParamLayout order)
   int selected_epoch = 0;           // the last epoch, or the best validation epoch
-  int best_epoch = 0;               // best validation epoch (accuracy, ties: lower loss)
-  bool stopped_early = false;       // --patience ended the run before --epochs
+  int best_epoch = 0;               // best validation epoch (by the Selection's rule; kLast: accuracy)
+  bool stopped_early = false;       // --patience or early stopping ended the run before --epochs
   double train_s = 0;               // wall time of the epoch loop
   // Train step + evaluation: the median over the epochs after a warm-up (the
   // first 5, or 1 for short runs) of each epoch's time, timed by backend

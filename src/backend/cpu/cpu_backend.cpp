@@ -409,7 +409,7 @@ class CpuBackend final : public Backend {
                                  scratch.terms, batch == 1);
       argmax_correct(in, logits.cols, logits.rows, cls, labels, split, slot.correct);
       slot.epoch = static_cast<int32_t>(step.epoch + 1);
-      select_epoch(step, slot, advance);
+      select_epoch(step, slot, advance, ring, k, batch);
     });
   }
 
