@@ -183,11 +183,11 @@ TEST_F(CudaModel, BatchRerunsBitIdenticallyAndMatchesSingleRuns) {
 TEST_F(CudaModel, EarlyStoppingAndBestValLossFollowTheProcedure) {
   std::vector<TrainConfig> configs(2);
   for (int k = 0; k < 2; ++k) {
-    configs[k].epochs = 200;
+    configs[k].epochs = 80;
     configs[k].seed = static_cast<uint64_t>(k);
-    configs[k].lr = k == 0 ? 0.01f : 0.05f;
+    configs[k].lr = k == 0 ? 0.05f : 0.1f;
     configs[k].select = Selection::kBestValLoss;
-    configs[k].early_stopping = 10;
+    configs[k].early_stopping = 5;
     configs[k].log_every = 7;
   }
   const DeviceGraph graph(*gpu_, cora());
@@ -200,17 +200,17 @@ TEST_F(CudaModel, EarlyStoppingAndBestValLossFollowTheProcedure) {
     for (const EpochStats& s : h) {
       if (best == 0 || s.val_loss < h[static_cast<std::size_t>(best - 1)].val_loss) best = s.epoch;
       stop = s.epoch;
-      if (s.epoch > 100) {
+      if (s.epoch > 40) {
         double sum = 0.0;
-        for (int e = s.epoch - 10; e < s.epoch; ++e) sum += h[static_cast<std::size_t>(e - 1)].val_loss;
-        if (s.val_loss > sum / 10) break;
+        for (int e = s.epoch - 5; e < s.epoch; ++e) sum += h[static_cast<std::size_t>(e - 1)].val_loss;
+        if (s.val_loss > sum / 5) break;
       }
     }
     EXPECT_EQ(static_cast<int>(h.size()), stop);
     EXPECT_EQ(r[k].selected_epoch, best);
-    EXPECT_EQ(r[k].stopped_early, stop < 200);
+    EXPECT_EQ(r[k].stopped_early, stop < 80);
+    EXPECT_TRUE(r[k].stopped_early);  // these rates overfit Cora soon after epoch 40 (the CPU: 43-45)
   }
-  EXPECT_TRUE(r[1].stopped_early);  // lr 0.05 overfits Cora well before 200 epochs
 }
 
 }  // namespace gcn
