@@ -1160,5 +1160,25 @@ TEST(GcnNorm, DirectedSelfLoopsAndDuplicates) {
   EXPECT_THROW(gcn_norm(2, {0}, {2}), DataError);
 }
 
+// PyG's gcn_norm with edge_weight: weighted in-degrees (self loop
+// included), deg(j)^-1/2 · w · deg(i)^-1/2, a given self loop's weight kept
+// (add_remaining_self_loops), a zero degree giving zeros.
+TEST(GcnNorm, WeightedByHand) {
+  // 0 <-> 1 weight 2, 1 <-> 2 weight 0.5, 2 -> 2 weight 3; node 3: a self loop of weight 0, nothing else.
+  const CsrMatrix a = gcn_norm(4, {0, 1, 1, 2, 2, 3}, {1, 0, 2, 1, 2, 3}, {2, 2, 0.5f, 0.5f, 3, 0});
+  // Degrees: 0: 1 + 2 = 3; 1: 1 + 2 + 0.5 = 3.5; 2: 3 + 0.5 = 3.5; 3: 0.
+  EXPECT_THAT(a.indptr, ::testing::ElementsAre(0, 2, 5, 7, 8));
+  EXPECT_THAT(a.indices, ::testing::ElementsAre(0, 1, 0, 1, 2, 1, 2, 3));
+  const double r = 1.0 / std::sqrt(3.0 * 3.5);
+  const std::vector<double> expected = {1.0 / 3, 2 * r, 2 * r, 1.0 / 3.5, 0.5 / 3.5, 0.5 / 3.5, 3.0 / 3.5, 0.0};
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(a.values[i], expected[i], 1e-7) << i;
+  // All ones: the unweighted matrix, bit for bit.
+  const CsrMatrix u = gcn_norm(3, {0, 1, 1, 2}, {1, 0, 2, 1});
+  const CsrMatrix w = gcn_norm(3, {0, 1, 1, 2}, {1, 0, 2, 1}, {1, 1, 1, 1});
+  EXPECT_EQ(w.values, u.values);
+  EXPECT_EQ(w.indices, u.indices);
+  EXPECT_THROW(gcn_norm(3, {0, 1}, {1, 0}, {1}), DataError);
+}
+
 }  // namespace
 }  // namespace gcn

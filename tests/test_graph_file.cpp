@@ -293,8 +293,10 @@ TEST(GraphFile, EveryBadTensorIsOneLineNamingIt) {
       {"mask on an unlabelled node", [](Graph& g) { g.set(mask("test_mask", {0, 0, 0, 1, 1})); },
        "test_mask: node 4 is unlabelled"},
       {"one mask missing", [](Graph& g) { g.drop("val_mask"); }, "val_mask is missing"},
-      {"edge weight", [](Graph& g) { g.set(f32("edge_weight", {6}, {1, 1, 0.5f, 1, 1, 1})); },
-       "edge_weight: edge 2 has weight 0.5; gcn-train does not use edge weights yet"},
+      {"negative edge weight", [](Graph& g) { g.set(f32("edge_weight", {6}, {1, 1, -0.5f, 1, 1, 1})); },
+       "edge_weight: edge 2 has weight -0.5; weights must be finite and non-negative"},
+      {"NaN edge weight", [](Graph& g) { g.set(f32("edge_weight", {6}, {1, 1, 1, 1, NAN, 1})); },
+       "edge_weight: edge 4 has weight nan; weights must be finite and non-negative"},
       {"edge weight length", [](Graph& g) { g.set(f32("edge_weight", {2}, {1, 1})); },
        "edge_weight has shape [2], expected [6]"},
       {"unknown tensor", [](Graph& g) { g.set(f32("edge_attr", {1}, {1})); }, "unknown tensor \"edge_attr\""},
@@ -342,6 +344,32 @@ TEST(GraphFile, ToUndirectedAsPyG) {
   EXPECT_THAT(d.edge_src, ElementsAre(0, 1, 1, 2, 2, 2, 3));
   EXPECT_THAT(d.edge_dst, ElementsAre(1, 0, 2, 1, 2, 3, 2));
   EXPECT_NO_THROW(d.validate());
+}
+
+// edge_weight moves with its edge when the edges are sorted; all ones is the
+// unweighted graph; --export-graph writes it back; --to-undirected sums the
+// weights of merged edges (PyG's ToUndirected, reduce "add": a self loop
+// meets itself and doubles).
+TEST(GraphFile, EdgeWeightsAsPyG) {
+  // Given order: 1->0, 0->1, 2->2, 0->1, 2->1, 3->2.
+  Dataset d = Graph().set(f32("edge_weight", {6}, {1, 2, 3, 4, 5, 6})).parse().data;
+  EXPECT_THAT(d.edge_src, ElementsAre(0, 0, 1, 2, 2, 3));
+  EXPECT_THAT(d.edge_dst, ElementsAre(1, 1, 0, 1, 2, 2));
+  EXPECT_THAT(d.edge_weight, ElementsAre(2, 4, 1, 5, 3, 6));
+  const Dataset back = parse_graph_file(serialize_graph_file(d), kName).data;
+  EXPECT_EQ(back.edge_weight, d.edge_weight);
+  EXPECT_EQ(back.edge_src, d.edge_src);
+  EXPECT_TRUE(Graph().set(f32("edge_weight", {6}, {1, 1, 1, 1, 1, 1})).parse().data.edge_weight.empty());
+  EXPECT_EQ(Graph().set(f32("edge_weight", {6}, {1, 1, 0, 1, 1, 1})).parse().data.edge_weight.size(), 6u);
+  to_undirected(d);
+  EXPECT_THAT(d.edge_src, ElementsAre(0, 1, 1, 2, 2, 2, 3));
+  EXPECT_THAT(d.edge_dst, ElementsAre(1, 0, 2, 1, 2, 3, 2));
+  EXPECT_THAT(d.edge_weight, ElementsAre(7, 7, 5, 5, 6, 6, 6));
+  EXPECT_NO_THROW(d.validate());
+  d.edge_weight[1] = -1.0f;
+  EXPECT_THROW(d.validate(), DataError);
+  d.edge_weight.pop_back();
+  EXPECT_THROW(d.validate(), DataError);
 }
 
 TEST(GraphFile, DatasetNames) {

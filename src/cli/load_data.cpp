@@ -17,6 +17,7 @@
 #include "gcn/data/graph_file.hpp"
 #include "gcn/data/planetoid.hpp"
 #include "gcn/data/split.hpp"
+#include "gcn/nn/registry.hpp"
 #include "gcn/data/synthetic.hpp"
 #include "gcn/error.hpp"
 
@@ -85,6 +86,7 @@ LoadedData load_data(const Options& opt, const std::string& dataset) {
     data = gcn::load_planetoid(dataset, root, normalize);
     loaded.data_root = root.string();
   }
+  if (opt.no_edge_weights) data.edge_weight.clear();
   if (opt.to_undirected) gcn::to_undirected(data);
   gcn::SplitRequest split_request;
   split_request.kind = gcn::parse_split_kind(opt.split);
@@ -100,6 +102,16 @@ LoadedData load_data(const Options& opt, const std::string& dataset) {
   spdlog::info("{}: {} nodes, {} edges, {} features, {} classes, {}/{}/{} train/val/test{}", data.name, data.n_nodes,
                data.n_edges(), data.n_features, data.n_classes, data.count(gcn::kTrainBit),
                data.count(gcn::kValBit), data.count(gcn::kTestBit), split == "planetoid" ? "" : " (" + split + ")");
+  if (!data.edge_weight.empty()) {
+    const gcn::ModelType& type = gcn::find_model_type(opt.model);
+    if (type.uses_edge_weights()) {
+      spdlog::info("{}: weighted edges (edge_weight), used by {}", data.name, type.pyg_class());
+    } else {
+      spdlog::warn("{}: --model {} ignores the graph's edge weights ({} takes none); --no-edge-weights drops them "
+                   "and this line",
+                   data.name, type.name(), type.pyg_class());
+    }
+  }
   return loaded;
 }
 

@@ -58,6 +58,9 @@ void add_data_options(CLI::App& app, Options& opt) {
   app.add_flag("--random-splits", opt.random_splits,
                "Each run its own random split: run r is --split random with --split-seed + r (PyG "
                "benchmark/citation's --random_splits; models train one at a time)");
+  app.add_flag("--no-edge-weights", opt.no_edge_weights,
+               "Train on the graph without its edge weights (a graph file's edge_weight; gcn, cheb, sgc, appnp "
+               "and arma use them, as PyG's layers)");
   app.add_flag("--to-undirected", opt.to_undirected,
                "Add every edge's reverse and merge duplicates, as PyG's T.ToUndirected()");
   app.add_option("--export-graph", opt.export_graph,

@@ -54,7 +54,8 @@ struct Options {
   bool no_normalize = false;
   // The graph and its split (graph files: docs/graph-format.md).
   bool to_undirected = false;
-  bool random_splits = false;  // --random-splits: run r's split is --split random with --split-seed + r
+  bool random_splits = false;
+  bool no_edge_weights = false;  // --no-edge-weights: a graph file's edge_weight is dropped  // --random-splits: run r's split is --split random with --split-seed + r
   std::string split = "auto", num_val = "500", num_test = "1000", export_graph;
   int64_t train_per_class = 20;
   uint64_t split_seed = 0;

@@ -25,7 +25,8 @@ namespace gcn::cli {
 nlohmann::json data_options_json(const Options& o) {
   return {{"split", o.split},         {"train_per_class", o.train_per_class}, {"num_val", o.num_val},
           {"num_test", o.num_test},   {"split_seed", o.split_seed},           {"to_undirected", o.to_undirected},
-          {"no_normalize_features", o.no_normalize}, {"random_splits", o.random_splits}};
+          {"no_normalize_features", o.no_normalize}, {"random_splits", o.random_splits},
+          {"no_edge_weights", o.no_edge_weights}};
 }
 
 namespace {
@@ -53,6 +54,7 @@ void data_options_from_checkpoint(const nlohmann::json& stored, Options& o, cons
     take("--num-test", "num_test", o.num_test);
     take("--split-seed", "split_seed", o.split_seed);
     take("--to-undirected", "to_undirected", o.to_undirected);
+    take("--no-edge-weights", "no_edge_weights", o.no_edge_weights);
     take("--no-normalize-features", "no_normalize_features", o.no_normalize);
   } catch (const nlohmann::json::exception& e) {
     throw gcn::DataError(fmt::format("{}: metadata config: {}", path, e.what()));

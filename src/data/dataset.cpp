@@ -1,6 +1,8 @@
 // Dataset::count, Dataset::validate and normalize_features.
 #include "gcn/data/dataset.hpp"
 
+#include <cmath>
+
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -39,6 +41,15 @@ void Dataset::validate() const {
     }
   }
   if (edge_src.size() != edge_dst.size()) fail("edge_src and edge_dst differ in length");
+  if (!edge_weight.empty() && edge_weight.size() != edge_src.size()) {
+    fail(std::to_string(edge_weight.size()) + " edge weights for " + std::to_string(edge_src.size()) + " edges");
+  }
+  for (size_t e = 0; e < edge_weight.size(); ++e) {
+    if (!(std::isfinite(edge_weight[e]) && edge_weight[e] >= 0.0f)) {
+      fail("edge " + std::to_string(e) + " has weight " + std::to_string(edge_weight[e]) +
+           "; weights must be finite and non-negative");
+    }
+  }
   for (size_t e = 0; e < edge_src.size(); ++e) {
     const int32_t s = edge_src[e];
     const int32_t d = edge_dst[e];

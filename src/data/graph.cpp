@@ -10,34 +10,43 @@
 
 namespace gcn {
 
-CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src,
-                   const std::vector<int32_t>& edge_dst) {
-  if (edge_src.size() != edge_dst.size()) {
-    throw DataError(fmt::format("gcn_norm: {} sources but {} targets", edge_src.size(), edge_dst.size()));
+CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
+                   const std::vector<float>& edge_weight) {
+  if (edge_src.size() != edge_dst.size() || (!edge_weight.empty() && edge_weight.size() != edge_src.size())) {
+    throw DataError(fmt::format("gcn_norm: {} sources, {} targets, {} weights", edge_src.size(), edge_dst.size(),
+                                edge_weight.size()));
   }
+  const bool weighted = !edge_weight.empty();
   const std::size_t n_edges = edge_src.size();
-  std::vector<double> deg(static_cast<std::size_t>(n_nodes), 1.0);  // the self loop
+  std::vector<double> loop(static_cast<std::size_t>(n_nodes), 1.0);  // each node's self loop weight
   std::vector<int32_t> count(static_cast<std::size_t>(n_nodes) + 1, 0);
   for (std::size_t e = 0; e < n_edges; ++e) {
     const int32_t s = edge_src[e], d = edge_dst[e];
     if (s < 0 || s >= n_nodes || d < 0 || d >= n_nodes) {
       throw DataError(fmt::format("gcn_norm: edge {} ({} -> {}) outside [0, {})", e, s, d, n_nodes));
     }
-    if (s == d) continue;
-    deg[d] += 1.0;
+    if (s == d) {
+      if (weighted) loop[d] = edge_weight[e];
+      continue;
+    }
     ++count[d + 1];
   }
+  std::vector<double> deg = loop;
+  for (std::size_t e = 0; e < n_edges; ++e) {
+    if (edge_src[e] != edge_dst[e]) deg[edge_dst[e]] += weighted ? edge_weight[e] : 1.0;
+  }
   std::vector<double> inv_sqrt(deg.size());
-  for (std::size_t i = 0; i < deg.size(); ++i) inv_sqrt[i] = 1.0 / std::sqrt(deg[i]);
+  for (std::size_t i = 0; i < deg.size(); ++i) inv_sqrt[i] = deg[i] > 0.0 ? 1.0 / std::sqrt(deg[i]) : 0.0;
 
   // Bucket the edges by target (plus the self loop), then sort each row by source.
   std::vector<int64_t> start(static_cast<std::size_t>(n_nodes) + 1, 0);
   for (int32_t i = 0; i < n_nodes; ++i) start[i + 1] = start[i] + count[i + 1] + 1;
-  std::vector<int32_t> src(static_cast<std::size_t>(start[n_nodes]));
+  // (source, weight) of each entry; sorted by source (stable: duplicates keep their order).
+  std::vector<std::pair<int32_t, double>> src(static_cast<std::size_t>(start[n_nodes]));
   std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  for (int32_t i = 0; i < n_nodes; ++i) src[fill[i]++] = i;
+  for (int32_t i = 0; i < n_nodes; ++i) src[fill[i]++] = {i, loop[i]};
   for (std::size_t e = 0; e < n_edges; ++e) {
-    if (edge_src[e] != edge_dst[e]) src[fill[edge_dst[e]]++] = edge_src[e];
+    if (edge_src[e] != edge_dst[e]) src[fill[edge_dst[e]]++] = {edge_src[e], weighted ? edge_weight[e] : 1.0};
   }
 
   CsrMatrix a;
@@ -46,10 +55,12 @@ CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src,
   a.indices.reserve(src.size());
   a.values.reserve(src.size());
   for (int32_t i = 0; i < n_nodes; ++i) {
-    std::sort(src.begin() + start[i], src.begin() + start[i + 1]);
+    std::stable_sort(src.begin() + start[i], src.begin() + start[i + 1],
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     for (int64_t k = start[i]; k < start[i + 1]; ++k) {
-      const int32_t j = src[k];
-      const auto w = static_cast<float>(inv_sqrt[j] * inv_sqrt[i]);
+      const int32_t j = src[k].first;
+      // Unweighted, the weight 1 changes no bit of the product.
+      const auto w = static_cast<float>(inv_sqrt[j] * src[k].second * inv_sqrt[i]);
       if (!a.indices.empty() && static_cast<int64_t>(a.indices.size()) > a.indptr[i] && a.indices.back() == j) {
         a.values.back() += w;  // a duplicate edge
       } else {

@@ -83,29 +83,41 @@ class Reader {
 };
 
 // Sorts the edges by (src, dst): a counting sort by source, then each
-// source's targets sorted. With `dedupe`, repeated edges are dropped.
-void sort_edges(int32_t n_nodes, std::vector<int32_t>& src, std::vector<int32_t>& dst, bool dedupe) {
+// source's targets sorted (stable: repeated edges keep their order). With
+// `dedupe`, repeated edges are merged: their weights summed in that order
+// (PyG's coalesce with reduce "add"). `weight` (one per edge, or empty)
+// moves with its edge.
+void sort_edges(int32_t n_nodes, std::vector<int32_t>& src, std::vector<int32_t>& dst, bool dedupe,
+                std::vector<float>& weight) {
   const std::size_t n_edges = src.size();
+  const bool weighted = !weight.empty();
   std::vector<int64_t> start(static_cast<std::size_t>(n_nodes) + 1, 0);
   for (int32_t s : src) ++start[static_cast<std::size_t>(s) + 1];
   for (int32_t i = 0; i < n_nodes; ++i) start[i + 1] += start[i];
-  std::vector<int32_t> sorted_dst(n_edges);
+  std::vector<std::pair<int32_t, float>> sorted(n_edges);  // (dst, weight)
   {
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (std::size_t e = 0; e < n_edges; ++e) sorted_dst[fill[src[e]]++] = dst[e];
+    for (std::size_t e = 0; e < n_edges; ++e) sorted[fill[src[e]]++] = {dst[e], weighted ? weight[e] : 1.0f};
   }
   std::size_t out = 0;
+  std::vector<int32_t> sorted_dst(n_edges);
   for (int32_t i = 0; i < n_nodes; ++i) {
-    auto first = sorted_dst.begin() + start[i], last = sorted_dst.begin() + start[i + 1];
-    std::sort(first, last);
-    if (dedupe) last = std::unique(first, last);
+    const auto first = sorted.begin() + start[i], last = sorted.begin() + start[i + 1];
+    std::stable_sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto it = first; it != last; ++it) {
+      if (dedupe && out > 0 && src[out - 1] == i && sorted_dst[out - 1] == it->first) {
+        if (weighted) weight[out - 1] += it->second;
+        continue;
+      }
       src[out] = i;
-      sorted_dst[out++] = *it;
+      sorted_dst[out] = it->first;
+      if (weighted) weight[out] = it->second;
+      ++out;
     }
   }
   src.resize(out);
   sorted_dst.resize(out);
+  if (weighted) weight.resize(out);
   dst = std::move(sorted_dst);
 }
 
@@ -269,21 +281,27 @@ void read_edges(const Reader& r, const TensorView* edge_index, Dataset& d) {
     d.edge_src[static_cast<std::size_t>(k)] = static_cast<int32_t>(s);
     d.edge_dst[static_cast<std::size_t>(k)] = static_cast<int32_t>(t);
   }
-  sort_edges(d.n_nodes, d.edge_src, d.edge_dst, /*dedupe=*/false);
+  sort_edges(d.n_nodes, d.edge_src, d.edge_dst, /*dedupe=*/false, d.edge_weight);
   d.edges_as_given = true;
 }
 
-void read_edge_weight(const Reader& r, const TensorView* w, int64_t n_edges) {
+// Into d.edge_weight (before the edges are sorted): finite, non-negative;
+// all ones is the unweighted graph (left empty).
+void read_edge_weight(const Reader& r, const TensorView* w, int64_t n_edges, Dataset& d) {
   if (w == nullptr) return;
   r.expect_dtype(*w, {Dtype::kF32}, "float32 weights");
   r.expect_length(*w, n_edges, "one weight per edge");
+  bool all_ones = true;
+  d.edge_weight.resize(static_cast<std::size_t>(w->numel));
   for (int64_t k = 0; k < w->numel; ++k) {
-    if (w->f32(k) != 1.0f) {
-      r.fail(fmt::format("edge_weight: edge {} has weight {}; gcn-train does not use edge weights yet (only all-ones "
-                         "is accepted): remove edge_weight to train on the unweighted graph",
-                         k, w->f32(k)));
+    const float v = w->f32(k);
+    if (!(std::isfinite(v) && v >= 0.0f)) {
+      r.fail(fmt::format("edge_weight: edge {} has weight {}; weights must be finite and non-negative", k, v));
     }
+    all_ones = all_ones && v == 1.0f;
+    d.edge_weight[static_cast<std::size_t>(k)] = v;
   }
+  if (all_ones) d.edge_weight.clear();
 }
 
 bool read_masks(const Reader& r, Dataset& d) {
@@ -391,8 +409,10 @@ GraphFile parse_graph_file(std::string_view bytes, const std::string& name) {
                             : read_csr_features(r, *indptr, r.find("x_indices"), r.find("x_values"), num_features);
   d.n_features = d.features.n_cols;
   const TensorView* edge_index = r.find("edge_index");
+  if (edge_index != nullptr && edge_index->shape.size() == 2) {
+    read_edge_weight(r, r.find("edge_weight"), edge_index->shape[1], d);
+  }
   read_edges(r, edge_index, d);
-  read_edge_weight(r, r.find("edge_weight"), edge_index->shape[1]);
   out.has_masks = read_masks(r, d);
   d.validate();
   return out;
@@ -409,6 +429,12 @@ std::string serialize_graph_file(const Dataset& data) {
     TensorBytes edges{"edge_index", Dtype::kI64, {2, data.n_edges()}, int64_bytes(data.edge_src)};
     edges.data += int64_bytes(data.edge_dst);
     tensors.push_back(std::move(edges));
+  }
+  if (!data.edge_weight.empty()) {
+    std::string w;
+    w.reserve(data.edge_weight.size() * 4);
+    for (float v : data.edge_weight) append_le<float>(w, v);
+    tensors.push_back({"edge_weight", Dtype::kF32, {data.n_edges()}, std::move(w)});
   }
   const CsrMatrix& x = data.features;
   const int64_t dense_bytes = int64_t{x.n_rows} * x.n_cols * 4;
@@ -463,7 +489,11 @@ void to_undirected(Dataset& data) {
     data.edge_src.push_back(data.edge_dst[static_cast<std::size_t>(k)]);
     data.edge_dst.push_back(data.edge_src[static_cast<std::size_t>(k)]);
   }
-  sort_edges(data.n_nodes, data.edge_src, data.edge_dst, /*dedupe=*/true);
+  if (!data.edge_weight.empty()) {
+    data.edge_weight.reserve(static_cast<std::size_t>(2 * e));
+    for (int64_t k = 0; k < e; ++k) data.edge_weight.push_back(data.edge_weight[static_cast<std::size_t>(k)]);
+  }
+  sort_edges(data.n_nodes, data.edge_src, data.edge_dst, /*dedupe=*/true, data.edge_weight);
 }
 
 }  // namespace gcn

@@ -65,7 +65,7 @@ DeviceGraph::DeviceGraph(Backend& backend, const Dataset& data)
 const EdgeSet& DeviceGraph::gcn_norm() const {
   auto it = edges_.find("gcn_norm");
   if (it != edges_.end()) return it->second;
-  const CsrMatrix adj = gcn::gcn_norm(data_->n_nodes, data_->edge_src, data_->edge_dst);
+  const CsrMatrix adj = gcn::gcn_norm(data_->n_nodes, data_->edge_src, data_->edge_dst, data_->edge_weight);
   const CsrMatrix adj_t = adj.transposed();
   EdgeSet set;
   set.forward = backend_->upload_csr(adj);

@@ -27,7 +27,8 @@ Workspace::Id Planner::constant(const std::string& name, int64_t rows, int64_t c
 }
 
 const CsrMatrix& TrainingRows::adj() {
-  if (!adj_) adj_ = gcn_norm(graph_.dataset().n_nodes, graph_.dataset().edge_src, graph_.dataset().edge_dst);
+  if (!adj_) adj_ = gcn_norm(graph_.dataset().n_nodes, graph_.dataset().edge_src, graph_.dataset().edge_dst,
+                              graph_.dataset().edge_weight);
   return *adj_;
 }
 

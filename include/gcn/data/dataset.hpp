@@ -26,6 +26,9 @@ struct Dataset {
   std::vector<int32_t> edge_src;  // (n_edges) PyG's edge_index[0]: sorted by (src, dst),
   std::vector<int32_t> edge_dst;  // (n_edges) PyG's edge_index[1]; no duplicates, no self loops
                                   // unless edges_as_given
+  // (n_edges) each edge's weight, finite and >= 0, or empty: every weight 1
+  // (a graph file's edge_weight; Planetoid and synthetic graphs have none).
+  std::vector<float> edge_weight;
   std::vector<uint8_t> split;     // (n_nodes) SplitBit flags
   // A graph file's edges are kept as PyG's layers see them (docs/graph-format.md):
   // sorted, but duplicates and self loops stay (gcn_norm counts a duplicate as

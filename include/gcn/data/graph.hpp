@@ -16,8 +16,14 @@ namespace gcn {
 // deg(i) counts the edges into i, self loop included. Duplicate edges count
 // as often as they appear, as in PyG; within a row they are merged into one
 // entry with the summed weight.
-CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src,
-                   const std::vector<int32_t>& edge_dst);
+// With edge weights w (one per edge; empty: all 1) it is PyG's gcn_norm with
+// edge_weight: deg(i) sums the weights into i, the entry of j -> i is
+// deg(j)^-1/2 · w · deg(i)^-1/2 (0 where a degree is 0), and a node's self
+// loop has the weight of its last given self loop, else 1 (PyG's
+// add_remaining_self_loops). Degrees and products in double, entries rounded
+// to float.
+CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
+                   const std::vector<float>& edge_weight = {});
 
 // The edges of a GATConv layer on the host (Backend's EdgeLists): PyG's
 // remove_self_loops then add_self_loops, i.e. the edges j -> i (edge_src = j,

@@ -10,7 +10,7 @@
 //   x_values    [nnz]   F32            values
 //   y           [N]     I64 or I32   labels in [0, C), -1 = unlabelled
 //   train_mask, val_mask, test_mask  [N]  BOOL or U8   (optional; all three or none)
-//   edge_weight [E]     F32          (optional; only all-ones is accepted for now)
+//   edge_weight [E]     F32          (optional; finite, >= 0; all ones: unweighted)
 //   metadata: format "gcn-train graph", format_version "1", name, num_classes,
 //             num_features (all optional)
 //
