@@ -67,6 +67,8 @@ const std::vector<Arch>& archs() {
       {"gcn3", "gcn", 3, {4, 3}, 4, {}},  {"sage2", "sage", 2, {}, 4, {}},
       {"sage3", "sage", 3, {4, 3}, 4, {}}, {"gat2", "gat", 2, {}, 3, {{"heads", 2}}},
       {"gat3", "gat", 3, {}, 2, {{"heads", 3}}}, {"gcn1", "gcn", 1, {}, 16, {}},
+      {"appnp2", "appnp", 2, {}, 4, {{"K", 3}, {"alpha", 0.2}}},
+      {"appnp3", "appnp", 3, {4, 3}, 4, {{"K", 3}, {"alpha", 0.2}}},
   };
   return all;
 }
@@ -111,6 +113,23 @@ TEST(ModelParams, PyGNamesAndShapes) {
                         {8, 5}, {1, 2, 4}, {1, 2, 4}, {8}, {3, 8}, {1, 1, 3}, {1, 1, 3}, {3}}));
   EXPECT_EQ(lg.total, 40 + 8 + 8 + 8 + 24 + 3 + 3 + 3);
 
+  // benchmark/citation/appnp.py's Net: lin1, lin2 (torch Linears); APPNP has no parameters.
+  ModelShape appnp = ModelShape::of("appnp", 5, 4, 3);
+  appnp.layers = 3;
+  appnp.hiddens = {4, 6};
+  const ParamLayout la(appnp);
+  names.clear();
+  shapes.clear();
+  for (const ParamTensor& t : la.tensors) {
+    names.push_back(t.name);
+    shapes.push_back(t.file_shape);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"lin1.weight", "lin1.bias", "lin2.weight", "lin2.bias", "lin3.weight",
+                                             "lin3.bias"}));
+  EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{4, 5}, {4}, {6, 4}, {6}, {3, 6}, {3}}));
+  EXPECT_EQ(la.total, 20 + 4 + 24 + 6 + 18 + 3);
+  EXPECT_EQ(appnp.describe(), "appnp 5-4-6-3");
+
   ModelShape deep{5, 16, 3};
   deep.layers = 4;
   deep.hiddens = {8, 6, 4};
@@ -142,7 +161,8 @@ TEST(ModelParams, InitialisationFollowsPyG) {
     for (const ParamTensor& t : layout.tensors) {
       double bound = 0.0;
       const std::vector<int64_t> fs = t.file_shape;
-      const bool sage = std::string(a.type) == "sage";
+      // torch's Linear init (SAGEConv's lin_l and lin_r, APPNP's Linears).
+      const bool sage = std::string(a.type) == "sage" || std::string(a.type) == "appnp";
       if (t.name.find("bias") != std::string::npos && !sage) {
         bound = 0.0;
       } else if (sage) {
