@@ -5,7 +5,9 @@
 // - APPNP(K, alpha)'s forward operators, chained as the layer chains them,
 //   against h_{k+1} = (1 - α) Â h_k + α x0 iterated densely, and the
 //   backward's against the transpose of the whole map (so the backward's
-//   derivation is checked, not only its code), for K = 1, 2, 3, 5.
+//   derivation is checked, not only its code), for K = 1, 2, 3, 5;
+// - ARMAConv's normalisation (gcn_norm without self loops) by hand, with a
+//   self loop, a duplicate edge and a node without in-edges.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,7 +15,9 @@
 #include <vector>
 
 #include "gcn/data/graph.hpp"
+#include "gcn/error.hpp"
 #include "nn/layers/appnp.hpp"
+#include "nn/layers/arma.hpp"
 
 namespace gcn {
 namespace {
@@ -142,6 +146,38 @@ TEST(AppnpOperators, ForwardAndBackwardMatchTheDenseRecurrence) {
       expect_near(chain(o, k, g, true), matmul(transpose(p), g), 1e-6, what + " backward");
     }
   }
+}
+
+// PyG's gcn_norm(add_self_loops=False): deg(i) = the edges into i as listed
+// (a self loop once, a duplicate twice), Ã[i][j] = Σ over the edges j -> i
+// of deg(i)^-1/2 deg(j)^-1/2, and 0 where deg(j) = 0.
+TEST(ArmaNorm, GcnNormWithoutSelfLoopsByHand) {
+  // 0 <-> 1 (1 -> 0 twice), 1 -> 1 (a self loop), 2 -> 1 (2 has no in-edges), 3 isolated.
+  const std::vector<int32_t> src = {0, 1, 1, 1, 2};
+  const std::vector<int32_t> dst = {1, 0, 0, 1, 1};
+  const CsrMatrix a = arma_norm(4, src, dst);
+  a.validate("arma_norm");
+  const double d0 = 2.0, d1 = 3.0;  // in-degrees; deg(2) = deg(3) = 0
+  Dense want = zeros(4, 4);
+  want[1][0] = 1.0 / std::sqrt(d1 * d0);
+  want[0][1] = 2.0 / std::sqrt(d0 * d1);  // the duplicate, merged
+  want[1][1] = 1.0 / d1;                   // the self loop, as an edge
+  want[1][2] = 0.0;                        // deg(2) = 0: PyG's masked inf
+  expect_near(dense(a), want, 1e-7, "arma_norm");
+  EXPECT_EQ(a.indptr, (std::vector<int32_t>{0, 1, 4, 4, 4}));  // row 1 keeps 2's zero entry, as PyG's edge list does
+  // [Ã | I] and [Ãᵀ ; I], the layer's forward and backward operators.
+  const CsrMatrix fwd = block_operator(a, {{{1, 0}, {0, 1}}});
+  const CsrMatrix bwd = block_operator(a.transposed(), {{{1, 0}}, {{0, 1}}});
+  Dense f = zeros(4, 8), b = zeros(8, 4);
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      f[i][j] = b[j][i] = want[i][j];
+    }
+    f[i][4 + i] = b[4 + i][i] = 1.0;
+  }
+  expect_near(dense(fwd), f, 1e-7, "[A | I]");
+  expect_near(dense(bwd), b, 1e-7, "[At ; I]");
+  EXPECT_THROW(arma_norm(2, {0, 2}, {1, 0}), DataError);
 }
 
 }  // namespace

@@ -42,6 +42,8 @@ const ModelCase kModels[] = {
     {"gat_3layers", "--model gat --layers 3 --heads 2 --hidden 4"},
     {"appnp", "--model appnp"},
     {"appnp_3layers", "--model appnp --layers 3 --hidden 12,8 --K 4 --alpha 0.2"},
+    {"arma", "--model arma"},
+    {"arma_3layers", "--model arma --layers 3 --hidden 12,8 --stacks 3 --skip-dropout 0.5"},
 };
 
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.args; }
