@@ -221,7 +221,9 @@ def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dr
     at the end. hidden: one width, or one per hidden layer (per head for gat; the last
     GATConv has one head, concat=False). State-dict names: convK.lin.weight, convK.bias
     (gcn); convK.lin_l.weight, convK.lin_l.bias, convK.lin_r.weight (sage); convK.att_src,
-    convK.att_dst, convK.bias, convK.lin.weight (gat)."""
+    convK.att_dst, convK.bias, convK.lin.weight (gat). appnp and arma: _appnp_model and
+    _arma_model (their hyperparameters K, alpha, stacks, skip_dropout from **hyper, else the
+    recipe's)."""
     import torch
     import torch.nn.functional as F
     from torch_geometric.nn import GATConv, GCNConv, SAGEConv
