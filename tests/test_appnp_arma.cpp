@@ -7,7 +7,8 @@
 //   backward's against the transpose of the whole map (so the backward's
 //   derivation is checked, not only its code), for K = 1, 2, 3, 5;
 // - ARMAConv's normalisation (gcn_norm without self loops) by hand, with a
-//   self loop, a duplicate edge and a node without in-edges.
+//   self loop, a duplicate edge and a node without in-edges;
+// - the shapes both types read from a file, and the files they refuse.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,8 @@
 
 #include "gcn/data/graph.hpp"
 #include "gcn/error.hpp"
+#include "gcn/nn/params.hpp"
+#include "gcn/nn/registry.hpp"
 #include "nn/layers/appnp.hpp"
 #include "nn/layers/arma.hpp"
 
@@ -178,6 +181,37 @@ TEST(ArmaNorm, GcnNormWithoutSelfLoopsByHand) {
   expect_near(dense(fwd), f, 1e-7, "[A | I]");
   expect_near(dense(bwd), b, 1e-7, "[At ; I]");
   EXPECT_THROW(arma_norm(2, {0, 2}, {1, 0}), DataError);
+}
+
+TEST(AppnpArmaFiles, ShapesFromFilesAndBadFiles) {
+  const ModelType& appnp = find_model_type("appnp");
+  const ModelType& arma = find_model_type("arma");
+  const TensorShapes lin = {{"lin1.weight", {12, 5}}, {"lin1.bias", {12}}, {"lin2.weight", {8, 12}},
+                            {"lin2.bias", {8}},       {"lin3.weight", {3, 8}}, {"lin3.bias", {3}}};
+  EXPECT_TRUE(appnp.recognizes(lin));
+  EXPECT_FALSE(arma.recognizes(lin));
+  const ModelShape a = appnp.shape_from_file(lin, "a.st");
+  EXPECT_EQ(a.describe(), "appnp 5-12-8-3");
+  EXPECT_EQ(a.hp_int("K"), 10);  // not in the file: the default
+  TensorShapes bad = lin;
+  bad["lin2.weight"] = {8, 12, 1};
+  EXPECT_THROW(appnp.shape_from_file(bad, "a.st"), DataError);
+
+  const TensorShapes conv = {{"conv1.weight", {1, 3, 4, 4}},     {"conv1.init_weight", {3, 5, 4}},
+                             {"conv1.root_weight", {1, 3, 5, 4}}, {"conv1.bias", {1, 3, 1, 4}},
+                             {"conv2.weight", {1, 3, 2, 2}},     {"conv2.init_weight", {3, 4, 2}},
+                             {"conv2.root_weight", {1, 3, 4, 2}}, {"conv2.bias", {1, 3, 1, 2}}};
+  EXPECT_TRUE(arma.recognizes(conv));
+  EXPECT_FALSE(appnp.recognizes(conv));
+  const ModelShape r = arma.shape_from_file(conv, "r.st");
+  EXPECT_EQ(r.describe(), "arma 5-4-2 stacks=3");
+  const ParamLayout layout(r);  // the declared tensors are the file's
+  for (const ParamTensor& t : layout.tensors) EXPECT_EQ(t.file_shape, conv.at(t.name)) << t.name;
+  bad = conv;
+  bad["conv1.init_weight"] = {17, 5, 4};
+  EXPECT_THROW(arma.shape_from_file(bad, "r.st"), DataError);
+  bad["conv1.init_weight"] = {5, 4};
+  EXPECT_THROW(arma.shape_from_file(bad, "r.st"), DataError);
 }
 
 }  // namespace
