@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Loss parity with PyG: the same initial weights, every dropout 0, per-epoch training loss.
 
-For each --model (gcn, sage, gat): PyG 2.8 builds the model (pyg_common.make_model, the
-recipe of gcn-train --model with every dropout 0), saves its initial state_dict as
+For each --model (every model of the registry by default): PyG 2.8 builds the model
+(pyg_common.make_model, the recipe of gcn-train --model with every dropout 0), saves its
+initial state_dict as
 safetensors and trains it for --epochs epochs with Adam, recording each epoch's training
 loss; gcn-train starts from that file (--init) with the same options and its --json history
 gives its losses. Prints the largest relative difference per model and exits 1 when one is

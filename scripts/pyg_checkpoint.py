@@ -178,15 +178,16 @@ def cmd_evaluate(args, impl):
     tensors, metadata = load(impl, args.checkpoint)
     optimizer = sorted(k for k in tensors if k.startswith("optimizer."))
     state = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
-    weight = "conv1.lin_l.weight" if args.model == "sage" else "conv1.lin.weight"
-    if weight not in state or state[weight].dim() != 2:
-        sys.exit(f"{PROG}: error: {args.checkpoint}: no 2-d {weight}; not a --model {args.model} checkpoint")
+    weight, rank = pyg_common.FIRST_WEIGHT[args.model]
+    if weight not in state or state[weight].dim() != rank:
+        sys.exit(f"{PROG}: error: {args.checkpoint}: no {rank}-d {weight}; not a --model {args.model} checkpoint")
     dataset, data = pyg_common.load_planetoid(args.data_root, args.dataset, args.device, PROG)
     widths, layers, heads = pyg_common.model_from_state(args.model, state, dataset.num_features,
                                                         dataset.num_classes)
     hidden = widths[0] if widths else 16
     model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes,
-                                  hidden=widths if len(set(widths)) > 1 else hidden, layers=layers, heads=heads)
+                                  hidden=widths if len(set(widths)) > 1 else hidden, layers=layers, heads=heads,
+                                  **pyg_common.hyper_from_state(args.model, state))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -221,7 +221,9 @@ def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dr
     at the end. hidden: one width, or one per hidden layer (per head for gat; the last
     GATConv has one head, concat=False). State-dict names: convK.lin.weight, convK.bias
     (gcn); convK.lin_l.weight, convK.lin_l.bias, convK.lin_r.weight (sage); convK.att_src,
-    convK.att_dst, convK.bias, convK.lin.weight (gat)."""
+    convK.att_dst, convK.bias, convK.lin.weight (gat). appnp and arma: _appnp_model and
+    _arma_model (their hyperparameters K, alpha, stacks, skip_dropout from **hyper, else the
+    recipe's)."""
     import torch
     import torch.nn.functional as F
     from torch_geometric.nn import GATConv, GCNConv, SAGEConv
@@ -229,6 +231,13 @@ def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dr
     widths = list(hidden) if isinstance(hidden, (list, tuple)) else [hidden] * (layers - 1)
     if len(widths) != layers - 1:
         raise ValueError(f"{len(widths)} hidden widths for {layers} layers")
+    if kind == "appnp":
+        return _appnp_model(num_features, num_classes, widths, layers, dropout, input_dropout,
+                            hyper.get("K", RECIPES["appnp"]["K"]), hyper.get("alpha", RECIPES["appnp"]["alpha"]))
+    if kind == "arma":
+        return _arma_model(num_features, num_classes, widths, layers, dropout, input_dropout,
+                           hyper.get("stacks", RECIPES["arma"]["stacks"]),
+                           hyper.get("skip_dropout", RECIPES["arma"]["skip_dropout"]))
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -262,21 +271,95 @@ def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dr
     return Net()
 
 
+def _appnp_model(num_features, num_classes, widths, layers, dropout, input_dropout, K, alpha):
+    """benchmark/citation/appnp.py's Net with `layers` Linears: dropout(x) -> lin1 -> ReLU ->
+    dropout -> ... -> linL -> APPNP(K, alpha) -> log_softmax. State-dict names: linK.weight,
+    linK.bias."""
+    import torch
+    import torch.nn.functional as F
+    from torch_geometric.nn import APPNP
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            dims = [num_features] + widths + [num_classes]
+            self.lins = [f"lin{k + 1}" for k in range(layers)]
+            for k, name in enumerate(self.lins):
+                setattr(self, name, torch.nn.Linear(dims[k], dims[k + 1]))
+            self.prop1 = APPNP(K, alpha)
+
+        def forward(self, x, edge_index):
+            x = F.dropout(x, p=input_dropout, training=self.training)
+            for k, name in enumerate(self.lins):
+                x = getattr(self, name)(x)
+                if k < layers - 1:
+                    x = F.dropout(x.relu(), p=dropout, training=self.training)
+            return F.log_softmax(self.prop1(x, edge_index), dim=1)
+
+    return Net()
+
+
+def _arma_model(num_features, num_classes, widths, layers, dropout, input_dropout, stacks, skip_dropout):
+    """benchmark/citation/arma.py's Net with `layers` ARMAConvs (num_layers=1): conv1 -> ReLU ->
+    dropout -> ... -> convL -> log_softmax. State-dict names: convK.weight, convK.init_weight,
+    convK.root_weight, convK.bias."""
+    import torch
+    import torch.nn.functional as F
+    from torch_geometric.nn import ARMAConv
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            dims = [num_features] + widths + [num_classes]
+            self.convs = [f"conv{k + 1}" for k in range(layers)]
+            for k, name in enumerate(self.convs):
+                setattr(self, name, ARMAConv(dims[k], dims[k + 1], num_stacks=stacks, num_layers=1,
+                                             shared_weights=True, dropout=skip_dropout))
+
+        def forward(self, x, edge_index):
+            x = F.dropout(x, p=input_dropout, training=self.training)
+            for k, name in enumerate(self.convs):
+                x = getattr(self, name)(x, edge_index)
+                if k < layers - 1:
+                    x = F.dropout(x.relu(), p=dropout, training=self.training)
+            return F.log_softmax(x, dim=1)
+
+    return Net()
+
+
 def make_gcn(num_features, num_classes, hidden=16):
     """The tutorial's model; its state_dict holds conv1.lin.weight (H, F), conv1.bias (H),
     conv2.lin.weight (C, H), conv2.bias (C)."""
     return make_model("gcn", num_features, num_classes, hidden=hidden)
 
 
+# The first weight of each kind's state_dict, with its rank.
+FIRST_WEIGHT = {"gcn": ("conv1.lin.weight", 2), "sage": ("conv1.lin_l.weight", 2), "gat": ("conv1.lin.weight", 2),
+                "appnp": ("lin1.weight", 2), "arma": ("conv1.init_weight", 3)}
+
+
 def model_from_state(kind, state, num_features, num_classes):
     """(hidden widths, layers, heads) of a state_dict of make_model(kind, ...)."""
-    weight = "lin_l.weight" if kind == "sage" else "lin.weight"
+    if kind == "appnp":
+        name, out_dim = "lin{}.weight", 0
+    elif kind == "arma":
+        name, out_dim = "conv{}.init_weight", 2  # [stacks, in, out]
+    else:
+        name, out_dim = "conv{}." + ("lin_l.weight" if kind == "sage" else "lin.weight"), 0
     layers = 0
-    while f"conv{layers + 1}.{weight}" in state:
+    while name.format(layers + 1) in state:
         layers += 1
     heads = int(state["conv1.att_src"].shape[1]) if kind == "gat" and layers > 1 else 1
-    widths = [int(state[f"conv{k + 1}.{weight}"].shape[0]) // heads for k in range(layers - 1)]
+    widths = [int(state[name.format(k + 1)].shape[out_dim]) // heads for k in range(layers - 1)]
     return widths, layers, heads
+
+
+def hyper_from_state(kind, state):
+    """The architecture hyperparameters a state_dict of make_model(kind, ...) fixes beyond
+    model_from_state's (make_model's keyword arguments): arma's stacks."""
+    if kind == "arma":
+        return {"stacks": int(state["conv1.init_weight"].shape[0])}
+    return {}
 
 
 def accuracies(model, data):

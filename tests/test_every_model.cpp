@@ -40,6 +40,10 @@ const ModelCase kModels[] = {
     {"sage_3layers", "--model sage --layers 3"},
     {"gat", "--model gat"},
     {"gat_3layers", "--model gat --layers 3 --heads 2 --hidden 4"},
+    {"appnp", "--model appnp"},
+    {"appnp_3layers", "--model appnp --layers 3 --hidden 12,8 --K 4 --alpha 0.2"},
+    {"arma", "--model arma"},
+    {"arma_3layers", "--model arma --layers 3 --hidden 12,8 --stacks 3 --skip-dropout 0.5"},
 };
 
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.args; }

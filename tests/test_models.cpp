@@ -61,12 +61,29 @@ ModelShape with_rates(ModelShape s, float p) {
   return s;
 }
 
+// p, or 0 where the type refuses input dropout with its own rates as set in
+// s (arma: its first skip term would drop the dropped features again).
+float input_dropout_for(const ModelShape& s, float p) {
+  ModelShape t = s;
+  t.input_dropout = p;
+  try {
+    t.validate();
+  } catch (const UsageError&) {
+    return 0.0f;
+  }
+  return p;
+}
+
 // Every registered model, at two depths at least.
 const std::vector<Arch>& archs() {
   static const std::vector<Arch> all = {
       {"gcn3", "gcn", 3, {4, 3}, 4, {}},  {"sage2", "sage", 2, {}, 4, {}},
       {"sage3", "sage", 3, {4, 3}, 4, {}}, {"gat2", "gat", 2, {}, 3, {{"heads", 2}}},
       {"gat3", "gat", 3, {}, 2, {{"heads", 3}}}, {"gcn1", "gcn", 1, {}, 16, {}},
+      {"appnp2", "appnp", 2, {}, 4, {{"K", 3}, {"alpha", 0.2}}},
+      {"appnp3", "appnp", 3, {4, 3}, 4, {{"K", 3}, {"alpha", 0.2}}},
+      {"arma2", "arma", 2, {}, 4, {{"stacks", 2}}},
+      {"arma3", "arma", 3, {4, 3}, 4, {{"stacks", 3}}},
   };
   return all;
 }
@@ -111,6 +128,47 @@ TEST(ModelParams, PyGNamesAndShapes) {
                         {8, 5}, {1, 2, 4}, {1, 2, 4}, {8}, {3, 8}, {1, 1, 3}, {1, 1, 3}, {3}}));
   EXPECT_EQ(lg.total, 40 + 8 + 8 + 8 + 24 + 3 + 3 + 3);
 
+  // benchmark/citation/appnp.py's Net: lin1, lin2 (torch Linears); APPNP has no parameters.
+  ModelShape appnp = ModelShape::of("appnp", 5, 4, 3);
+  appnp.layers = 3;
+  appnp.hiddens = {4, 6};
+  const ParamLayout la(appnp);
+  names.clear();
+  shapes.clear();
+  for (const ParamTensor& t : la.tensors) {
+    names.push_back(t.name);
+    shapes.push_back(t.file_shape);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"lin1.weight", "lin1.bias", "lin2.weight", "lin2.bias", "lin3.weight",
+                                             "lin3.bias"}));
+  EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{4, 5}, {4}, {6, 4}, {6}, {3, 6}, {3}}));
+  EXPECT_EQ(la.total, 20 + 4 + 24 + 6 + 18 + 3);
+  EXPECT_EQ(appnp.describe(), "appnp 5-4-6-3");
+
+  // ARMAConv(5, 4, num_stacks=2) then ARMAConv(4, 3, num_stacks=2), PyG's registration order.
+  ModelShape arma = ModelShape::of("arma", 5, 4, 3);
+  arma.hyper["stacks"] = 2;
+  const ParamLayout lr(arma);
+  names.clear();
+  shapes.clear();
+  for (const ParamTensor& t : lr.tensors) {
+    names.push_back(t.name);
+    shapes.push_back(t.file_shape);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1.weight", "conv1.init_weight", "conv1.root_weight", "conv1.bias",
+                                             "conv2.weight", "conv2.init_weight", "conv2.root_weight",
+                                             "conv2.bias"}));
+  EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{1, 2, 4, 4},
+                                                       {2, 5, 4},
+                                                       {1, 2, 5, 4},
+                                                       {1, 2, 1, 4},
+                                                       {1, 2, 3, 3},
+                                                       {2, 4, 3},
+                                                       {1, 2, 4, 3},
+                                                       {1, 2, 1, 3}}));
+  EXPECT_EQ(lr.total, 32 + 40 + 40 + 8 + 18 + 24 + 24 + 6);
+  EXPECT_EQ(arma.describe(), "arma 5-4-3 stacks=2");
+
   ModelShape deep{5, 16, 3};
   deep.layers = 4;
   deep.hiddens = {8, 6, 4};
@@ -142,7 +200,8 @@ TEST(ModelParams, InitialisationFollowsPyG) {
     for (const ParamTensor& t : layout.tensors) {
       double bound = 0.0;
       const std::vector<int64_t> fs = t.file_shape;
-      const bool sage = std::string(a.type) == "sage";
+      // torch's Linear init (SAGEConv's lin_l and lin_r, APPNP's Linears).
+      const bool sage = std::string(a.type) == "sage" || std::string(a.type) == "appnp";
       if (t.name.find("bias") != std::string::npos && !sage) {
         bound = 0.0;
       } else if (sage) {
@@ -177,11 +236,20 @@ TEST(ModelParams, CheckpointsRoundTripEveryArchitecture) {
     const ModelShape back = shape_from_safetensors(file, a.name);
     EXPECT_TRUE(back.same_parameters(s)) << a.name << ": " << back.describe() << " vs " << s.describe();
     EXPECT_EQ(model_from_safetensors(file, back, a.name), flat) << a.name;
-    // A weight is PyG's [out, in]: element (o, i) is ours (i, o).
-    const ParamTensor& w = layout.tensors.front();
-    const Tensor32* t = file.find(w.name);
-    ASSERT_NE(t, nullptr);
-    EXPECT_EQ(t->data[1 * w.rows + 2], flat[w.offset + 2 * w.cols + 1]) << a.name;
+    for (const ParamTensor& w : layout.tensors) {
+      const Tensor32* t = file.find(w.name);
+      ASSERT_NE(t, nullptr);
+      if (w.layout == ParamTensor::Layout::kTransposed) {
+        // A weight is PyG's [out, in]: element (o, i) is ours (i, o).
+        EXPECT_EQ(t->data[1 * w.rows + 2], flat[w.offset + 2 * w.cols + 1]) << a.name << " " << w.name;
+      } else if (w.layout == ParamTensor::Layout::kStacked && w.file_shape.size() == 4 && w.file_shape[1] > 1 &&
+                 w.file_shape[3] > 1) {
+        // PyG [A, K, R, C]: element (0, 1, r, 1) is ours (r, C + 1), r = R - 1.
+        const int64_t k = w.file_shape[1], r = w.file_shape[2] - 1, c = w.file_shape[3];
+        EXPECT_EQ(t->data[(1 * w.file_shape[2] + r) * c + 1], flat[w.offset + r * (k * c) + c + 1])
+            << a.name << " " << w.name;
+      }
+    }
   }
   // A file of one kind for a model of another: named, one line.
   ModelShape gat = shape_of(archs()[3]);
@@ -210,7 +278,7 @@ TEST_P(LayerGradients, MatchFiniteDifferences) {
   auto be = make_cpu_backend(1);
   const Dataset d = tiny_dataset();
   ModelShape shape = with_rates(shape_of(gc.arch), gc.type_dropouts);
-  shape.input_dropout = gc.input_dropout;
+  shape.input_dropout = input_dropout_for(shape, gc.input_dropout);
   const DeviceGraph graph(*be, d);
   GcnModel model(graph, shape, gc.dropout);
   std::vector<float> p = init_params(shape, 11);
@@ -249,13 +317,18 @@ std::vector<GradCase> grad_cases() {
   for (const Arch& a : archs()) {
     out.push_back({a, 0.0f, 0.0f, 0.0f});
     out.push_back({a, 0.4f, 0.3f, 0.35f});
+    const std::vector<HyperParam> hp = find_model_type(a.type).hyper_params();
+    if (std::any_of(hp.begin(), hp.end(), is_rate)) out.push_back({a, 0.4f, 0.3f, 0.0f});  // input dropout alone
   }
   return out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, LayerGradients, ::testing::ValuesIn(grad_cases()),
                          [](const ::testing::TestParamInfo<GradCase>& info) {
-                           return std::string(info.param.arch.name) + (info.param.dropout > 0 ? "_dropout" : "_plain");
+                           const GradCase& g = info.param;
+                           return std::string(g.arch.name) + (g.dropout == 0      ? "_plain"
+                                                              : g.type_dropouts > 0 ? "_dropout"
+                                                                                    : "_input_dropout");
                          });
 
 // ---- batches ---------------------------------------------------------------------
@@ -269,7 +342,7 @@ TEST(ModelBatch, EveryArchitectureIsItsSingleRunsBitForBit) {
   const DeviceGraph graph(*be, d);
   for (const Arch& a : archs()) {
     ModelShape shape = with_rates(shape_of(a), 0.3f);
-    shape.input_dropout = 0.2f;
+    shape.input_dropout = input_dropout_for(shape, 0.2f);
     std::vector<TrainConfig> configs;
     const float lrs[] = {0.01f, 0.05f, 0.2f, 0.01f};
     const float drops[] = {0.5f, 0.0f, 0.3f, 0.6f};
@@ -357,7 +430,7 @@ TEST(CudaModels, EveryArchitectureMatchesTheCpu) {
     c.hiddens = a.hiddens;
     c.hyper = arch.hyper;
     c.dropout = 0.4f;
-    c.input_dropout = 0.2f;
+    c.input_dropout = input_dropout_for(arch, 0.2f);
     const ModelShape s = c.shape(d.n_features, d.n_classes);
     Trainer tc(gc, s, c.dropout), tg(gg, s, c.dropout);
     const TrainResult rc = tc.train(c), rg = tg.train(c), rg2 = tg.train(c);

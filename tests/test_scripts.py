@@ -435,7 +435,7 @@ class ModelsPyG(Base):
             self.assertGreater(r[m]["pyg"][0] - r[m]["pyg"][-1], 0.1)  # it trained
 
     def test_models_move_both_ways(self):
-        for model in ("sage", "gat"):
+        for model in ("sage", "gat", "appnp", "arma"):
             with self.subTest(model=model):
                 path = os.path.join(self.tmp, f"{model}.safetensors")
                 p = run(self.python, "pyg_checkpoint.py", "export", "--model", model, "--data-root", DATA_ROOT,

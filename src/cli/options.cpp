@@ -94,7 +94,7 @@ void add_model_options(CLI::App& app, Options& opt) {
   }
   help.back() = '.';
   app.add_option("--model", opt.model, help + " gcn-train --models lists them as JSON")->check(one_of(names));
-  app.add_option("--layers", opt.layers, "The model's layers (graph convolutions; 2: the tutorial's); hidden layers = layers - 1");
+  app.add_option("--layers", opt.layers, "The model's layers (graph convolutions; appnp: Linears; 2: the tutorial's); hidden layers = layers - 1");
   app.add_option("--hidden", opt.hiddens,
                  "Hidden channels (per head for gat); a list trains each (one batch per width), except with "
                  "--layers L > 2 and L - 1 values: one width per hidden layer (--layers 3 --hidden 64,32)")

@@ -2,8 +2,10 @@
 
 namespace gcn {
 
-void InputProduct::plan(Planner& p, const std::string& name, const Workspace::Id in[2], float input_dropout) {
+void InputProduct::plan(Planner& p, const std::string& name, const Workspace::Id in[2], float input_dropout,
+                        uint32_t site) {
   sparse_ = in[0] < 0;
+  site_ = site;
   for (int i = 0; i < 2; ++i) in_[i] = in[i];
   dropout_ = sparse_ ? input_dropout : 0.0f;
   if (dropout_ > 0.0f) {
@@ -20,7 +22,7 @@ void InputProduct::forward(const LayerContext& c, Pass pass, ConstMatRef w, MatR
   } else if (pass == Pass::kTrain && dropout_ > 0.0f) {
     const SparseMatrix& x = c.graph->features();
     float* values = c.ws->get<float>(x_values_);
-    be.sparse_dropout(x, /*transposed=*/false, dropout_, c.step, c.batch, kInputSite, values);
+    be.sparse_dropout(x, /*transposed=*/false, dropout_, c.step, c.batch, site_, values);
     be.spmm_values(x, values, w, out, c.batch, /*prepared=*/true);  // dropout(X) · W, model by model
   } else {
     be.spmm(c.graph->features(), w, out, nullptr, /*prepared=*/true);  // X · W, every model at once
@@ -36,7 +38,7 @@ void InputProduct::weight_grad(const LayerContext& c, ConstMatRef g, MatRef dw) 
   const SparseMatrix& xt = features_t_ != nullptr ? *features_t_ : c.graph->features_t();
   if (dropout_ > 0.0f) {
     float* values = c.ws->get<float>(xt_values_);
-    be.sparse_dropout(xt, /*transposed=*/true, dropout_, c.step, c.batch, kInputSite, values);
+    be.sparse_dropout(xt, /*transposed=*/true, dropout_, c.step, c.batch, site_, values);
     be.spmm_values(xt, values, g, dw, c.batch, /*prepared=*/true);
   } else {
     be.spmm(xt, g, dw, nullptr, /*prepared=*/true);  // Xᵀ · g

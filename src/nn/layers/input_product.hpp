@@ -15,8 +15,10 @@ class InputProduct {
  public:
   // in[pass] as Layer::plan's (-1: the sparse features); input_dropout
   // applies to the sparse features only (a dense input's dropout is the
-  // previous layer's).
-  void plan(Planner& p, const std::string& name, const Workspace::Id in[2], float input_dropout);
+  // previous layer's), drawn at dropout site `site` (the features' own,
+  // kInputSite, unless a layer drops its own copy: ARMA's skip term).
+  void plan(Planner& p, const std::string& name, const Workspace::Id in[2], float input_dropout,
+            uint32_t site = kInputSite);
   bool sparse() const { return sparse_; }
   // Whether the products run with prepared = true (the sparse ones).
   bool prepared() const { return sparse_; }
@@ -30,6 +32,7 @@ class InputProduct {
  private:
   bool sparse_ = false;
   float dropout_ = 0.0f;
+  uint32_t site_ = kInputSite;
   Workspace::Id in_[2] = {-1, -1}, x_values_ = -1, xt_values_ = -1;
   const SparseMatrix* features_t_ = nullptr;
 };
