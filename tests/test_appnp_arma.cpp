@@ -181,6 +181,16 @@ TEST(ArmaNorm, GcnNormWithoutSelfLoopsByHand) {
   expect_near(dense(fwd), f, 1e-7, "[A | I]");
   expect_near(dense(bwd), b, 1e-7, "[At ; I]");
   EXPECT_THROW(arma_norm(2, {0, 2}, {1, 0}), DataError);
+  // Weighted (0 -> 1: 2; 1 -> 0: 3 and 0.5; 1 -> 1: 4; 2 -> 1: 1): weighted in-degrees 3.5 and 7.
+  const CsrMatrix w = arma_norm(4, src, dst, {2, 3, 0.5f, 4, 1});
+  Dense wwant = zeros(4, 4);
+  const double w0 = 3.0 + 0.5, w1 = 2.0 + 4.0 + 1.0;
+  wwant[1][0] = 2.0 / std::sqrt(w1 * w0);
+  wwant[0][1] = 3.5 / std::sqrt(w0 * w1);
+  wwant[1][1] = 4.0 / w1;
+  expect_near(dense(w), wwant, 1e-7, "weighted arma_norm");
+  EXPECT_EQ(dense(arma_norm(4, src, dst, {1, 1, 1, 1, 1})), dense(a));  // all ones: the same bits
+  EXPECT_THROW(arma_norm(4, src, dst, {1, 1}), DataError);
 }
 
 TEST(AppnpArmaFiles, ShapesFromFilesAndBadFiles) {

@@ -235,7 +235,7 @@ class LinearAppnp final : public Layer {
     std::optional<AppnpOperators> ops;
     auto make = [&](CsrMatrix AppnpOperators::*which) {
       return [&, which] {
-        if (!ops) ops = appnp_operators(gcn::gcn_norm(d.n_nodes, d.edge_src, d.edge_dst), alpha_);
+        if (!ops) ops = appnp_operators(gcn::gcn_norm(d.n_nodes, d.edge_src, d.edge_dst, d.edge_weight), alpha_);
         return ops.value().*which;
       };
     };

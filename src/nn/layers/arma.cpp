@@ -43,33 +43,38 @@
 
 namespace gcn {
 
-CsrMatrix arma_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst) {
-  if (edge_src.size() != edge_dst.size()) {
-    throw DataError(fmt::format("arma_norm: {} sources but {} targets", edge_src.size(), edge_dst.size()));
+CsrMatrix arma_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
+                    const std::vector<float>& edge_weight) {
+  if (edge_src.size() != edge_dst.size() || (!edge_weight.empty() && edge_weight.size() != edge_src.size())) {
+    throw DataError(fmt::format("arma_norm: {} sources, {} targets, {} weights", edge_src.size(), edge_dst.size(),
+                                edge_weight.size()));
   }
   const auto n = static_cast<std::size_t>(n_nodes);
   std::vector<double> deg(n, 0.0);
-  std::vector<std::vector<int32_t>> sources(n);
+  std::vector<std::vector<std::pair<int32_t, double>>> sources(n);  // (source, weight)
   for (std::size_t e = 0; e < edge_src.size(); ++e) {
     const int32_t s = edge_src[e], d = edge_dst[e];
     if (s < 0 || s >= n_nodes || d < 0 || d >= n_nodes) {
       throw DataError(fmt::format("arma_norm: edge {} ({} -> {}) outside [0, {})", e, s, d, n_nodes));
     }
-    deg[static_cast<std::size_t>(d)] += 1.0;
-    sources[static_cast<std::size_t>(d)].push_back(s);
+    const double w = edge_weight.empty() ? 1.0 : edge_weight[e];
+    deg[static_cast<std::size_t>(d)] += w;
+    sources[static_cast<std::size_t>(d)].push_back({s, w});
   }
   auto inv_sqrt = [&](int32_t i) { return deg[i] > 0.0 ? 1.0 / std::sqrt(deg[i]) : 0.0; };
   CsrMatrix a;
   a.n_rows = a.n_cols = n_nodes;
   a.indptr.assign(1, 0);
   for (int32_t i = 0; i < n_nodes; ++i) {
-    std::vector<int32_t>& s = sources[static_cast<std::size_t>(i)];
-    std::sort(s.begin(), s.end());
+    std::vector<std::pair<int32_t, double>>& s = sources[static_cast<std::size_t>(i)];
+    std::stable_sort(s.begin(), s.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
     for (std::size_t k = 0; k < s.size();) {
       double w = 0.0;
       std::size_t end = k;
-      for (; end < s.size() && s[end] == s[k]; ++end) w += inv_sqrt(s[k]) * inv_sqrt(i);  // duplicates summed
-      a.indices.push_back(s[k]);
+      for (; end < s.size() && s[end].first == s[k].first; ++end) {
+        w += inv_sqrt(s[k].first) * s[end].second * inv_sqrt(i);  // duplicates summed (weight 1: no bit changes)
+      }
+      a.indices.push_back(s[k].first);
       a.values.push_back(static_cast<float>(w));
       k = end;
     }
@@ -168,7 +173,7 @@ class ArmaConv final : public Layer {
       if (skip_ > 0.0f) root_grad_ = p.tensor(name_ + ".in.grad.root", n_, in_b);
     }
     const Dataset& d = p.graph().dataset();
-    auto norm = [&d] { return arma_norm(d.n_nodes, d.edge_src, d.edge_dst); };
+    auto norm = [&d] { return arma_norm(d.n_nodes, d.edge_src, d.edge_dst, d.edge_weight); };
     forward_ = &p.graph().derived("arma.norm_root", [&] { return block_operator(norm(), {{B{1, 0}, B{0, 1}}}); });
     backward_ = &p.graph().derived("arma.norm_root_t",
                                    [&] { return block_operator(norm().transposed(), {{B{1, 0}}, {B{0, 1}}}); });

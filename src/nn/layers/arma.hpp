@@ -15,6 +15,9 @@ namespace gcn {
 // merged into one entry of the summed weight); a node with no in-edges has
 // deg^-1/2 = 0 (PyG's masked inf), so its out-edges weigh 0. Computed in
 // double, rounded to float once. DataError for a node outside [0, n).
-CsrMatrix arma_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst);
+// With edge weights (one per edge; empty: all 1): deg(i) sums the weights
+// into i and the entry of j -> i is deg(j)^-1/2 · w · deg(i)^-1/2.
+CsrMatrix arma_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
+                    const std::vector<float>& edge_weight = {});
 
 }  // namespace gcn
