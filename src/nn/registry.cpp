@@ -16,12 +16,14 @@ namespace gcn {
 const ModelType& gcn_model_type();
 const ModelType& sage_model_type();
 const ModelType& gat_model_type();
+const ModelType& sgc_model_type();
 
 const std::vector<const ModelType*>& model_types() {
   static const std::vector<const ModelType*> types = {
       &gcn_model_type(),
       &sage_model_type(),
       &gat_model_type(),
+      &sgc_model_type(),
   };
   return types;
 }
