@@ -43,6 +43,8 @@ const ModelCase kModels[] = {
     {"gat_3layers", "--model gat --layers 3 --heads 2 --hidden 4"},
     {"sgc", "--model sgc", true},
     {"sgc_K3", "--model sgc --K 3", true},
+    {"cheb", "--model cheb"},
+    {"cheb_3layers", "--model cheb --layers 3 --K 2 --hidden 12,8"},
 };
 
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.args; }

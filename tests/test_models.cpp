@@ -68,6 +68,8 @@ const std::vector<Arch>& archs() {
       {"sage3", "sage", 3, {4, 3}, 4, {}}, {"gat2", "gat", 2, {}, 3, {{"heads", 2}}},
       {"gat3", "gat", 3, {}, 2, {{"heads", 3}}}, {"gcn1", "gcn", 1, {}, 16, {}},
       {"sgc1", "sgc", 1, {}, 16, {{"K", 1}}},  {"sgc3", "sgc", 1, {}, 16, {{"K", 3}}},
+      // cheb K = 4: every term of its Clenshaw recurrence (−b_{k+2} from K = 4).
+      {"cheb2", "cheb", 2, {}, 4, {{"K", 2}}}, {"cheb3", "cheb", 3, {4, 3}, 4, {{"K", 4}}},
   };
   return all;
 }
@@ -111,6 +113,22 @@ TEST(ModelParams, PyGNamesAndShapes) {
   EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{3, 5}, {3}}));
   EXPECT_EQ(lsg.total, 15 + 3);
   EXPECT_EQ(sgc.describe(), "sgc 5-3");
+
+  // ChebConv(5, 4, K=2) -> ChebConv(4, 3, K=2): PyG's state_dict order (the bias, then lins).
+  ModelShape cheb = ModelShape::of("cheb", 5, 4, 3);
+  cheb.hyper["K"] = 2;
+  const ParamLayout lc(cheb);
+  names.clear();
+  shapes.clear();
+  for (const ParamTensor& t : lc.tensors) {
+    names.push_back(t.name);
+    shapes.push_back(t.file_shape);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1.bias", "conv1.lins.0.weight", "conv1.lins.1.weight", "conv2.bias",
+                                             "conv2.lins.0.weight", "conv2.lins.1.weight"}));
+  EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{4}, {4, 5}, {4, 5}, {3}, {3, 4}, {3, 4}}));
+  EXPECT_EQ(lc.total, 4 + 40 + 3 + 24);
+  EXPECT_EQ(cheb.describe(), "cheb 5-4-3 K=2");
 
   ModelShape gat = ModelShape::of("gat", 5, 4, 3);
   gat.hyper["heads"] = 2;
@@ -196,7 +214,9 @@ TEST(ModelParams, CheckpointsRoundTripEveryArchitecture) {
     EXPECT_TRUE(back.same_parameters(s)) << a.name << ": " << back.describe() << " vs " << s.describe();
     EXPECT_EQ(model_from_safetensors(file, back, a.name), flat) << a.name;
     // A weight is PyG's [out, in]: element (o, i) is ours (i, o).
-    const ParamTensor& w = layout.tensors.front();
+    const ParamTensor& w = *std::find_if(layout.tensors.begin(), layout.tensors.end(), [](const ParamTensor& t) {
+      return t.layout == ParamTensor::Layout::kTransposed;  // the first weight (cheb's bias comes first)
+    });
     const Tensor32* t = file.find(w.name);
     ASSERT_NE(t, nullptr);
     EXPECT_EQ(t->data[1 * w.rows + 2], flat[w.offset + 2 * w.cols + 1]) << a.name;

@@ -4,6 +4,7 @@
 // formulas (gcn_norm's Â; get_laplacian's L̂), and the CLI's checks of
 // their shapes. Gradients, checkpoints and batches are test_models.cpp's
 // (archs()), the CLI's round trips test_every_model.cpp's.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "gcn/backend/devices.hpp"
+#include "gcn/data/graph.hpp"
 #include "gcn/error.hpp"
 #include "gcn/nn/device_graph.hpp"
 #include "gcn/nn/model.hpp"
@@ -143,6 +145,117 @@ TEST(SgConv, IsOneLayer) {
   s.hyper["K"] = 17;
   EXPECT_THROW(s.validate(), UsageError);
   s.hyper["K"] = 0;
+  EXPECT_THROW(s.validate(), UsageError);
+}
+
+// ---- ChebConv ------------------------------------------------------------------------
+
+// PyG's get_laplacian(normalization="sym") then ChebConv.__norm__ (λmax = 2),
+// written from the formulas: self loops dropped, deg(j) = the edges out of
+// j, L̂[t][s] = −Σ_{edges s -> t} deg(s)^-1/2 deg(t)^-1/2, deg^-1/2 = 0 where deg = 0.
+Dense cheb_laplacian_dense(int32_t n_nodes, const std::vector<int32_t>& src, const std::vector<int32_t>& dst) {
+  const auto n = static_cast<std::size_t>(n_nodes);
+  std::vector<double> deg(n, 0.0);
+  for (std::size_t e = 0; e < src.size(); ++e) {
+    if (src[e] != dst[e]) deg[static_cast<std::size_t>(src[e])] += 1.0;
+  }
+  Dense l = zeros(n, n);
+  for (std::size_t e = 0; e < src.size(); ++e) {
+    const auto s = static_cast<std::size_t>(src[e]), t = static_cast<std::size_t>(dst[e]);
+    if (s == t) continue;
+    const double ds = deg[s] > 0 ? 1.0 / std::sqrt(deg[s]) : 0.0, dt = deg[t] > 0 ? 1.0 / std::sqrt(deg[t]) : 0.0;
+    l[t][s] -= ds * dt;
+  }
+  return l;
+}
+
+Dense dense_of(const CsrMatrix& m) {
+  Dense d = zeros(static_cast<std::size_t>(m.n_rows), static_cast<std::size_t>(m.n_cols));
+  for (int32_t i = 0; i < m.n_rows; ++i) {
+    for (int32_t k = m.indptr[i]; k < m.indptr[i + 1]; ++k) {
+      d[static_cast<std::size_t>(i)][static_cast<std::size_t>(m.indices[k])] += m.values[k];
+    }
+  }
+  return d;
+}
+
+// Four nodes: 0 <-> 1 with 0 -> 1 twice (PyG keeps duplicates: both count),
+// 1 <-> 2, a self loop on 2 (removed), a one-way 0 -> 2, and 3 isolated.
+// The values are the ones PyG 2.8.1's ChebConv.__norm__ gives.
+TEST(ChebConv, ScaledLaplacianByHand) {
+  const std::vector<int32_t> src = {0, 1, 0, 1, 2, 2, 0}, dst = {1, 0, 1, 2, 1, 2, 2};
+  const CsrMatrix l = cheb_laplacian(4, src, dst);
+  EXPECT_NO_THROW(l.validate("L̂"));
+  const Dense got = dense_of(l), want = cheb_laplacian_dense(4, src, dst);
+  // deg = (3, 2, 1, 0): L̂[1][0] = −2/sqrt(3·2), L̂[0][1] = −1/sqrt(2·3), L̂[2][0] = −1/sqrt(3·1), L̂[1][2] = L̂[2][1] = −1/sqrt(2).
+  const double hand[4][4] = {{0, -1 / std::sqrt(6.0), 0, 0},
+                             {-2 / std::sqrt(6.0), 0, -1 / std::sqrt(2.0), 0},
+                             {-1 / std::sqrt(3.0), -1 / std::sqrt(2.0), 0, 0},
+                             {0, 0, 0, 0}};
+  for (std::size_t i = 0; i < 4; ++i) {
+    for (std::size_t j = 0; j < 4; ++j) {
+      EXPECT_NEAR(got[i][j], hand[i][j], 1e-7) << i << ", " << j;
+      EXPECT_NEAR(want[i][j], hand[i][j], 1e-12) << i << ", " << j;
+    }
+  }
+  // No diagonal entries, the duplicate merged, rows sorted: 0: {1}; 1: {0, 2}; 2: {0, 1}; 3: {}.
+  EXPECT_EQ(l.indptr, (std::vector<int32_t>{0, 1, 3, 5, 5}));
+  EXPECT_EQ(l.indices, (std::vector<int32_t>{1, 0, 2, 0, 1}));
+  EXPECT_THROW(cheb_laplacian(2, {0}, {2}), DataError);
+}
+
+// One ChebConv(5, 3, K) on the tiny graph (a one-way edge, an isolated
+// node): Σ_j T_j(L̂) X W_j + b with T_0 = I, T_1 = L̂, T_j = 2 L̂ T_{j-1} − T_{j-2}
+// as PyG computes it (the recurrence on X, then each Linear), for K = 1 .. 5:
+// every term of the Clenshaw operators (−b_{k+2} from K = 4).
+TEST(ChebConv, OutputIsTheChebyshevSeries) {
+  auto be = make_cpu_backend(1);
+  const Dataset d = tiny_dataset();
+  const DeviceGraph graph(*be, d);
+  const Dense l = cheb_laplacian_dense(d.n_nodes, d.edge_src, d.edge_dst), x = features(d);
+  for (int k = 1; k <= 5; ++k) {
+    ModelShape s = ModelShape::of("cheb", d.n_features, 16, d.n_classes);
+    s.layers = 1;
+    s.hyper["K"] = k;
+    const ParamLayout layout(s);
+    std::vector<float> p = init_params(s, 3);
+    const ParamTensor* bias = layout.find("conv1.bias");
+    for (int64_t i = 0; i < bias->size(); ++i) p[bias->offset + i] = 0.1f * static_cast<float>(i) - 0.05f;
+    GcnModel model(graph, s, 0.0f);
+    model.set_params(p);
+    Dense logits = zeros(x.size(), static_cast<std::size_t>(d.n_classes));
+    Dense t_prev = x, t = matmul(l, x);  // T_0 X, T_1 X
+    for (int j = 0; j < k; ++j) {
+      const Dense& tj = j == 0 ? x : t;
+      const Dense term = matmul(tj, param(p, layout, fmt::format("conv1.lins.{}.weight", j)));
+      for (std::size_t r = 0; r < logits.size(); ++r) {
+        for (std::size_t c = 0; c < logits[r].size(); ++c) logits[r][c] += term[r][c];
+      }
+      if (j >= 1) {  // T_{j+1} X = 2 L̂ T_j X − T_{j-1} X
+        Dense next = matmul(l, t);
+        for (std::size_t r = 0; r < next.size(); ++r) {
+          for (std::size_t c = 0; c < next[r].size(); ++c) next[r][c] = 2.0 * next[r][c] - t_prev[r][c];
+        }
+        t_prev = t;
+        t = next;
+      }
+    }
+    add_bias(logits, param(p, layout, "conv1.bias"));
+    expect_log_softmax_of(model, logits, "K=" + std::to_string(k));
+  }
+}
+
+// K weights per layer: K is part of the architecture (a file fixes it).
+TEST(ChebConv, KIsTheNumberOfWeights) {
+  ModelShape s = ModelShape::of("cheb", 5, 4, 3);
+  s.hyper["K"] = 4;
+  const ParamLayout layout(s);
+  EXPECT_EQ(layout.tensors.size(), 2u * (1 + 4));
+  EXPECT_EQ(s.describe(), "cheb 5-4-3 K=4");
+  ModelShape other = s;
+  other.hyper["K"] = 3;
+  EXPECT_FALSE(other.same_parameters(s));
+  s.hyper["K"] = 17;
   EXPECT_THROW(s.validate(), UsageError);
 }
 

@@ -17,6 +17,7 @@ const ModelType& gcn_model_type();
 const ModelType& sage_model_type();
 const ModelType& gat_model_type();
 const ModelType& sgc_model_type();
+const ModelType& cheb_model_type();
 
 const std::vector<const ModelType*>& model_types() {
   static const std::vector<const ModelType*> types = {
@@ -24,6 +25,7 @@ const std::vector<const ModelType*>& model_types() {
       &sage_model_type(),
       &gat_model_type(),
       &sgc_model_type(),
+      &cheb_model_type(),
   };
   return types;
 }
