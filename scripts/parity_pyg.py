@@ -35,8 +35,11 @@ def pyg_losses(kind, dataset, data, args):
     r = pyg_common.recipe(kind)
     for key in pyg_common.rate_hyper(kind):  # every dropout 0
         r[key] = 0.0
-    if args.layers is not None:
+    if args.layers is not None and r["layers"] > 1:  # sgc is one layer whatever --layers says
         r["layers"] = args.layers
+    for key, value in args.hyper.items():
+        if any(h["key"] == key for h in pyg_common.REGISTRY[kind]["hyper"]):
+            r[key] = value
     hyper = {h["key"]: r[h["key"]] for h in pyg_common.REGISTRY[kind]["hyper"]}
     model = pyg_common.make_model(kind, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
                                   layers=r["layers"], dropout=0.0, input_dropout=0.0, **hyper)
@@ -64,10 +67,26 @@ def main():
     ap.add_argument("--device", default="cpu", help="gcn-train's device (PyG runs on the CPU)")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--layers", type=int, help="the models' depth (default: each model's own)")
+    ap.add_argument("--hyper", action="append", default=[], metavar="KEY=VALUE",
+                    help="a hyperparameter of the models that have it (by config key, e.g. K=3), in place of "
+                         "the recipe's; repeatable")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=1e-4, help="largest relative difference allowed")
     ap.add_argument("--json", help="also write every loss here")
     args = ap.parse_args()
+    hyper = {}
+    for item in args.hyper:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--hyper {item}: use KEY=VALUE")
+        try:
+            hyper[key] = int(value)
+        except ValueError:
+            try:
+                hyper[key] = float(value)
+            except ValueError:
+                ap.error(f"--hyper {item}: {value} is not a number")
+    args.hyper = hyper
     pyg_common.require_pyg(PROG)
     if not os.access(args.gcn_train, os.X_OK):
         sys.exit(f"{PROG}: {args.gcn_train} not found; run bash scripts/setup.sh first")
@@ -80,8 +99,8 @@ def main():
     out, worst_all = {}, 0.0
     print(f"{args.dataset}, {args.epochs} epochs, every dropout 0, the same initial weights; PyG "
           f"{torch_geometric.__version__} (torch {torch.__version__}) against gcn-train on {args.device}")
-    print(f"| model | layers | epochs | max relative loss difference | first loss | last loss (PyG) |")
-    print(f"|---|---:|---:|---:|---:|---:|")
+    print(f"| model | layers | hyperparameters | epochs | max relative loss difference | first loss | last loss (PyG) |")
+    print(f"|---|---:|---|---:|---:|---:|---:|")
     for kind in args.models.split(","):
         init, ref, r = pyg_losses(kind, dataset, data, args)
         path = os.path.join(tmp, f"{kind}.safetensors")
@@ -104,7 +123,9 @@ def main():
         worst = max(rel)
         worst_all = max(worst_all, worst)
         out[kind] = {"pyg": ref, "gcn_train": ours, "max_rel": worst}
-        print(f"| {kind} | {r['layers']} | {args.epochs} | {worst:.2e} | {ref[0]:.6f} | {ref[-1]:.6f} |", flush=True)
+        hp = ", ".join(f"{h['key']}={r[h['key']]}" for h in pyg_common.REGISTRY[kind]["hyper"]) or "-"
+        print(f"| {kind} | {r['layers']} | {hp} | {args.epochs} | {worst:.2e} | {ref[0]:.6f} | {ref[-1]:.6f} |",
+              flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Moves models (the tutorial GCN; --model sage, gat) between PyG and gcn-train as safetensors.
+"""Moves models (the tutorial GCN; --model sage, gat, sgc, cheb) between PyG and gcn-train as safetensors.
 
   export    trains the tutorial model in PyG and saves its state_dict as safetensors
             (conv1.lin.weight (H, F), conv1.bias (H), conv2.lin.weight (C, H), conv2.bias (C)),
@@ -151,10 +151,11 @@ def cmd_export(args, impl):
 
     dataset, data = pyg_common.load_planetoid(args.data_root, args.dataset, args.device, PROG)
     torch.manual_seed(args.seed)
-    r = pyg_common.recipe(args.model, hidden=args.hidden, heads=args.heads)
+    r = pyg_common.recipe(args.model, hidden=args.hidden, heads=args.heads, layers=args.layers, K=args.K)
     model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
-                                  layers=args.layers, heads=r.get("heads", 1), dropout=r["dropout"],
-                                  input_dropout=r["input_dropout"], attention_dropout=r.get("attention_dropout", 0.0))
+                                  layers=r["layers"], heads=r.get("heads", 1), dropout=r["dropout"],
+                                  input_dropout=r["input_dropout"], attention_dropout=r.get("attention_dropout", 0.0),
+                                  **pyg_common.model_hyper(args.model, r))
     model = model.to(torch.device(args.device))
     final = pyg_common.train_tutorial(model, data, epochs=args.epochs, lr=r["lr"], weight_decay=r["weight_decay"])
     metadata = {
@@ -185,9 +186,12 @@ def cmd_evaluate(args, impl):
     widths, layers, heads = pyg_common.model_from_state(args.model, state, dataset.num_features,
                                                         dataset.num_classes)
     hidden = widths[0] if widths else 16
+    # What the file does not fix (sgc's K) from --K or the model's recipe.
+    hyper = pyg_common.model_hyper(args.model, pyg_common.recipe(args.model, K=args.K))
+    hyper.update(pyg_common.hyper_from_state(args.model, state))
     model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes,
                                   hidden=widths if len(set(widths)) > 1 else hidden, layers=layers, heads=heads,
-                                  **pyg_common.hyper_from_state(args.model, state))
+                                  **hyper)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -208,13 +212,15 @@ def main():
     common.add_argument("--data-root", default=os.environ.get("GCN_DATA_ROOT") or "datasets")
     common.add_argument("--device", default="cpu")
     common.add_argument("--model", default="gcn", choices=sorted(pyg_common.RECIPES),
-                        help="gcn (the tutorial's), sage or gat (examples/gat.py's recipe)")
+                        help="gcn (the tutorial's), sage, gat (examples/gat.py's recipe), sgc or cheb")
+    common.add_argument("--K", type=int, help="sgc's and cheb's K (default: the model's; cheb's evaluate reads "
+                                              "it from the file)")
     ex = sub.add_parser("export", parents=[common], help="train in PyG, save safetensors")
     ex.add_argument("--out", required=True)
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--epochs", type=int, default=200)
     ex.add_argument("--hidden", type=int, help="default: the model's (16; 8 per head for gat)")
-    ex.add_argument("--layers", type=int, default=2)
+    ex.add_argument("--layers", type=int, help="default: the model's (2; 1 for sgc)")
     ex.add_argument("--heads", type=int, help="gat's hidden heads (default 8)")
     ev = sub.add_parser("evaluate", parents=[common], help="load safetensors into PyG, evaluate")
     ev.add_argument("--checkpoint", required=True)

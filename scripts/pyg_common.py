@@ -204,6 +204,13 @@ def rate_hyper(kind):
             if h["kind"] == "float" and h["max_exclusive"] and h["max"] == 1.0]
 
 
+def model_hyper(kind, r):
+    """The hyperparameters of recipe `r` that make_model takes as keyword arguments beyond
+    its named ones (heads, attention_dropout): cheb's and sgc's K, ..."""
+    return {h["key"]: r[h["key"]] for h in REGISTRY[kind]["hyper"]
+            if h["key"] not in ("heads", "attention_dropout")}
+
+
 def hyper_flags(kind, values):
     """gcn-train's flags for `kind`'s own hyperparameters in `values` (by config key)."""
     flags = []
@@ -216,17 +223,22 @@ def hyper_flags(kind, values):
 
 def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dropout=0.5,
                input_dropout=0.0, attention_dropout=0.0, **hyper):
-    """conv1 ... convL of PyG's GCNConv, SAGEConv (mean) or GATConv, with the activation
-    (ReLU; ELU for gat) and dropout between them, dropout on the input, and log_softmax
-    at the end. hidden: one width, or one per hidden layer (per head for gat; the last
-    GATConv has one head, concat=False). State-dict names: convK.lin.weight, convK.bias
-    (gcn); convK.lin_l.weight, convK.lin_l.bias, convK.lin_r.weight (sage); convK.att_src,
-    convK.att_dst, convK.bias, convK.lin.weight (gat). appnp and arma: _appnp_model and
-    _arma_model (their hyperparameters K, alpha, stacks, skip_dropout from **hyper, else the
-    recipe's)."""
+    """conv1 ... convL of PyG's GCNConv, SAGEConv (mean), GATConv or ChebConv (K, 'sym'),
+    with the activation (ReLU; ELU for gat) and dropout between them, dropout on the input,
+    and log_softmax at the end; sgc is one SGConv(F, C, K, cached=True) (layers must be 1,
+    hidden is not used). hidden: one width, or one per hidden layer (per head for gat; the
+    last GATConv has one head, concat=False). State-dict names: convK.lin.weight,
+    convK.bias (gcn); convK.lin_l.weight, convK.lin_l.bias, convK.lin_r.weight (sage);
+    convK.att_src, convK.att_dst, convK.bias, convK.lin.weight (gat); convK.lins.J.weight,
+    convK.bias (cheb); conv1.lin.weight, conv1.lin.bias (sgc). appnp and arma: _appnp_model
+    and _arma_model (their hyperparameters K, alpha, stacks, skip_dropout from **hyper, else
+    the recipe's)."""
     import torch
     import torch.nn.functional as F
-    from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+    from torch_geometric.nn import ChebConv, GATConv, GCNConv, SAGEConv, SGConv
+
+    if kind == "sgc" and layers != 1:
+        raise ValueError(f"sgc is one SGConv layer, not {layers}")
 
     widths = list(hidden) if isinstance(hidden, (list, tuple)) else [hidden] * (layers - 1)
     if len(widths) != layers - 1:
@@ -251,6 +263,12 @@ def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dr
                     conv = GCNConv(in_ch, out)
                 elif kind == "sage":
                     conv = SAGEConv(in_ch, out)
+                elif kind == "cheb":
+                    conv = ChebConv(in_ch, out, K=hyper["K"])
+                elif kind == "sgc":
+                    # cached=True as examples/sgc.py: Â^K X is computed once (with input dropout,
+                    # that would freeze the first mask, so then not cached).
+                    conv = SGConv(in_ch, out, K=hyper["K"], cached=input_dropout == 0.0)
                 else:
                     conv = GATConv(in_ch, out, heads=1 if last else heads, concat=not last,
                                    dropout=attention_dropout)
@@ -335,17 +353,20 @@ def make_gcn(num_features, num_classes, hidden=16):
 
 # The first weight of each kind's state_dict, with its rank.
 FIRST_WEIGHT = {"gcn": ("conv1.lin.weight", 2), "sage": ("conv1.lin_l.weight", 2), "gat": ("conv1.lin.weight", 2),
-                "appnp": ("lin1.weight", 2), "arma": ("conv1.init_weight", 3)}
+                "appnp": ("lin1.weight", 2), "arma": ("conv1.init_weight", 3), "sgc": ("conv1.lin.weight", 2),
+                "cheb": ("conv1.lins.0.weight", 2)}
 
 
 def model_from_state(kind, state, num_features, num_classes):
-    """(hidden widths, layers, heads) of a state_dict of make_model(kind, ...)."""
+    """(hidden widths, layers, heads) of a state_dict of make_model(kind, ...); the rest of
+    the architecture (cheb's K, arma's stacks) is hyper_from_state's."""
     if kind == "appnp":
         name, out_dim = "lin{}.weight", 0
     elif kind == "arma":
         name, out_dim = "conv{}.init_weight", 2  # [stacks, in, out]
     else:
-        name, out_dim = "conv{}." + ("lin_l.weight" if kind == "sage" else "lin.weight"), 0
+        weight = {"sage": "lin_l.weight", "cheb": "lins.0.weight"}.get(kind, "lin.weight")
+        name, out_dim = "conv{}." + weight, 0
     layers = 0
     while name.format(layers + 1) in state:
         layers += 1
@@ -356,10 +377,16 @@ def model_from_state(kind, state, num_features, num_classes):
 
 def hyper_from_state(kind, state):
     """The architecture hyperparameters a state_dict of make_model(kind, ...) fixes beyond
-    model_from_state's (make_model's keyword arguments): arma's stacks."""
+    model_from_state's, as make_model's keyword arguments: cheb's K (the count of
+    conv1.lins.J.weight), arma's stacks; {} for the others."""
     if kind == "arma":
         return {"stacks": int(state["conv1.init_weight"].shape[0])}
-    return {}
+    if kind != "cheb":
+        return {}
+    k = 0
+    while f"conv1.lins.{k}.weight" in state:
+        k += 1
+    return {"K": k}
 
 
 def accuracies(model, data):

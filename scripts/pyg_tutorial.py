@@ -37,7 +37,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--summary", action="store_true", help="print one summary object instead of one per run")
     ap.add_argument("--model", default="gcn", choices=sorted(pyg_common.RECIPES))
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--layers", type=int, help="default: the model's (2; 1 for sgc)")
+    ap.add_argument("--K", type=int, help="sgc's and cheb's K (default: the model's)")
     ap.add_argument("--hidden", help="one width, or one per hidden layer (64,32); default: the model's")
     ap.add_argument("--heads", type=int)
     ap.add_argument("--dropout", type=float)
@@ -69,14 +70,15 @@ def main():
         hidden = widths[0] if len(widths) == 1 else widths
     r = pyg_common.recipe(args.model, hidden=hidden, heads=args.heads, dropout=args.dropout,
                           input_dropout=args.input_dropout, attention_dropout=args.attention_dropout,
-                          lr=args.lr, weight_decay=args.weight_decay)
+                          lr=args.lr, weight_decay=args.weight_decay, layers=args.layers, K=args.K)
     runs = []
     for seed in pyg_common.parse_seeds(args.seeds):
         torch.manual_seed(seed)
         model = pyg_common.make_model(args.model, dataset.num_features, dataset.num_classes, hidden=r["hidden"],
-                                      layers=args.layers, heads=r.get("heads", 1), dropout=r["dropout"],
+                                      layers=r["layers"], heads=r.get("heads", 1), dropout=r["dropout"],
                                       input_dropout=r["input_dropout"],
-                                      attention_dropout=r.get("attention_dropout", 0.0)).to(device)
+                                      attention_dropout=r.get("attention_dropout", 0.0),
+                                      **pyg_common.model_hyper(args.model, r)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
         times = []
         sync()

@@ -80,6 +80,9 @@ const std::vector<Arch>& archs() {
       {"gcn3", "gcn", 3, {4, 3}, 4, {}},  {"sage2", "sage", 2, {}, 4, {}},
       {"sage3", "sage", 3, {4, 3}, 4, {}}, {"gat2", "gat", 2, {}, 3, {{"heads", 2}}},
       {"gat3", "gat", 3, {}, 2, {{"heads", 3}}}, {"gcn1", "gcn", 1, {}, 16, {}},
+      {"sgc1", "sgc", 1, {}, 16, {{"K", 1}}},  {"sgc3", "sgc", 1, {}, 16, {{"K", 3}}},
+      // cheb K = 4: every term of its Clenshaw recurrence (−b_{k+2} from K = 4).
+      {"cheb2", "cheb", 2, {}, 4, {{"K", 2}}}, {"cheb3", "cheb", 3, {4, 3}, 4, {{"K", 4}}},
       {"appnp2", "appnp", 2, {}, 4, {{"K", 3}, {"alpha", 0.2}}},
       {"appnp3", "appnp", 3, {4, 3}, 4, {{"K", 3}, {"alpha", 0.2}}},
       {"arma2", "arma", 2, {}, 4, {{"stacks", 2}}},
@@ -111,6 +114,38 @@ TEST(ModelParams, PyGNamesAndShapes) {
                                              "conv2.lin_l.weight", "conv2.lin_l.bias", "conv2.lin_r.weight"}));
   EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{4, 5}, {4}, {4, 5}, {3, 4}, {3}, {3, 4}}));
   EXPECT_EQ(ls.total, 20 + 4 + 20 + 12 + 3 + 12);
+
+  // SGConv(5, 3, K): its Linear's weight and bias, whatever K and --hidden.
+  ModelShape sgc = ModelShape::of("sgc", 5, 4, 3);
+  sgc.layers = 1;
+  sgc.hyper["K"] = 3;
+  const ParamLayout lsg(sgc);
+  names.clear();
+  shapes.clear();
+  for (const ParamTensor& t : lsg.tensors) {
+    names.push_back(t.name);
+    shapes.push_back(t.file_shape);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1.lin.weight", "conv1.lin.bias"}));
+  EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{3, 5}, {3}}));
+  EXPECT_EQ(lsg.total, 15 + 3);
+  EXPECT_EQ(sgc.describe(), "sgc 5-3");
+
+  // ChebConv(5, 4, K=2) -> ChebConv(4, 3, K=2): PyG's state_dict order (the bias, then lins).
+  ModelShape cheb = ModelShape::of("cheb", 5, 4, 3);
+  cheb.hyper["K"] = 2;
+  const ParamLayout lc(cheb);
+  names.clear();
+  shapes.clear();
+  for (const ParamTensor& t : lc.tensors) {
+    names.push_back(t.name);
+    shapes.push_back(t.file_shape);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1.bias", "conv1.lins.0.weight", "conv1.lins.1.weight", "conv2.bias",
+                                             "conv2.lins.0.weight", "conv2.lins.1.weight"}));
+  EXPECT_EQ(shapes, (std::vector<std::vector<int64_t>>{{4}, {4, 5}, {4, 5}, {3}, {3, 4}, {3, 4}}));
+  EXPECT_EQ(lc.total, 4 + 40 + 3 + 24);
+  EXPECT_EQ(cheb.describe(), "cheb 5-4-3 K=2");
 
   ModelShape gat = ModelShape::of("gat", 5, 4, 3);
   gat.hyper["heads"] = 2;
@@ -188,8 +223,8 @@ TEST(ModelParams, PyGNamesAndShapes) {
 }
 
 // PyG 2.8's initialisation: glorot over the last two dimensions of PyG's
-// shape; SAGEConv's Linear kaiming-uniform(a = sqrt 5), i.e. ±1/sqrt(in), and
-// its bias uniform in ±1/sqrt(in); other biases zero.
+// shape; SAGEConv's and SGConv's Linear kaiming-uniform(a = sqrt 5), i.e.
+// ±1/sqrt(in), and its bias uniform in ±1/sqrt(in); other biases zero.
 TEST(ModelParams, InitialisationFollowsPyG) {
   for (const Arch& a : archs()) {
     const ModelShape s = shape_of(a, 40, 7);
@@ -200,11 +235,13 @@ TEST(ModelParams, InitialisationFollowsPyG) {
     for (const ParamTensor& t : layout.tensors) {
       double bound = 0.0;
       const std::vector<int64_t> fs = t.file_shape;
-      // torch's Linear init (SAGEConv's lin_l and lin_r, APPNP's Linears).
-      const bool sage = std::string(a.type) == "sage" || std::string(a.type) == "appnp";
-      if (t.name.find("bias") != std::string::npos && !sage) {
+      // PyG's Linear and torch's with their default initialisers (SAGEConv's, SGConv's, APPNP's
+      // Linears): ±1/sqrt(in), the bias too.
+      const bool fan_in = std::string(a.type) == "sage" || std::string(a.type) == "sgc" ||
+                          std::string(a.type) == "appnp";
+      if (t.name.find("bias") != std::string::npos && !fan_in) {
         bound = 0.0;
-      } else if (sage) {
+      } else if (fan_in) {
         bound = 1.0 / std::sqrt(static_cast<double>(s.in_cols(t.layer)));
       } else {
         bound = std::sqrt(6.0 / static_cast<double>(fs[fs.size() - 2] + fs.back()));

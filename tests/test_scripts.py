@@ -409,7 +409,7 @@ class Registry(Base):
 
 
 class ModelsPyG(Base):
-    """GraphSAGE and GAT against PyG 2.8: loss parity and models moved both ways; skipped
+    """GraphSAGE, GAT, ChebConv and SGConv against PyG 2.8: loss parity and models moved both ways; skipped
     without a Python that has torch_geometric."""
 
     def setUp(self):
@@ -434,8 +434,23 @@ class ModelsPyG(Base):
             self.assertLess(r[m]["max_rel"], 1e-4)
             self.assertGreater(r[m]["pyg"][0] - r[m]["pyg"][-1], 0.1)  # it trained
 
+    def test_loss_parity_by_K(self):
+        """sgc (one SGConv) and cheb (2 layers) at K = 1 and 3, with parity_pyg.py --hyper."""
+        for k in ("1", "3"):
+            with self.subTest(K=k):
+                out = os.path.join(self.tmp, f"parity-K{k}.json")
+                p = run(self.python, "parity_pyg.py", "--gcn-train", GCN_TRAIN, "--data-root", DATA_ROOT,
+                        "--epochs", "20", "--models", "sgc,cheb", "--hyper", f"K={k}", "--json", out)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertIn(f"| sgc | 1 | K={k} |", p.stdout)
+                with open(out) as fh:
+                    r = json.load(fh)
+                for m in ("sgc", "cheb"):
+                    self.assertLess(r[m]["max_rel"], 1e-4, m)
+                    self.assertGreater(r[m]["pyg"][0] - r[m]["pyg"][-1], 0.01, m)  # it trained
+
     def test_models_move_both_ways(self):
-        for model in ("sage", "gat", "appnp", "arma"):
+        for model in ("sage", "gat", "sgc", "cheb", "appnp", "arma"):
             with self.subTest(model=model):
                 path = os.path.join(self.tmp, f"{model}.safetensors")
                 p = run(self.python, "pyg_checkpoint.py", "export", "--model", model, "--data-root", DATA_ROOT,

@@ -73,6 +73,50 @@ CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const 
   return a;
 }
 
+CsrMatrix cheb_laplacian(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
+                         const std::vector<float>& edge_weight) {
+  if (edge_src.size() != edge_dst.size() || (!edge_weight.empty() && edge_weight.size() != edge_src.size())) {
+    throw DataError(fmt::format("cheb_laplacian: {} sources, {} targets, {} weights", edge_src.size(),
+                                edge_dst.size(), edge_weight.size()));
+  }
+  if (n_nodes < 0) throw DataError(fmt::format("cheb_laplacian: {} nodes", n_nodes));
+  const auto n = static_cast<std::size_t>(n_nodes);
+  std::vector<double> deg(n, 0.0);
+  std::vector<std::vector<std::pair<int32_t, double>>> into(n);  // (source, weight) of the edges into each node
+  for (std::size_t e = 0; e < edge_src.size(); ++e) {
+    const int32_t s = edge_src[e], d = edge_dst[e];
+    if (s < 0 || s >= n_nodes || d < 0 || d >= n_nodes) {
+      throw DataError(fmt::format("cheb_laplacian: edge {} ({} -> {}) outside [0, {})", e, s, d, n_nodes));
+    }
+    if (s == d) continue;  // remove_self_loops
+    const double w = edge_weight.empty() ? 1.0 : edge_weight[e];
+    deg[static_cast<std::size_t>(s)] += w;
+    into[static_cast<std::size_t>(d)].push_back({s, w});
+  }
+  std::vector<double> inv_sqrt(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) inv_sqrt[i] = deg[i] > 0.0 ? 1.0 / std::sqrt(deg[i]) : 0.0;
+  CsrMatrix l;
+  l.n_rows = l.n_cols = n_nodes;
+  l.indptr.assign(1, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<std::pair<int32_t, double>>& src = into[i];
+    std::stable_sort(src.begin(), src.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::size_t k = 0; k < src.size();) {
+      const int32_t j = src[k].first;
+      double v = 0.0;
+      // (weight 1: the same bits as the unweighted product)
+      for (; k < src.size() && src[k].first == j; ++k) v -= inv_sqrt[static_cast<std::size_t>(j)] * src[k].second * inv_sqrt[i];
+      l.indices.push_back(j);
+      l.values.push_back(static_cast<float>(v));
+    }
+    if (l.indices.size() > static_cast<std::size_t>(INT32_MAX)) {
+      throw DataError(fmt::format("cheb_laplacian: more than {} entries", INT32_MAX));
+    }
+    l.indptr.push_back(static_cast<int32_t>(l.indices.size()));
+  }
+  return l;
+}
+
 AttentionEdgeLists attention_edge_lists(int32_t n_nodes, const std::vector<int32_t>& edge_src,
                                         const std::vector<int32_t>& edge_dst) {
   if (edge_src.size() != edge_dst.size()) {

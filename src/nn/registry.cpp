@@ -16,6 +16,8 @@ namespace gcn {
 const ModelType& gcn_model_type();
 const ModelType& sage_model_type();
 const ModelType& gat_model_type();
+const ModelType& cheb_model_type();
+const ModelType& sgc_model_type();
 const ModelType& appnp_model_type();
 const ModelType& arma_model_type();
 
@@ -24,6 +26,8 @@ const std::vector<const ModelType*>& model_types() {
       &gcn_model_type(),
       &sage_model_type(),
       &gat_model_type(),
+      &cheb_model_type(),
+      &sgc_model_type(),
       &appnp_model_type(),
       &arma_model_type(),
   };

@@ -25,6 +25,22 @@ namespace gcn {
 CsrMatrix gcn_norm(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
                    const std::vector<float>& edge_weight = {});
 
+// ChebConv's scaled Laplacian L̂ = 2L / λmax − I for normalization="sym"
+// (PyG's get_laplacian then ChebConv.__norm__), whose row i holds the
+// messages into node i: self loops removed, deg(j) = the edges out of j
+// (get_laplacian's degree of edge_index[0]; duplicates count as often as
+// they appear), deg^-1/2 = 0 for a node without any (PyG's inf -> 0), and
+// L = I − D^-1/2 A D^-1/2, whose largest entry is the diagonal's 1, so
+// λmax = 2·1 and L̂ = −D^-1/2 A D^-1/2:
+// L̂[i][j] = −Σ_{edges j -> i} deg(j)^-1/2 · deg(i)^-1/2, the diagonal zero
+// (not stored). Computed in double, stored as float; duplicates merged
+// within a row, columns ascending. Throws gcn::DataError for a node outside
+// [0, n_nodes). With edge weights (one per edge; empty: all 1), get_laplacian's:
+// deg(j) sums the weights out of j and the entry of j -> i is
+// −deg(j)^-1/2 · w · deg(i)^-1/2.
+CsrMatrix cheb_laplacian(int32_t n_nodes, const std::vector<int32_t>& edge_src, const std::vector<int32_t>& edge_dst,
+                         const std::vector<float>& edge_weight = {});
+
 // The edges of a GATConv layer on the host (Backend's EdgeLists): PyG's
 // remove_self_loops then add_self_loops, i.e. the edges j -> i (edge_src = j,
 // edge_dst = i) with j != i as given (a duplicate stays a duplicate), plus
