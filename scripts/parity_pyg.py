@@ -49,7 +49,7 @@ def pyg_losses(kind, dataset, data, args):
     for _ in range(args.epochs):
         model.train()
         opt.zero_grad()
-        out = model(data.x, data.edge_index)
+        out = model(data.x, data.edge_index, getattr(data, "edge_weight", None))
         loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
         loss.backward()
         opt.step()
@@ -73,6 +73,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tol", type=float, default=1e-4, help="largest relative difference allowed")
     ap.add_argument("--json", help="also write every loss here")
+    ap.add_argument("--edge-weights", action="store_true",
+                    help="train on the dataset with random edge weights in [0.5, 2) (seeded by --seed), given to "
+                         "gcn-train as a graph file with edge_weight (sage and gat ignore them on both sides)")
     args = ap.parse_args()
     hyper = {}
     for item in args.hyper:
@@ -96,6 +99,17 @@ def main():
     torch.set_num_threads(1)
     dataset, data = pyg_common.load_planetoid(args.data_root, args.dataset, "cpu", PROG)
     tmp = tempfile.mkdtemp(prefix="parity_pyg_")
+    graph = ["--dataset", args.dataset]
+    if args.edge_weights:
+        import export_pyg
+
+        g = torch.Generator().manual_seed(args.seed)
+        data.edge_weight = 0.5 + 1.5 * torch.rand(data.edge_index.size(1), generator=g)
+        path = os.path.join(tmp, "weighted.safetensors")
+        tensors, metadata = export_pyg.data_tensors(data, pyg_common.NAMES[args.dataset], dataset.num_classes)
+        export_pyg.write_safetensors(path, tensors, metadata)
+        # The features are PyG's, normalised already.
+        graph = ["--dataset", path, "--no-normalize-features"]
     out, worst_all = {}, 0.0
     print(f"{args.dataset}, {args.epochs} epochs, every dropout 0, the same initial weights; PyG "
           f"{torch_geometric.__version__} (torch {torch.__version__}) against gcn-train on {args.device}")
@@ -107,7 +121,7 @@ def main():
         pyg_checkpoint.builtin_save(init, path, {"format": "pt"})
         report = os.path.join(tmp, f"{kind}.json")
         hyper = {h["key"]: r[h["key"]] for h in pyg_common.REGISTRY[kind]["hyper"] if not h["architecture"]}
-        cmd = [args.gcn_train, "--dataset", args.dataset, "--device", args.device, "--model", kind,
+        cmd = [args.gcn_train] + graph + ["--device", args.device, "--model", kind,
                "--init", path, "--epochs", str(args.epochs), "--dropout", "0",
                "--input-dropout", "0", "--lr", str(r["lr"]), "--weight-decay", str(r["weight_decay"]),
                "--quiet", "--json", report] + pyg_common.hyper_flags(kind, hyper)

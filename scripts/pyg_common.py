@@ -277,10 +277,12 @@ def make_model(kind, num_features, num_classes, hidden=16, layers=2, heads=1, dr
                 self.names.append(f"conv{k + 1}")
                 in_ch = out
 
-        def forward(self, x, edge_index):
+        def forward(self, x, edge_index, edge_weight=None):
+            # edge_weight (gcn, cheb, sgc): as conv(x, edge_index, edge_weight); sage and gat take none.
+            weights = (edge_weight,) if edge_weight is not None and kind in ("gcn", "cheb", "sgc") else ()
             x = F.dropout(x, p=input_dropout, training=self.training)
             for k, name in enumerate(self.names):
-                x = getattr(self, name)(x, edge_index)
+                x = getattr(self, name)(x, edge_index, *weights)
                 if k < layers - 1:
                     x = F.elu(x) if kind == "gat" else x.relu()
                     x = F.dropout(x, p=dropout, training=self.training)
@@ -306,13 +308,13 @@ def _appnp_model(num_features, num_classes, widths, layers, dropout, input_dropo
                 setattr(self, name, torch.nn.Linear(dims[k], dims[k + 1]))
             self.prop1 = APPNP(K, alpha)
 
-        def forward(self, x, edge_index):
+        def forward(self, x, edge_index, edge_weight=None):
             x = F.dropout(x, p=input_dropout, training=self.training)
             for k, name in enumerate(self.lins):
                 x = getattr(self, name)(x)
                 if k < layers - 1:
                     x = F.dropout(x.relu(), p=dropout, training=self.training)
-            return F.log_softmax(self.prop1(x, edge_index), dim=1)
+            return F.log_softmax(self.prop1(x, edge_index, edge_weight), dim=1)
 
     return Net()
 
@@ -334,10 +336,10 @@ def _arma_model(num_features, num_classes, widths, layers, dropout, input_dropou
                 setattr(self, name, ARMAConv(dims[k], dims[k + 1], num_stacks=stacks, num_layers=1,
                                              shared_weights=True, dropout=skip_dropout))
 
-        def forward(self, x, edge_index):
+        def forward(self, x, edge_index, edge_weight=None):
             x = F.dropout(x, p=input_dropout, training=self.training)
             for k, name in enumerate(self.convs):
-                x = getattr(self, name)(x, edge_index)
+                x = getattr(self, name)(x, edge_index, edge_weight)
                 if k < layers - 1:
                     x = F.dropout(x.relu(), p=dropout, training=self.training)
             return F.log_softmax(x, dim=1)

@@ -297,6 +297,42 @@ class GraphFile(GraphBase):
         self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
         self.assertIn("edge_index: edge 0 (0 -> 9) has an endpoint outside [0, 4)", p.stderr)
 
+    def test_edge_weights_train_the_models_that_take_them(self):
+        """A graph file's edge_weight changes gcn's training (and --no-edge-weights is the
+        unweighted file); sage trains on the unweighted graph and says so in one line;
+        --export-graph writes the weights back."""
+        P = export_pyg.pack
+        edges = [0, 1, 2, 3, 0, 2, 1, 2, 3, 0, 1, 2]
+        tensors = {
+            "edge_index": ("I64", (2, 6), P("I64", edges)),
+            "x": ("F32", (4, 2), P("F32", [1, 0, 0, 1, 1, 1, 2, 0])),
+            "y": ("I64", (4,), P("I64", [0, 1, 0, 1])),
+            "train_mask": ("BOOL", (4,), P("BOOL", [True, True, False, False])),
+            "val_mask": ("BOOL", (4,), P("BOOL", [False, False, True, False])),
+            "test_mask": ("BOOL", (4,), P("BOOL", [False, False, False, True])),
+        }
+        meta = {"format": export_pyg.FORMAT, "format_version": "1", "name": "tiny"}
+        plain, weighted = os.path.join(self.tmp, "plain.safetensors"), os.path.join(self.tmp, "w.safetensors")
+        export_pyg.write_safetensors(plain, tensors, meta)
+        export_pyg.write_safetensors(weighted, dict(tensors, edge_weight=("F32", (6,), P("F32", [1, 3, 0.5, 2, 1, 4]))),
+                                     meta)
+        loss = lambda j: [h["loss"] for h in j["runs"][0]["history"]]  # noqa: E731
+        for model in ("gcn", "cheb", "sgc", "appnp", "arma"):
+            with self.subTest(model=model):
+                w = self.report("--dataset", weighted, "--model", model, "--epochs", "3")
+                u = self.report("--dataset", plain, "--model", model, "--epochs", "3")
+                self.assertNotEqual(loss(w), loss(u))
+                self.assertEqual(loss(self.report("--dataset", weighted, "--model", model, "--epochs", "3",
+                                                  "--no-edge-weights")), loss(u))
+        p = gcn_train("--dataset", weighted, "--model", "sage", "--epochs", "2", "--device", "cpu")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("--model sage ignores the graph's edge weights", p.stdout + p.stderr)
+        out = os.path.join(self.tmp, "back.safetensors")
+        p = gcn_train("--dataset", weighted, "--export-graph", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        _, back = export_pyg.read_safetensors(out)
+        self.assertIn("edge_weight", back)
+
     def test_export_graph_reads_back_in_plain_python(self):
         path = os.path.join(self.tmp, "syn.safetensors")
         p = gcn_train("--dataset", "synthetic:nodes=500,degree=4,features=50,nnz=5,classes=3,train_per_class=5,"
@@ -448,6 +484,20 @@ class ModelsPyG(Base):
                 for m in ("sgc", "cheb"):
                     self.assertLess(r[m]["max_rel"], 1e-4, m)
                     self.assertGreater(r[m]["pyg"][0] - r[m]["pyg"][-1], 0.01, m)  # it trained
+
+    def test_loss_parity_with_edge_weights(self):
+        """The models that take edge weights, on Cora with random weights (a graph file for
+        gcn-train): PyG's losses within 1e-4."""
+        out = os.path.join(self.tmp, "parity.json")
+        models = [m for m in MODELS if MODELS[m]["uses_edge_weights"]]
+        p = run(self.python, "parity_pyg.py", "--gcn-train", GCN_TRAIN, "--data-root", DATA_ROOT, "--epochs", "20",
+                "--models", ",".join(models), "--edge-weights", "--json", out)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(out) as fh:
+            r = json.load(fh)
+        self.assertEqual(sorted(r), sorted(models))
+        for m in models:
+            self.assertLess(r[m]["max_rel"], 1e-4, m)
 
     def test_models_move_both_ways(self):
         for model in ("sage", "gat", "sgc", "cheb", "appnp", "arma"):
