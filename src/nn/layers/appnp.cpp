@@ -140,19 +140,8 @@ class Linear final : public Layer {
     input_.plan(p, name_, in, input_dropout_);
     const int64_t n = p.n_nodes();
     const int64_t out_b = out_ * p.batch();
-    for (Pass pass : {Pass::kEval, Pass::kTrain}) {
-      const int i = pass_index(pass);
-      if (shared && pass == Pass::kTrain) {
-        xw_[i] = xw_[pass_index(Pass::kEval)];
-        out[i] = out[pass_index(Pass::kEval)];
-        continue;
-      }
-      const std::string suffix = shared ? "" : pass_suffix(pass);
-      xw_[i] = p.tensor(name_ + ".xw" + suffix, n, out_b);   // (N, out) in · W
-      out[i] = p.tensor(name_ + ".out" + suffix, n, out_b);  // (N, out) I · (in · W) + b
-      p.prepare(pass, out[i], bias_);
-      if (input_.prepared()) p.prepare(pass, xw_[i], -1);
-    }
+    // (N, out) in · W and I · (in · W) + b
+    input_.plan_outputs(p, name_, shared, out_b, bias_, xw_, out);
     for (int i = 0; i < 2; ++i) out_ids_[i] = out[i];
     if (input_.prepared()) p.prepare_grad(Pass::kTrain, weight_, in_, out_b);
     const int32_t nodes = static_cast<int32_t>(n);

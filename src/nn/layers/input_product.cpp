@@ -45,4 +45,22 @@ void InputProduct::weight_grad(const LayerContext& c, ConstMatRef g, MatRef dw) 
   }
 }
 
+void InputProduct::plan_outputs(Planner& p, const std::string& name, bool shared, int64_t cols, int64_t bias_offset,
+                                Workspace::Id xw[2], Workspace::Id out[2]) const {
+  const int64_t n = p.n_nodes();
+  for (Pass pass : {Pass::kEval, Pass::kTrain}) {
+    const int i = pass_index(pass);
+    if (shared && pass == Pass::kTrain) {
+      xw[i] = xw[pass_index(Pass::kEval)];
+      out[i] = out[pass_index(Pass::kEval)];
+      continue;
+    }
+    const std::string suffix = shared ? "" : pass_suffix(pass);
+    xw[i] = p.tensor(name + ".xw" + suffix, n, cols);
+    out[i] = p.tensor(name + ".out" + suffix, n, cols);
+    p.prepare(pass, out[i], bias_offset);
+    if (prepared()) p.prepare(pass, xw[i], -1);
+  }
+}
+
 }  // namespace gcn

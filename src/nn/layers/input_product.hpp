@@ -29,6 +29,15 @@ class InputProduct {
   // dw = inᵀ · g (training pass).
   void weight_grad(const LayerContext& c, ConstMatRef g, MatRef dw) const;
 
+  // The tensors of a layer that is this product then a sparse product with
+  // the bias (gcn's Â·(in·W) + b, sgc's Â^K, a Linear's I·(in·W) + b), for
+  // each pass: xw (N, cols) = in · W and out (N, cols), named
+  // name.xw[.train|.eval] and name.out[...]; one pair for both passes when
+  // `shared`. out starts from the bias at bias_offset; xw is prepared when
+  // the input is sparse.
+  void plan_outputs(Planner& p, const std::string& name, bool shared, int64_t cols, int64_t bias_offset,
+                    Workspace::Id xw[2], Workspace::Id out[2]) const;
+
  private:
   bool sparse_ = false;
   float dropout_ = 0.0f;
