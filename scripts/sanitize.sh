@@ -34,6 +34,9 @@ built=$(date +%s)
 
 export GCN_DATA_ROOT="${GCN_DATA_ROOT:-$root/datasets}"
 export GCN_REQUIRE_DATA=1
+# The comparisons with PyG (tests/test_scripts.py) check numerics, which the
+# plain suite does; under the sanitizers they would only add time.
+export GCN_PYG_PYTHON="${GCN_PYG_PYTHON:-none}"
 export GCN_REQUIRE_GPU=1  # the simulated GPU: the CUDA tests must run, not skip
 # abort_on_error: a report ends the process with SIGABRT, which ctest counts
 # as a failure even where a test's own exit code would not be looked at.

@@ -240,9 +240,13 @@ _PYG_PYTHON = []
 
 
 def pyg_python():
-    """A Python that imports torch_geometric, or None."""
+    """A Python that imports torch_geometric, or None (also when GCN_PYG_PYTHON=none: the
+    sanitizer suite, where the comparisons with PyG would only add time)."""
     if not _PYG_PYTHON:
         found = None
+        if os.environ.get("GCN_PYG_PYTHON") == "none":
+            _PYG_PYTHON.append(None)
+            return None
         for python in (os.environ.get("GCN_PYG_PYTHON"), sys.executable, os.path.expanduser("~/pyg/bin/python3")):
             if python and os.access(python, os.X_OK) and has_module(python, "torch_geometric"):
                 found = python
